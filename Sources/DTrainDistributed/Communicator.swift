@@ -1,0 +1,89 @@
+/// Element types a collective can carry.
+public enum CollectiveType: Sendable {
+    case float32, float64, int64, byte
+
+    public var size: Int {
+        switch self {
+        case .float32: return 4
+        case .float64, .int64: return 8
+        case .byte: return 1
+        }
+    }
+}
+
+/// The reduction a collective applies.
+public enum ReduceOp: Sendable {
+    case sum, max, min
+}
+
+/// A failed collective: which operation, and the transport's own message.
+public struct CommunicatorError: Error, CustomStringConvertible {
+    public let operation: String
+    public let message: String
+    public init(operation: String, message: String) {
+        self.operation = operation
+        self.message = message
+    }
+    public var description: String { "\(operation) failed: \(message)" }
+}
+
+/// The group of processes that train together.
+///
+/// Everything distributed in dtrain goes through this protocol, so layers and the trainer never
+/// know whether they run under mpirun: `MPICommunicator` talks to Open MPI, `SingleProcessCommunicator`
+/// is a world of one that makes no MPI calls. Every rank must issue the same collectives in the same
+/// order.
+public protocol Communicator: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Rank among the processes on this node, and how many there are.
+    var localRank: Int { get }
+    var localSize: Int { get }
+
+    /// In-place allreduce of `count` elements at `buffer`.
+    func allreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws
+    /// Overwrites `buffer` on every rank with root's.
+    func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, root: Int) throws
+    /// Gathers `count` elements from every rank into `recv` (size × count, rank order).
+    func allgather(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, type: CollectiveType) throws
+    func barrier() throws
+    /// Ends every process of the job (after a fatal error on one rank).
+    func abort(code: Int32) -> Never
+    /// A communicator over the same processes for a thread that communicates on its own.
+    func duplicate() throws -> Communicator
+}
+
+extension Communicator {
+    public var isRoot: Bool { rank == 0 }
+
+    public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, op: ReduceOp = .sum) throws {
+        try allreduce(UnsafeMutableRawPointer(values.baseAddress!), count: values.count, type: .float32, op: op)
+    }
+
+    public func allreduce(_ values: UnsafeMutableBufferPointer<Double>, op: ReduceOp = .sum) throws {
+        try allreduce(UnsafeMutableRawPointer(values.baseAddress!), count: values.count, type: .float64, op: op)
+    }
+}
+
+/// A world of one process: collectives are identities and no MPI call is made.
+public final class SingleProcessCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public var localRank: Int { 0 }
+    public var localSize: Int { 1 }
+    public func allreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws {}
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, root: Int) throws {}
+    public func allgather(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, type: CollectiveType) throws {
+        recv.copyMemory(from: send, byteCount: count * type.size)
+    }
+    public func barrier() throws {}
+    public func abort(code: Int32) -> Never { exit(code) }
+    public func duplicate() throws -> Communicator { SingleProcessCommunicator() }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,68 @@
+import DTrainCore
+
+/// Training or evaluation behaviour (BatchNorm statistics, dropout).
+public enum Mode: Sendable {
+    case train, eval
+}
+
+/// What a layer needs while it is built for a batch size.
+public final class BuildContext {
+    /// Scratch memory shared by all layers of the model.
+    public let workspace: Workspace
+    /// Seed for layers that draw random numbers while running (dropout).
+    public let seed: UInt64
+
+    public init(workspace: Workspace, seed: UInt64 = 0) {
+        self.workspace = workspace
+        self.seed = seed
+    }
+}
+
+/// A network layer: forward and backward side by side over NHWC tensors.
+///
+/// Life cycle: construct (declares parameters), bind parameters (`ParameterStore`), then `build`
+/// for an input shape and the largest batch, which allocates the layer's output and input-gradient
+/// buffers and reserves workspace. After that `forward` and `backward` allocate nothing, for any
+/// batch up to the one built for.
+///
+/// Conventions: `forward` returns a view of memory the layer owns, valid until its next forward.
+/// `backward` takes dL/dy for the last forward and returns dL/dx (owned by the layer; not computed,
+/// and an empty tensor returned, when built with `inputNeedsGradient == false`). Parameter gradients
+/// are accumulated (+=) into `Parameter.grad`, so gradient accumulation over micro-batches is free
+/// and the optimizer zeroes them.
+public protocol Layer: AnyObject {
+    /// Allocates buffers for inputs of `input` per sample and up to `maxBatch` samples; returns the
+    /// output shape. Called again with a different shape, it reallocates.
+    func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape
+
+    /// x: [N, H, W, C] → y: [N, H', W', C'].
+    func forward(_ x: Tensor, mode: Mode) -> Tensor
+
+    /// dy: [N, H', W', C'] → dx: [N, H, W, C].
+    func backward(_ dy: Tensor) -> Tensor
+
+    /// Appends this layer's parameters and buffers, named under `prefix` as torch names them.
+    func collectState(prefix: String, into entries: inout [StateEntry])
+
+    /// Multiply-accumulates per sample of the last build (convolutions and linear layers).
+    var macsPerSample: Int { get }
+
+    /// Calls `body` on this layer and every layer inside it, depth first.
+    func visit(_ body: (Layer) -> Void)
+}
+
+extension Layer {
+    public func collectState(prefix: String, into entries: inout [StateEntry]) {}
+    public var macsPerSample: Int { 0 }
+    public func visit(_ body: (Layer) -> Void) { body(self) }
+
+    /// Every parameter, in state order.
+    public var parameters: [Parameter] {
+        var entries: [StateEntry] = []
+        collectState(prefix: "", into: &entries)
+        return entries.compactMap { if case .parameter(let p) = $0.kind { return p } else { return nil } }
+    }
+}
+
+/// An empty tensor, returned as dx by layers built without an input gradient.
+public let noGradient = Tensor(data: UnsafeMutablePointer<Float>(bitPattern: 64)!, batch: 0, shape: FeatureShape(height: 0, width: 0, channels: 0))

@@ -1,0 +1,106 @@
+import DTrainCore
+
+/// How a tensor's memory order differs from the torch shape it is exported with.
+public enum TorchLayout: Sendable {
+    /// Same order as torch.
+    case identity
+    /// Convolution weight stored O×KH×KW×I (GEMM-friendly for NHWC); torch's is O×I×KH×KW.
+    case convOHWI
+}
+
+/// What a parameter is, for rules such as "no weight decay on BatchNorm parameters and biases".
+public enum ParameterRole: Sendable {
+    case weight, bias, normWeight, normBias
+}
+
+/// How a parameter is initialised (as torchvision's models do).
+public enum Initializer: Sendable {
+    /// kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2 / fan_out).
+    case kaimingNormalFanOut(fanOut: Int)
+    /// kaiming_normal_(mode="fan_in", nonlinearity="relu"): N(0, 2 / fan_in).
+    case kaimingNormalFanIn(fanIn: Int)
+    /// U(-bound, bound), as nn.Linear's and nn.Conv2d's defaults (bound = 1 / sqrt(fan_in)).
+    case uniform(bound: Float)
+    case normal(std: Float)
+    case constant(Float)
+}
+
+/// A trainable tensor. Its values and gradients live in a model's flat parameter buffers
+/// (bound by `ParameterStore`), so optimizers and allreduce work over one contiguous array.
+public final class Parameter {
+    public let torchShape: [Int]
+    public let layout: TorchLayout
+    public let role: ParameterRole
+    public var initializer: Initializer
+    public let count: Int
+    /// False for frozen parameters: no gradient is computed for them.
+    public var trainable = true
+
+    public private(set) var value: UnsafeMutablePointer<Float>!
+    public private(set) var grad: UnsafeMutablePointer<Float>!
+    /// Offset of this parameter in its store's flat buffers.
+    public private(set) var offset = 0
+
+    public init(torchShape: [Int], layout: TorchLayout = .identity, role: ParameterRole, initializer: Initializer) {
+        self.torchShape = torchShape
+        self.layout = layout
+        self.role = role
+        self.initializer = initializer
+        count = torchShape.reduce(1, *)
+    }
+
+    func bind(values: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, offset: Int) {
+        value = values + offset
+        grad = grads + offset
+        self.offset = offset
+    }
+
+    public var values: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: value, count: count) }
+    public var grads: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: grad, count: count) }
+}
+
+/// A float buffer that is part of the state but not trained (BatchNorm's running statistics).
+public final class StateBuffer {
+    public let torchShape: [Int]
+    public let storage: Storage
+
+    public init(torchShape: [Int], fill: Float) {
+        self.torchShape = torchShape
+        storage = Storage(count: torchShape.reduce(1, *))
+        if fill != 0 { storage.buffer.update(repeating: fill) }
+    }
+
+    public var count: Int { storage.count }
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
+}
+
+/// An int64 counter in the state (BatchNorm's num_batches_tracked).
+public final class StateCounter {
+    public var value: Int64 = 0
+    public init() {}
+}
+
+/// One named entry of a model's state, named as in torchvision's state_dict.
+public struct StateEntry {
+    public enum Kind {
+        case parameter(Parameter)
+        case buffer(StateBuffer)
+        case counter(StateCounter)
+    }
+    public let name: String
+    public let kind: Kind
+
+    public var torchShape: [Int] {
+        switch kind {
+        case .parameter(let p): return p.torchShape
+        case .buffer(let b): return b.torchShape
+        case .counter: return []
+        }
+    }
+}
+
+/// Joins a prefix and a name the way torch's state_dict does ("layer1.0" + "conv1").
+@inline(__always)
+public func qualified(_ prefix: String, _ name: String) -> String {
+    prefix.isEmpty ? name : (name.isEmpty ? prefix : prefix + "." + name)
+}

@@ -1,0 +1,51 @@
+import DTrainCore
+import DTrainNN
+
+/// Stochastic gradient descent with momentum, Nesterov and weight decay, as torch.optim.SGD,
+/// in one fused pass over a model's flat parameter buffer.
+///
+/// Per element: g = grad + wd·w; buf = momentum·buf + g (buf = g on the first step);
+/// update = nesterov ? g + momentum·buf : buf; w -= lr·update.
+public final class SGD {
+    public var momentum: Float
+    public var nesterov: Bool
+    public let store: ParameterStore
+    /// Momentum buffers, laid out as the store's flat values.
+    public let momentumBuffer: Storage
+    /// Weight decay per element (0 where a parameter is excluded from decay).
+    private let decay: Storage
+    public private(set) var steps = 0
+
+    /// `decayFor` gives each parameter's weight decay (for example 0 for BatchNorm parameters).
+    public init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false,
+                decayFor: (Parameter) -> Float) {
+        self.store = store
+        self.momentum = momentum
+        self.nesterov = nesterov
+        momentumBuffer = Storage(count: store.count)
+        decay = Storage(count: store.count)
+        for p in store.parameters {
+            (decay.pointer + p.offset).update(repeating: p.trainable ? decayFor(p) : 0, count: p.count)
+        }
+    }
+
+    public convenience init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float) {
+        self.init(store: store, momentum: momentum, nesterov: nesterov) { _ in weightDecay }
+    }
+
+    /// One update with learning rate `lr`.
+    public func step(lr: Float) {
+        let w = store.values.pointer, g = store.grads.pointer
+        let buf = momentumBuffer.pointer, wd = decay.pointer
+        let mu = momentum, first = steps == 0, nest = nesterov
+        parallelFor(store.count, minChunk: 16384) { range in
+            for i in range {
+                let gi = g[i] + wd[i] * w[i]
+                let b = first ? gi : mu * buf[i] + gi
+                buf[i] = b
+                w[i] -= lr * (nest ? gi + mu * b : b)
+            }
+        }
+        steps += 1
+    }
+}
