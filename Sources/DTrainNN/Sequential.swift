@@ -1,0 +1,51 @@
+import DTrainCore
+
+/// Layers applied one after another. Children are named as torch names them: attribute names
+/// ("conv1", "layer1") or indices ("0", "1") of an nn.Sequential. A Sequential adds no level to the
+/// names itself: its parent's prefix is the one its children are named under.
+public final class Sequential: Layer {
+    public private(set) var children: [(name: String, layer: Layer)]
+
+    public init(_ children: [(String, Layer)]) {
+        self.children = children.map { (name: $0.0, layer: $0.1) }
+    }
+
+    /// Children named "0", "1", … as in an nn.Sequential.
+    public convenience init(indexed layers: [Layer]) {
+        self.init(layers.enumerated().map { (String($0.offset), $0.element) })
+    }
+
+    public func append(_ name: String, _ layer: Layer) { children.append((name: name, layer: layer)) }
+
+    public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
+        var shape = input
+        for (i, child) in children.enumerated() {
+            shape = child.layer.build(input: shape, maxBatch: maxBatch,
+                                      inputNeedsGradient: i == 0 ? inputNeedsGradient : true, context: context)
+        }
+        return shape
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        var y = x
+        for child in children { y = child.layer.forward(y, mode: mode) }
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        var d = dy
+        for child in children.reversed() { d = child.layer.backward(d) }
+        return d
+    }
+
+    public func collectState(prefix: String, into entries: inout [StateEntry]) {
+        for child in children { child.layer.collectState(prefix: qualified(prefix, child.name), into: &entries) }
+    }
+
+    public var macsPerSample: Int { children.reduce(0) { $0 + $1.layer.macsPerSample } }
+
+    public func visit(_ body: (Layer) -> Void) {
+        body(self)
+        for child in children { child.layer.visit(body) }
+    }
+}
