@@ -104,3 +104,29 @@ public struct StateEntry {
 public func qualified(_ prefix: String, _ name: String) -> String {
     prefix.isEmpty ? name : (name.isEmpty ? prefix : prefix + "." + name)
 }
+
+extension Parameter {
+    /// The values in torch's memory order for `torchShape`.
+    public func torchValues() -> [Float] {
+        let v = Array(values)
+        switch layout {
+        case .identity: return v
+        case .convOHWI:
+            let s = torchShape
+            return Layout.ohwiToOIHW(v, o: s[0], i: s[1], kh: s[2], kw: s[3])
+        }
+    }
+
+    /// Sets the values from torch's memory order for `torchShape`.
+    public func setTorchValues(_ t: [Float]) {
+        precondition(t.count == count, "\(t.count) values for a parameter of \(count)")
+        let v: [Float]
+        switch layout {
+        case .identity: v = t
+        case .convOHWI:
+            let s = torchShape
+            v = Layout.oihwToOHWI(t, o: s[0], i: s[1], kh: s[2], kw: s[3])
+        }
+        _ = values.update(fromContentsOf: v)
+    }
+}
