@@ -1,0 +1,80 @@
+import DTrainCore
+
+/// A network from the zoo with its parameters, state and buffers.
+///
+/// Memory has one owner: `init` binds all parameters into one `ParameterStore`; `build(batch:resolution:)`
+/// allocates every activation, gradient and the shared workspace for that batch size once. After that
+/// `forward`/`backward` allocate nothing, for any batch up to the one built for (a smaller last batch
+/// or evaluation batch reuses the same memory).
+public final class Model {
+    public let name: String
+    public let options: ModelOptions
+    public let spec: ModelSpec
+    /// The layer tree; its state names are torchvision's state_dict keys.
+    public let root: Layer
+    public let store: ParameterStore
+    /// Every parameter and buffer, named and ordered as torch's state_dict.
+    public let state: [StateEntry]
+    public let workspace = Workspace()
+
+    public private(set) var builtBatch = 0
+    public private(set) var builtResolution = 0
+    public private(set) var outputShape = FeatureShape(features: 0)
+
+    public init(spec: ModelSpec, options: ModelOptions) {
+        self.spec = spec
+        self.name = spec.name
+        self.options = options
+        root = spec.make(options)
+        var entries: [StateEntry] = []
+        root.collectState(prefix: "", into: &entries)
+        state = entries
+        store = ParameterStore(entries.compactMap { if case .parameter(let p) = $0.kind { return p } else { return nil } })
+    }
+
+    /// Number of classes the head predicts.
+    public var numClasses: Int { options.numClasses ?? spec.defaultClasses }
+    /// Number of trainable values (torch's sum of p.numel() over parameters()).
+    public var parameterCount: Int { store.count }
+    public var parameters: [Parameter] { store.parameters }
+
+    /// Initialises parameters as torchvision does, from `seed`.
+    public func initialize(seed: UInt64) { store.initialize(seed: seed) }
+
+    /// Allocates activations, gradients and workspace for batches of up to `batch` images of
+    /// `resolution`² pixels (default: the model's). A no-op when already built for that.
+    public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0) {
+        let res = resolution ?? spec.defaultResolution
+        if batch == builtBatch && res == builtResolution { return }
+        let context = BuildContext(workspace: workspace, seed: seed)
+        outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
+                                 maxBatch: batch, inputNeedsGradient: false, context: context)
+        precondition(outputShape.count == numClasses, "\(name): head gives \(outputShape) for \(numClasses) classes")
+        workspace.allocate()
+        builtBatch = batch
+        builtResolution = res
+    }
+
+    /// Input shape of one image at the built resolution.
+    public var inputShape: FeatureShape {
+        FeatureShape(height: builtResolution, width: builtResolution, channels: spec.inputChannels)
+    }
+
+    /// images [N, R, R, 3] → logits [N, 1, 1, classes].
+    public func forward(_ images: Tensor, mode: Mode) -> Tensor {
+        precondition(builtBatch > 0, "\(name): build(batch:) before forward")
+        return root.forward(images, mode: mode)
+    }
+
+    /// Back-propagates dL/dlogits, accumulating parameter gradients.
+    public func backward(_ dlogits: Tensor) { _ = root.backward(dlogits) }
+
+    /// Multiply-accumulates per image at the built resolution.
+    public var macsPerImage: Int { root.macsPerSample }
+
+    /// Calls `body` on every layer.
+    public func visitLayers(_ body: (Layer) -> Void) { root.visit(body) }
+
+    /// Looks a state entry up by its torch name.
+    public func entry(named name: String) -> StateEntry? { state.first { $0.name == name } }
+}
