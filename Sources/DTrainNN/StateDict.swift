@@ -1,0 +1,67 @@
+import Foundation
+import DTrainCore
+
+/// A state_dict that does not fit a model: every problem, by name.
+public struct StateDictMismatch: Error, CustomStringConvertible {
+    public var missing: [String] = []
+    public var unexpected: [String] = []
+    public var shapeMismatches: [String] = []
+    public var source = "weights"
+
+    public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty && shapeMismatches.isEmpty }
+
+    public var description: String {
+        var parts: [String] = []
+        func list(_ xs: [String]) -> String { xs.count <= 6 ? xs.joined(separator: ", ") : xs.prefix(6).joined(separator: ", ") + ", … (\(xs.count) in all)" }
+        if !missing.isEmpty { parts.append("missing keys: \(list(missing))") }
+        if !unexpected.isEmpty { parts.append("unexpected keys: \(list(unexpected))") }
+        if !shapeMismatches.isEmpty { parts.append("shape mismatches: \(list(shapeMismatches))") }
+        return "\(source) does not fit the model: " + parts.joined(separator: "; ")
+    }
+}
+
+/// Moves a model's state to and from torch's state_dict form: torchvision's names, torch's shapes
+/// and memory order (OIHW convolutions), float32 tensors and an int64 num_batches_tracked.
+public enum StateDict {
+    /// Adds every state entry of `model` to `writer`, under `prefix`.
+    public static func write(_ model: Model, into writer: inout SafeTensorsWriter, prefix: String = "") {
+        for entry in model.state {
+            let name = prefix + entry.name
+            switch entry.kind {
+            case .parameter(let p): writer.add(name, floats: p.torchValues(), shape: p.torchShape)
+            case .buffer(let b): writer.add(name, floats: Array(b.storage.buffer), shape: b.torchShape)
+            case .counter(let c): writer.add(name, int64s: [c.value], shape: [])
+            }
+        }
+    }
+
+    /// Loads the entries of `file` named `prefix + name` into `model`.
+    ///
+    /// With `skip`, entries for which it returns true are left as they are (a replaced head).
+    /// Throws `StateDictMismatch` listing missing, unexpected and mis-shaped keys, before changing anything.
+    public static func load(_ file: SafeTensorsFile, into model: Model, prefix: String = "", source: String = "weights",
+                            skip: (StateEntry) -> Bool = { _ in false }) throws {
+        var mismatch = StateDictMismatch(source: source)
+        let ours = Set(model.state.map { prefix + $0.name })
+        for entry in model.state where !skip(entry) {
+            let key = prefix + entry.name
+            guard let e = file.entries[key] else { mismatch.missing.append(entry.name); continue }
+            let expected = entry.torchShape
+            // torch stores num_batches_tracked as a 0-d tensor; accept [1] too.
+            let fits = e.shape == expected || (expected.isEmpty && e.count == 1)
+            if !fits { mismatch.shapeMismatches.append("\(entry.name) \(e.shape) vs \(expected)") }
+        }
+        for key in file.names where key.hasPrefix(prefix) && !ours.contains(key) {
+            mismatch.unexpected.append(String(key.dropFirst(prefix.count)))
+        }
+        guard mismatch.isEmpty else { throw mismatch }
+        for entry in model.state where !skip(entry) {
+            let key = prefix + entry.name
+            switch entry.kind {
+            case .parameter(let p): p.setTorchValues(try file.floats(key))
+            case .buffer(let b): _ = b.storage.buffer.update(fromContentsOf: try file.floats(key))
+            case .counter(let c): c.value = try file.int64s(key).first ?? 0
+            }
+        }
+    }
+}
