@@ -157,6 +157,9 @@ public struct SafeTensorsWriter {
         int64s.withUnsafeBytes { add(name, dtype: .i64, shape: shape, bytes: $0) }
     }
 
+    /// Calls `body` with the tensor bytes written so far (for a checksum stored in the metadata).
+    public func withPayload<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { payload.withUnsafeBytes(body) }
+
     /// The complete file.
     public func serialized() -> Data {
         var parts = header.map { "\(jsonString($0.0)):\($0.1)" }

@@ -106,9 +106,8 @@ public func qualified(_ prefix: String, _ name: String) -> String {
 }
 
 extension Parameter {
-    /// The values in torch's memory order for `torchShape`.
-    public func torchValues() -> [Float] {
-        let v = Array(values)
+    /// Values laid out as this parameter's memory (`layout`) reordered to torch's order.
+    public func torchOrder(_ v: [Float]) -> [Float] {
         switch layout {
         case .identity: return v
         case .convOHWI:
@@ -117,16 +116,20 @@ extension Parameter {
         }
     }
 
-    /// Sets the values from torch's memory order for `torchShape`.
-    public func setTorchValues(_ t: [Float]) {
+    /// Values in torch's order reordered to this parameter's memory layout.
+    public func internalOrder(_ t: [Float]) -> [Float] {
         precondition(t.count == count, "\(t.count) values for a parameter of \(count)")
-        let v: [Float]
         switch layout {
-        case .identity: v = t
+        case .identity: return t
         case .convOHWI:
             let s = torchShape
-            v = Layout.oihwToOHWI(t, o: s[0], i: s[1], kh: s[2], kw: s[3])
+            return Layout.oihwToOHWI(t, o: s[0], i: s[1], kh: s[2], kw: s[3])
         }
-        _ = values.update(fromContentsOf: v)
     }
+
+    /// The values in torch's memory order for `torchShape`.
+    public func torchValues() -> [Float] { torchOrder(Array(values)) }
+
+    /// Sets the values from torch's memory order for `torchShape`.
+    public func setTorchValues(_ t: [Float]) { _ = values.update(fromContentsOf: internalOrder(t)) }
 }

@@ -39,8 +39,10 @@ public enum StateDict {
     ///
     /// With `skip`, entries for which it returns true are left as they are (a replaced head).
     /// Throws `StateDictMismatch` listing missing, unexpected and mis-shaped keys, before changing anything.
+    /// Keys starting with one of `ignoringPrefixes` (other state kept in the same file) are not
+    /// reported as unexpected.
     public static func load(_ file: SafeTensorsFile, into model: Model, prefix: String = "", source: String = "weights",
-                            skip: (StateEntry) -> Bool = { _ in false }) throws {
+                            ignoringPrefixes: [String] = [], skip: (StateEntry) -> Bool = { _ in false }) throws {
         var mismatch = StateDictMismatch(source: source)
         let ours = Set(model.state.map { prefix + $0.name })
         for entry in model.state where !skip(entry) {
@@ -51,7 +53,7 @@ public enum StateDict {
             let fits = e.shape == expected || (expected.isEmpty && e.count == 1)
             if !fits { mismatch.shapeMismatches.append("\(entry.name) \(e.shape) vs \(expected)") }
         }
-        for key in file.names where key.hasPrefix(prefix) && !ours.contains(key) {
+        for key in file.names where key.hasPrefix(prefix) && !ours.contains(key) && !ignoringPrefixes.contains(where: { key.hasPrefix($0) }) {
             mismatch.unexpected.append(String(key.dropFirst(prefix.count)))
         }
         guard mismatch.isEmpty else { throw mismatch }

@@ -6,7 +6,7 @@ import DTrainNN
 ///
 /// Per element: g = grad + wd·w; buf = momentum·buf + g (buf = g on the first step);
 /// update = nesterov ? g + momentum·buf : buf; w -= lr·update.
-public final class SGD {
+public final class SGD: Optimizer {
     public var momentum: Float
     public var nesterov: Bool
     public let store: ParameterStore
@@ -14,7 +14,8 @@ public final class SGD {
     public let momentumBuffer: Storage
     /// Weight decay per element (0 where a parameter is excluded from decay).
     private let decay: Storage
-    public private(set) var steps = 0
+    public var steps = 0
+    public var stateBuffers: [(name: String, storage: Storage)] { [("momentum_buffer", momentumBuffer)] }
 
     /// `decayFor` gives each parameter's weight decay (for example 0 for BatchNorm parameters).
     public init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false,
