@@ -1,0 +1,58 @@
+import Foundation
+
+/// The output directory of a training run: checkpoints, metrics.jsonl and evaluation CSVs.
+///
+/// Files: `checkpoint-last.safetensors` (every epoch and every `--save-every-steps`),
+/// `checkpoint-best.safetensors` (best val top-1), `checkpoint-epoch-NNNN.safetensors` (the last
+/// `keep` epochs), `metrics.jsonl`.
+public struct RunDirectory {
+    public let url: URL
+
+    public init(_ url: URL) { self.url = url }
+
+    public var last: URL { url.appendingPathComponent("checkpoint-last.safetensors") }
+    public var best: URL { url.appendingPathComponent("checkpoint-best.safetensors") }
+    public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
+    public func epoch(_ e: Int) -> URL { url.appendingPathComponent(String(format: "checkpoint-epoch-%04d.safetensors", e)) }
+
+    /// Checkpoint files present now.
+    public func existingCheckpoints() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        return names.filter { $0.hasPrefix("checkpoint-") && $0.hasSuffix(".safetensors") }.sorted()
+    }
+
+    /// Creates the directory. A directory that already holds a run's checkpoints is refused unless
+    /// the run resumes it or `overwrite` is given (then its old files are removed).
+    public func prepare(resuming: Bool, overwrite: Bool) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue {
+            throw RunDirectoryError("--output \(url.path) is a file; expected a directory")
+        }
+        let existing = existingCheckpoints()
+        if !existing.isEmpty && !resuming {
+            guard overwrite else {
+                throw RunDirectoryError("--output \(url.path) already holds another run's checkpoints (\(existing.joined(separator: ", "))); pass --resume to continue it or --overwrite to replace it")
+            }
+            for name in existing { try fm.removeItem(at: url.appendingPathComponent(name)) }
+            if fm.fileExists(atPath: metrics.path) { try fm.removeItem(at: metrics) }
+        }
+        do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+            throw RunDirectoryError("--output \(url.path): cannot create directory (\(error.localizedDescription))")
+        }
+    }
+
+    /// Removes epoch checkpoints beyond the newest `keep`.
+    public func prune(keep: Int) {
+        let epochs = existingCheckpoints().filter { $0.hasPrefix("checkpoint-epoch-") }
+        guard epochs.count > keep else { return }
+        for name in epochs.prefix(epochs.count - keep) {
+            try? FileManager.default.removeItem(at: url.appendingPathComponent(name))
+        }
+    }
+}
+
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
