@@ -39,10 +39,7 @@ public struct GradientBuckets: Sendable {
                 limit = bucketBytes / 4
             }
         }
-        if end > start || (ranges.isEmpty && end > 0) { ranges.append(start..<end) }
-        if let first = parameters.first, let lastRange = ranges.last, lastRange.lowerBound > first.offset {
-            ranges.append(first.offset..<lastRange.lowerBound)
-        }
+        if end > start { ranges.append(start..<end) }
         self.ranges = ranges
     }
 }
