@@ -1,0 +1,86 @@
+import Foundation
+import DTrainNN
+
+/// Everything a training run is configured with (the `dtrain train` flags, resolved).
+public struct TrainConfig: Sendable {
+    public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adamw }
+    public enum LRScaling: String, CaseIterable, Sendable { case none, linear }
+    public enum Freeze: Equatable, Sendable {
+        case none, backbone
+        case until(String)
+    }
+
+    public var model: String
+    public var modelOptions = ModelOptions()
+    /// nil: the embedded digits.
+    public var dataPath: String?
+    public var dataset: String?
+    public var valSplit: Double?
+    public var epochs: Int
+    /// Images per rank per step.
+    public var batchSize: Int
+    public var lr: Double
+    public var lrScaling: LRScaling = .none
+    public var schedule: LRSchedule.Kind
+    public var lrSteps: [Int] = []
+    public var lrGamma = 0.1
+    public var warmupEpochs = 0.0
+    public var optimizer: OptimizerKind = .sgd
+    public var momentum = 0.9
+    public var nesterov = false
+    public var weightDecay = 1e-4
+    public var noBNWeightDecay = false
+    public var labelSmoothing = 0.0
+    public var output: URL
+    /// Resume from this checkpoint (the run directory's last one when given as empty).
+    public var resume: String?
+    public var overwrite = false
+    public var seed: UInt64 = 0
+    public var threads: Int?
+    public var workers: Int?
+    public var evalEvery = 1
+    public var limitTrainBatches: Int?
+    public var limitValBatches: Int?
+    public var noVal = false
+    public var printFreq = 50
+    public var debug = false
+    public var overfitBatches: Int?
+    public var saveEverySteps: Int?
+    public var keep = 3
+    public var syncBN = false
+    public var gradAccum = 1
+    public var dropLast = false
+    public var resolution: Int?
+    public var preset: String?
+    public var mean: [Double]?
+    public var std: [Double]?
+    public var collectiveTimeout: Double = 300
+
+    public init(model: String, epochs: Int, batchSize: Int, lr: Double, schedule: LRSchedule.Kind, output: URL) {
+        self.model = model
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.lr = lr
+        self.schedule = schedule
+        self.output = output
+    }
+
+    /// Recipe defaults for a model family: He et al.'s for CIFAR models (lr 0.1, momentum 0.9,
+    /// wd 1e-4, batch 128, ÷10 at 50 % and 75 % of training), torchvision's for ImageNet models
+    /// (lr 0.1 per 256 images, ÷10 every 30 epochs, wd 1e-4, batch 32 per rank).
+    public static func defaults(for model: String, epochs: Int?, output: URL) throws -> TrainConfig {
+        let spec = try ModelZoo.spec(named: model)
+        switch spec.family {
+        case .cifar:
+            let e = epochs ?? 30
+            var c = TrainConfig(model: model, epochs: e, batchSize: 128, lr: 0.1, schedule: .multistep, output: output)
+            c.lrSteps = [e / 2, e * 3 / 4]
+            return c
+        case .imagenet:
+            var c = TrainConfig(model: model, epochs: epochs ?? 90, batchSize: 32, lr: 0.1, schedule: .step, output: output)
+            c.lrScaling = .linear
+            c.lrSteps = [30]
+            return c
+        }
+    }
+}
