@@ -1,0 +1,75 @@
+import XCTest
+@testable import DTrainCore
+@testable import DTrainNN
+
+/// Conv2d against PyTorch: Tests/FixtureScripts/conv_fixtures.py wrote, per configuration, the
+/// input, parameters, output, an upstream gradient and the autograd gradients in torch's layouts.
+final class Conv2dFixtureTests: XCTestCase {
+    static let cases = ["plain", "stride2", "dilation2", "groups4", "depthwise",
+                        "pointwise", "pointwise_stride2", "stem7x7s2"]
+
+    func testAllFixtureCases() throws {
+        for name in Self.cases { try check(name) }
+    }
+
+    func testFixturesWithSmallColumnChunks() throws {
+        // One image per column chunk: the chunked path against the same references.
+        for name in ["stride2", "groups4", "stem7x7s2"] { try check(name, maxColumnFloats: 1) }
+    }
+
+    private func check(_ name: String, maxColumnFloats: Int? = nil) throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "conv_\(name)", withExtension: "safetensors",
+                                                  subdirectory: "Fixtures"), "fixture conv_\(name) missing")
+        let file = try SafeTensorsFile(contentsOf: url)
+        func meta(_ key: String) throws -> Int {
+            try XCTUnwrap(file.metadata[key].flatMap { Int($0) }, "\(name): metadata \(key)")
+        }
+        let conv = Conv2d(inChannels: try meta("in_channels"), outChannels: try meta("out_channels"),
+                          kernelSize: try meta("kernel_size"), stride: try meta("stride"), padding: try meta("padding"),
+                          dilation: try meta("dilation"), groups: try meta("groups"), bias: file.metadata["bias"] == "true")
+        if let maxColumnFloats { conv.maxColumnFloats = maxColumnFloats }
+        let store = ParameterStore(layer: conv)
+        // The parameters point into the store's buffers: keep it alive to the end.
+        defer { withExtendedLifetime(store) {} }
+        conv.weight.setTorchValues(try file.floats("weight"))
+        if let bias = conv.bias { bias.setTorchValues(try file.floats("bias")) }
+
+        let xs = try file.entry("x").shape, ys = try file.entry("y").shape
+        let (n, c, h, w) = (xs[0], xs[1], xs[2], xs[3])
+        let (o, oh, ow) = (ys[1], ys[2], ys[3])
+        let input = FeatureShape(height: h, width: w, channels: c)
+        let workspace = Workspace()
+        let out = conv.build(input: input, maxBatch: n, inputNeedsGradient: true, context: BuildContext(workspace: workspace))
+        workspace.allocate()
+        XCTAssertEqual(out, FeatureShape(height: oh, width: ow, channels: o), name)
+
+        let x = Storage(count: n * input.count)
+        _ = x.buffer.update(fromContentsOf: Layout.nchwToNHWC(try file.floats("x"), n: n, c: c, h: h, w: w))
+        let y = conv.forward(Tensor(storage: x, batch: n, shape: input), mode: .train)
+        assertClose(Layout.nhwcToNCHW(y.toArray(), n: n, c: o, h: oh, w: ow), try file.floats("y"), "\(name): y")
+        XCTAssertEqual(conv.macsPerSample, oh * ow * o * (c / conv.groups) * conv.kernelSize * conv.kernelSize)
+
+        let dy = Storage(count: n * out.count)
+        let dyValues = Layout.nchwToNHWC(try file.floats("dy"), n: n, c: o, h: oh, w: ow)
+        _ = dy.buffer.update(fromContentsOf: dyValues)
+        store.zeroGrads()
+        let dx = conv.backward(Tensor(storage: dy, batch: n, shape: out))
+        XCTAssertEqual(dy.buffer.elementsEqual(dyValues), true, "\(name): backward modified dy")
+        assertClose(Layout.nhwcToNCHW(dx.toArray(), n: n, c: c, h: h, w: w), try file.floats("dx"), "\(name): dx")
+        let k = conv.kernelSize
+        assertClose(Layout.ohwiToOIHW(Array(conv.weight.grads), o: o, i: c / conv.groups, kh: k, kw: k),
+                    try file.floats("dweight"), "\(name): dweight")
+        if let bias = conv.bias { assertClose(Array(bias.grads), try file.floats("dbias"), "\(name): dbias") }
+    }
+
+    /// Max absolute error within 1e-4 of the reference's scale (its largest magnitude, at least 1).
+    private func assertClose(_ actual: [Float], _ expected: [Float], _ what: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, "\(what): count", file: file, line: line)
+        guard actual.count == expected.count else { return }
+        let scale = max(1, expected.map { abs($0) }.max() ?? 0)
+        var worst: Float = 0
+        for i in 0..<actual.count { worst = max(worst, abs(actual[i] - expected[i])) }
+        XCTAssertLessThanOrEqual(worst, 1e-4 * scale, "\(what): max abs error \(worst) at scale \(scale)", file: file, line: line)
+    }
+}
