@@ -52,27 +52,34 @@ public final class MaxPool2d: Layer {
                 for ow in 0..<OW {
                     let w0 = max(ow * s - p, 0), w1 = min(ow * s - p + k, W)
                     let o = ((n * OH + oh) * OW + ow) * C
-                    let best = py + o
                     let first = Int32(h0 * W + w0)
-                    for c in 0..<C { best[c] = -.infinity }
-                    if let pidx { for c in 0..<C { pidx[o + c] = first } }
-                    for h in h0..<h1 {
-                        for w in w0..<w1 {
-                            let src = px + ((n * H + h) * W + w) * C
-                            let position = Int32(h * W + w)
-                            if let pidx {
-                                let idx = pidx + o
-                                for c in 0..<C {
-                                    let v = src[c]
-                                    if v > best[c] || v.isNaN { best[c] = v; idx[c] = position }
-                                }
-                            } else {
-                                for c in 0..<C {
-                                    let v = src[c]
-                                    if v > best[c] || v.isNaN { best[c] = v }
-                                }
+                    // Eight channels at a time in registers, then the remainder one by one.
+                    var c0 = 0
+                    while c0 + 8 <= C {
+                        var best = SIMD8<Float>(repeating: -.infinity)
+                        var index = SIMD8<Int32>(repeating: first)
+                        for h in h0..<h1 {
+                            for w in w0..<w1 {
+                                let v = UnsafeRawPointer(px + ((n * H + h) * W + w) * C + c0).loadUnaligned(as: SIMD8<Float>.self)
+                                let take = (v .> best) .| (v .!= v)
+                                best.replace(with: v, where: take)
+                                index.replace(with: Int32(h * W + w), where: take)
                             }
                         }
+                        UnsafeMutableRawPointer(py + o + c0).storeBytes(of: best, as: SIMD8<Float>.self)
+                        if let pidx { UnsafeMutableRawPointer(pidx + o + c0).storeBytes(of: index, as: SIMD8<Int32>.self) }
+                        c0 += 8
+                    }
+                    for c in c0..<C {
+                        var best = -Float.infinity, index = first
+                        for h in h0..<h1 {
+                            for w in w0..<w1 {
+                                let v = px[((n * H + h) * W + w) * C + c]
+                                if v > best || v.isNaN { best = v; index = Int32(h * W + w) }
+                            }
+                        }
+                        py[o + c] = best
+                        pidx?[o + c] = index
                     }
                 }
             }
