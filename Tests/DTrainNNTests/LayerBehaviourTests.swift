@@ -203,4 +203,37 @@ final class LayerBehaviourTests: XCTestCase {
             XCTAssertEqual(dx1, Array(dx2[0..<shape.count]), "\(type(of: layer))")
         }
     }
+
+    /// Ties and NaNs against a direct transcription of torch's CPU kernel, on 12 channels (a block
+    /// of eight and four single ones).
+    func testMaxPoolTiesAndNaNsFollowTorch() {
+        let H = 6, W = 5, C = 12, k = 3, st = 2, pad = 1, batch = 2
+        let shape = FeatureShape(height: H, width: W, channels: C)
+        let pool = MaxPool2d(kernelSize: k, stride: st, padding: pad)
+        let out = build(pool, shape, batch: batch)
+        var rng = SeededRandom(seed: 2)
+        var xv = (0..<(batch * shape.count)).map { _ in Float(rng.int(below: 3)) }
+        for _ in 0..<12 { xv[rng.int(below: xv.count)] = .nan }
+        let (_, x) = tensor(xv, batch: batch, shape: shape)
+        let dyv = (0..<(batch * out.count)).map { Float($0 + 1) }
+        let (_, dy) = tensor(dyv, batch: batch, shape: out)
+        let y = pool.forward(x, mode: .train).toArray()
+        let dx = pool.backward(dy).toArray()
+        var refY = [Float](repeating: 0, count: y.count), refDx = [Float](repeating: 0, count: xv.count)
+        for n in 0..<batch { for oh in 0..<out.height { for ow in 0..<out.width { for c in 0..<C {
+            let h0 = max(oh * st - pad, 0), h1 = min(oh * st - pad + k, H)
+            let w0 = max(ow * st - pad, 0), w1 = min(ow * st - pad + k, W)
+            var best = -Float.infinity, at = h0 * W + w0
+            for h in h0..<h1 { for w in w0..<w1 {
+                let v = xv[((n * H + h) * W + w) * C + c]
+                if v > best || v.isNaN { best = v; at = h * W + w }
+            } }
+            let o = ((n * out.height + oh) * out.width + ow) * C + c
+            refY[o] = best
+            refDx[(n * H * W + at) * C + c] += dyv[o]
+        } } } }
+        XCTAssertEqual(y.map(\.bitPattern), refY.map(\.bitPattern))
+        XCTAssertEqual(dx, refDx)
+        XCTAssertTrue(y.contains { $0.isNaN })
+    }
 }

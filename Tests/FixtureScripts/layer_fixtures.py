@@ -94,7 +94,8 @@ def main():
     maxpool("maxpool_k3s2p1", torch.randn(2, 3, 7, 7), 3, 2, 1)
     maxpool("maxpool_k2s2", torch.randn(2, 3, 7, 6), 2, 2, 0)
     # Integer values in a small range: many ties, which torch gives to the first maximum.
-    maxpool("maxpool_ties", torch.randint(0, 3, (2, 2, 6, 6)).to(D), 3, 2, 1)
+    # Ten channels: dtrain handles eight at a time, then the rest one by one.
+    maxpool("maxpool_ties", torch.randint(0, 3, (2, 10, 6, 6)).to(D), 3, 2, 1)
     avgpool("avgpool_to1", torch.randn(2, 3, 4, 4), 1)
     avgpool("avgpool_5x7to3", torch.randn(2, 3, 5, 7), 3)
     linear("linear", torch.randn(3, 6), 4, flatten=False)
