@@ -1,0 +1,85 @@
+import DTrainCore
+import Foundation
+
+/// A fully connected layer, y = x·Wᵀ + b, with torch's weight [out, in] in torch's order.
+///
+/// The input is read as a flat vector of `inFeatures` per sample (any H×W×C with that count, in
+/// NHWC order; put a `Flatten` first to take torch's NCHW flatten order). Output: 1×1×out.
+public final class Linear: Layer {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    private var output: ActivationBuffer!
+    private var inputGradient: ActivationBuffer?
+    private var lastInput: Tensor?
+
+    public init(inFeatures: Int, outFeatures: Int, bias: Bool = true) {
+        precondition(inFeatures > 0 && outFeatures > 0, "Linear(\(inFeatures), \(outFeatures)): sizes must be positive")
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        let bound = 1 / Float(inFeatures).squareRoot()
+        weight = Parameter(torchShape: [outFeatures, inFeatures], layout: .identity, role: .weight,
+                           initializer: .uniform(bound: bound))
+        self.bias = bias ? Parameter(torchShape: [outFeatures], role: .bias, initializer: .uniform(bound: bound)) : nil
+    }
+
+    public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
+        precondition(input.count == inFeatures, "Linear(\(inFeatures), \(outFeatures)) built for input \(input) of \(input.count) features")
+        let out = FeatureShape(features: outFeatures)
+        output = ActivationBuffer(shape: out, maxBatch: maxBatch)
+        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        lastInput = nil
+        return out
+    }
+
+    public func collectState(prefix: String, into entries: inout [StateEntry]) {
+        entries.append(StateEntry(name: qualified(prefix, "weight"), kind: .parameter(weight)))
+        if let bias { entries.append(StateEntry(name: qualified(prefix, "bias"), kind: .parameter(bias))) }
+    }
+
+    public var macsPerSample: Int { inFeatures * outFeatures }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        precondition(x.shape.count == inFeatures, "Linear(\(inFeatures), \(outFeatures)) got input \(x.shape)")
+        let y = output.tensor(batch: x.batch)
+        let N = x.batch, I = inFeatures, O = outFeatures
+        let py = y.data
+        if let b = bias?.value {
+            parallelFor(N, minChunk: max(1, 4096 / O)) { r in
+                for n in r { (py + n * O).update(from: b, count: O) }
+            }
+        }
+        BLAS.gemm(transB: true, m: N, n: O, k: I, a: x.data, lda: I, b: weight.value, ldb: I,
+                  beta: bias == nil ? 0 : 1, c: py, ldc: O)
+        lastInput = x
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let x = lastInput else { preconditionFailure("Linear.backward before forward") }
+        precondition(dy.batch == x.batch && dy.shape.count == outFeatures, "Linear.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
+        let N = x.batch, I = inFeatures, O = outFeatures
+        if weight.trainable, N > 0 {
+            // dW[O×I] += dyᵀ · x
+            BLAS.gemm(transA: true, m: O, n: I, k: N, a: dy.data, lda: O, b: x.data, ldb: I,
+                      beta: 1, c: weight.grad, ldc: I)
+        }
+        if let bias, bias.trainable {
+            let g = bias.grad!, pdy = dy.data
+            parallelFor(O, minChunk: 256) { r in
+                for o in r {
+                    var s: Float = 0
+                    for n in 0..<N { s += pdy[n * O + o] }
+                    g[o] += s
+                }
+            }
+        }
+        guard let inputGradient else { return noGradient }
+        let dx = inputGradient.tensor(batch: dy.batch)
+        // dx[N×I] = dy · W
+        BLAS.gemm(m: N, n: I, k: O, a: dy.data, lda: O, b: weight.value, ldb: I, beta: 0, c: dx.data, ldc: I)
+        return dx
+    }
+}
