@@ -64,7 +64,11 @@ public enum StepBenchmark {
     /// Peak resident set size in bytes.
     public static func peakRSS() -> Int {
         var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
         getrusage(RUSAGE_SELF, &usage)
+        #endif
         return usage.ru_maxrss * 1024
     }
 }

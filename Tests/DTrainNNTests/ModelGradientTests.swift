@@ -4,8 +4,13 @@ import XCTest
 
 /// Finite-difference check of a whole network: the cross-entropy loss of resnet20 (batch 4, train
 /// mode) against a sample of parameters in every layer, analytic gradients from one backward pass.
+///
+/// Central differences through twenty ReLUs and BatchNorms have a truncation error from kinks
+/// crossed by the perturbation (it shrinks with the step: about 19 %, 2.6 %, 0.8 % median at steps
+/// 3e-2, 1e-2, 1e-3), so each tensor is held to 10 % and the median over tensors to 2.5 %. A wrong
+/// or missing gradient path gives errors near 100 %.
 final class ModelGradientTests: XCTestCase {
-    func checkModel(_ name: String, batch: Int, resolution: Int, step: Float = 1e-2, tolerance: Double = 5e-2) throws {
+    func checkModel(_ name: String, batch: Int, resolution: Int, step: Float = 1e-3, tolerance: Double = 0.1, medianTolerance: Double = 0.025) throws {
         Compute.setThreads(2)
         let model = try ModelZoo.make(name)
         model.initialize(seed: 11)
@@ -41,7 +46,7 @@ final class ModelGradientTests: XCTestCase {
         model.backward(loss.backward())
         let analytic = Array(model.store.grads.buffer)
 
-        var checkedTensors = 0
+        var errors: [Double] = []
         for entry in model.state {
             guard case .parameter(let p) = entry.kind else { continue }
             // The elements with the largest analytic gradients, plus random ones.
@@ -61,9 +66,11 @@ final class ModelGradientTests: XCTestCase {
             }
             let error = diff.squareRoot() / max(norm.squareRoot(), 1e-6)
             XCTAssertLessThan(error, tolerance, "\(name) \(entry.name): relative error \(error)")
-            checkedTensors += 1
+            errors.append(error)
         }
-        XCTAssertEqual(checkedTensors, model.parameters.count)
+        XCTAssertEqual(errors.count, model.parameters.count)
+        let median = errors.sorted()[errors.count / 2]
+        XCTAssertLessThan(median, medianTolerance, "\(name): median relative error \(median)")
     }
 
     func testResNet20LossGradientAtBatch4() throws {

@@ -16,9 +16,13 @@ enum VGG {
             features.append(ReLU())
             inC = outC
         }
+        // Distinct keys, so the two same-shaped dropouts draw different masks.
+        let dropout1 = Dropout(p: 0.5), dropout2 = Dropout(p: 0.5)
+        dropout1.key = 1
+        dropout2.key = 2
         let classifier = Sequential(indexed: [
-            Blocks.linear(512 * 7 * 7, 4096, normalStd: 0.01), ReLU(), Dropout(p: 0.5),
-            Blocks.linear(4096, 4096, normalStd: 0.01), ReLU(), Dropout(p: 0.5),
+            Blocks.linear(512 * 7 * 7, 4096, normalStd: 0.01), ReLU(), dropout1,
+            Blocks.linear(4096, 4096, normalStd: 0.01), ReLU(), dropout2,
             Blocks.linear(4096, spec.classes(options), normalStd: 0.01),
         ])
         return Sequential([
