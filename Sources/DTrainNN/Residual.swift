@@ -5,7 +5,7 @@ import DTrainCore
 /// `main`'s children are named directly under the block (torchvision: "layer1.0.conv1"); the
 /// shortcut under `shortcutName` ("downsample" in torchvision). The add and the optional ReLU are
 /// fused into one pass, and backward masks with the stored output.
-public final class Residual: Layer {
+public final class Residual: Layer, InspectableContainer {
     public let main: Sequential
     public let shortcut: Layer?
     public let shortcutName: String
@@ -60,6 +60,11 @@ public final class Residual: Layer {
         let p = dx.data, pa = dMain.data, pb = dShort.data
         parallelFor(dx.count, minChunk: 8192) { r in for i in r { p[i] = pa[i] + pb[i] } }
         return dx
+    }
+
+    func attach(_ inspector: LayerInspector?, prefix: String) {
+        main.attach(inspector, prefix: prefix)
+        (shortcut as? InspectableContainer)?.attach(inspector, prefix: qualified(prefix, shortcutName))
     }
 
     public func collectState(prefix: String, into entries: inout [StateEntry]) {

@@ -3,8 +3,10 @@ import DTrainCore
 /// Layers applied one after another. Children are named as torch names them: attribute names
 /// ("conv1", "layer1") or indices ("0", "1") of an nn.Sequential. A Sequential adds no level to the
 /// names itself: its parent's prefix is the one its children are named under.
-public final class Sequential: Layer {
+public final class Sequential: Layer, InspectableContainer {
     public private(set) var children: [(name: String, layer: Layer)]
+    private var inspector: LayerInspector?
+    private var paths: [String] = []
 
     public init(_ children: [(String, Layer)]) {
         self.children = children.map { (name: $0.0, layer: $0.1) }
@@ -28,14 +30,36 @@ public final class Sequential: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         var y = x
+        if let inspector {
+            for (i, child) in children.enumerated() {
+                y = child.layer.forward(y, mode: mode)
+                inspector.inspectForward(paths[i], y)
+            }
+            return y
+        }
         for child in children { y = child.layer.forward(y, mode: mode) }
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         var d = dy
+        if let inspector {
+            for (i, child) in children.enumerated().reversed() {
+                d = child.layer.backward(d)
+                if d.batch > 0 { inspector.inspectBackward(paths[i], d) }
+            }
+            return d
+        }
         for child in children.reversed() { d = child.layer.backward(d) }
         return d
+    }
+
+    func attach(_ inspector: LayerInspector?, prefix: String) {
+        self.inspector = inspector
+        paths = children.map { qualified(prefix, $0.name) }
+        for (i, child) in children.enumerated() {
+            (child.layer as? InspectableContainer)?.attach(inspector, prefix: paths[i])
+        }
     }
 
     public func collectState(prefix: String, into entries: inout [StateEntry]) {
