@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainDistributed
+import DTrainTraining
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model (single process, or data-parallel under mpirun).",
+        discussion: """
+        `dtrain MODEL …` is shorthand for `dtrain train MODEL …`. Without --data it trains on the \
+        embedded handwritten digits. Defaults follow the model family: He et al.'s CIFAR recipe \
+        (lr 0.1, batch 128, ÷10 at 50 % and 75 %) or torchvision's ImageNet recipe (lr 0.1 per 256 \
+        images, ÷10 every 30 epochs).
+        """)
+
+    @Argument(help: "Model name (see `dtrain models`).")
+    var model: String
+
+    // Data and run size
+    @Option(help: "Dataset path: an ImageFolder root (train/ and val/), or a CIFAR binary directory. Default: the embedded digits.")
+    var data: String?
+    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
+    var dataset: String?
+    @Option(name: .customLong("val-split"), help: "Hold out this fraction of a single-root ImageFolder as validation.")
+    var valSplit: Double?
+    @Option(help: "Epochs to train. Default: 30 for CIFAR models, 90 for ImageNet models.")
+    var epochs: Int?
+    @Option(name: .customLong("batch-size"), help: "Images per rank per step. Default: 128 (CIFAR) or 32 (ImageNet).")
+    var batchSize: Int?
+    @Option(help: "Image side in pixels. Default: the model's (32 or 224).")
+    var resolution: Int?
+
+    // Learning rate
+    @Option(help: "Base learning rate. Default: 0.1.")
+    var lr: Double?
+    @Option(name: .customLong("lr-scaling"), help: "none, or linear: lr × global batch ÷ 256 (Goyal et al.). Default: linear for ImageNet models, none for CIFAR.")
+    var lrScaling: String?
+    @Option(name: .customLong("lr-schedule"), help: "step, multistep, cosine or constant. Default: multistep (CIFAR) or step (ImageNet).")
+    var lrSchedule: String?
+    @Option(name: .customLong("lr-steps"), help: "Comma-separated epochs: the step size for `step`, the milestones for `multistep`. Default: 50 %,75 % of epochs (CIFAR) or 30.")
+    var lrSteps: String?
+    @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step. Default: 0.1.")
+    var lrGamma: Double = 0.1
+    @Option(name: .customLong("warmup-epochs"), help: "Linear warmup length in epochs. Default: 0.")
+    var warmupEpochs: Double = 0
+
+    // Optimizer and regularisation
+    @Option(help: "sgd or adamw. Default: sgd.")
+    var optimizer: String = "sgd"
+    @Option(help: "SGD momentum. Default: 0.9.")
+    var momentum: Double = 0.9
+    @Flag(help: "Nesterov momentum.")
+    var nesterov = false
+    @Option(name: .customLong("weight-decay"), help: "Weight decay. Default: 1e-4.")
+    var weightDecay: Double = 1e-4
+    @Flag(name: .customLong("no-bn-weight-decay"), help: "No weight decay on BatchNorm parameters and biases.")
+    var noBNWeightDecay = false
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε. Default: 0.")
+    var labelSmoothing: Double = 0
+
+    // Model options
+    @Option(name: .customLong("num-classes"), help: "Classes of the head. Default: from the data.")
+    var numClasses: Int?
+    @Flag(name: .customLong("zero-init-residual"), help: "Zero the last BatchNorm of each residual block.")
+    var zeroInitResidual = false
+    @Option(help: "CIFAR ResNet shortcut: A (parameter-free) or B (projection).")
+    var shortcut: String?
+
+    // Output and resume
+    @Option(help: "Output directory for checkpoints and metrics.jsonl. Default: runs/MODEL.")
+    var output: String?
+    @Option(help: "Resume from a checkpoint; without a value, OUTPUT/checkpoint-last.safetensors.")
+    var resume: String?
+    @Flag(name: .customLong("resume-last"), help: "Resume from OUTPUT/checkpoint-last.safetensors.")
+    var resumeLast = false
+    @Flag(help: "Replace another run's checkpoints in --output.")
+    var overwrite = false
+    @Option(name: .customLong("save-every-steps"), help: "Also write checkpoint-last every N steps.")
+    var saveEverySteps: Int?
+    @Option(help: "Epoch checkpoints to keep. Default: 3.")
+    var keep: Int = 3
+    @Option(help: "Random seed for initialisation, data order and augmentation. Default: 0.")
+    var seed: UInt64 = 0
+
+    // Resources
+    @Option(help: "Compute threads per rank. Default: cores ÷ ranks on this node.")
+    var threads: Int?
+    @Option(help: "Data loader threads per rank. Default: what the cores leave free, at least 1.")
+    var workers: Int?
+
+    // Evaluation cadence and limits
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last). Default: 1.")
+    var evalEvery: Int = 1
+    @Option(name: .customLong("limit-train-batches"), help: "At most N training batches per epoch.")
+    var limitTrainBatches: Int?
+    @Option(name: .customLong("limit-val-batches"), help: "At most N validation batches per rank.")
+    var limitValBatches: Int?
+    @Flag(name: .customLong("no-val"), help: "Skip validation.")
+    var noVal = false
+    @Option(name: .customLong("print-freq"), help: "Progress line (and --debug norms) every N steps. Default: 50.")
+    var printFreq: Int = 50
+
+    // Debugging
+    @Flag(help: "Check every layer's outputs and gradients for NaN/Inf and print per-layer norms.")
+    var debug = false
+    @Option(name: .customLong("overfit-batches"), help: "Train repeatedly on the first N batches, without augmentation (sanity check).")
+    var overfitBatches: Int?
+
+    // Distributed
+    @Flag(name: .customLong("sync-bn"), help: "Synchronize BatchNorm statistics across ranks.")
+    var syncBN = false
+    @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update. Default: 1.")
+    var gradAccum: Int = 1
+    @Flag(name: .customLong("drop-last"), help: "Drop the remainder instead of padding shards to equal length.")
+    var dropLast = false
+
+    // Preprocessing
+    @Option(help: "Augmentation preset: imagenet or cifar. Default: by model family.")
+    var preset: String?
+    @Option(help: "Per-channel normalisation mean, comma-separated. Default: the preset's.")
+    var mean: String?
+    @Option(help: "Per-channel normalisation std, comma-separated. Default: the preset's.")
+    var std: String?
+
+    func validate() throws {
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
+        if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8, got \(r)") }
+        if let n = numClasses, n < 1 { throw ValidationError("--num-classes must be at least 1, got \(n)") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let w = workers, w < 0 { throw ValidationError("--workers must be 0 or more, got \(w)") }
+        if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be a fraction in (0, 1), got \(v)") }
+        if gradAccum < 1 { throw ValidationError("--grad-accum must be at least 1, got \(gradAccum)") }
+        if let o = overfitBatches, o < 1 { throw ValidationError("--overfit-batches must be at least 1, got \(o)") }
+        if !(0..<1).contains(labelSmoothing) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
+        if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1, got \(evalEvery)") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+    }
+
+    func makeConfig() throws -> TrainConfig {
+        let out = URL(fileURLWithPath: output ?? "runs/\(model)")
+        var c = try TrainConfig.defaults(for: model, epochs: epochs, output: out)
+        if let b = batchSize { c.batchSize = b }
+        if let l = lr { c.lr = l }
+        if let s = lrScaling {
+            guard let v = TrainConfig.LRScaling(rawValue: s) else { throw ValidationError("--lr-scaling \(s): expected none or linear") }
+            c.lrScaling = v
+        }
+        if let s = lrSchedule {
+            guard let v = LRSchedule.Kind(rawValue: s) else { throw ValidationError("--lr-schedule \(s): expected step, multistep, cosine or constant") }
+            c.schedule = v
+        }
+        if let s = lrSteps {
+            let steps = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !steps.isEmpty, steps.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("--lr-steps \(s): expected comma-separated positive epochs") }
+            c.lrSteps = steps.map { $0! }
+        }
+        c.lrGamma = lrGamma
+        c.warmupEpochs = warmupEpochs
+        guard let opt = TrainConfig.OptimizerKind(rawValue: optimizer) else { throw ValidationError("--optimizer \(optimizer): expected sgd or adamw") }
+        c.optimizer = opt
+        c.momentum = momentum
+        c.nesterov = nesterov
+        c.weightDecay = weightDecay
+        c.noBNWeightDecay = noBNWeightDecay
+        c.labelSmoothing = labelSmoothing
+        c.modelOptions.numClasses = numClasses
+        c.modelOptions.zeroInitResidual = zeroInitResidual
+        if let s = shortcut {
+            guard let v = CifarShortcut(rawValue: s.uppercased()) else { throw ValidationError("--shortcut \(s): expected A or B") }
+            c.modelOptions.cifarShortcut = v
+        }
+        c.dataPath = data
+        c.dataset = dataset
+        c.valSplit = valSplit
+        c.resolution = resolution
+        c.resume = resumeLast ? "" : resume
+        c.overwrite = overwrite
+        c.saveEverySteps = saveEverySteps
+        c.keep = keep
+        c.seed = seed
+        c.threads = threads
+        c.workers = workers
+        c.evalEvery = evalEvery
+        c.limitTrainBatches = limitTrainBatches
+        c.limitValBatches = limitValBatches
+        c.noVal = noVal
+        c.printFreq = printFreq
+        c.debug = debug
+        c.overfitBatches = overfitBatches
+        c.syncBN = syncBN
+        c.gradAccum = gradAccum
+        c.dropLast = dropLast
+        c.preset = preset
+        c.mean = try mean.map { try parseTriple($0, flag: "--mean") }
+        c.std = try std.map { try parseTriple($0, flag: "--std") }
+        return c
+    }
+
+    func run() throws {
+        let config = try makeConfig()
+        let communicator = try makeCommunicator()
+        Trainer.version = dtrainVersion
+        let trainer = try Trainer(config: config, communicator: communicator,
+                                  progress: ProgressReporter(printEvery: config.printFreq))
+        _ = try trainer.train()
+    }
+}
+
+func parseTriple(_ text: String, flag: String) throws -> [Double] {
+    let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard values.count == 3, values.allSatisfy({ $0 != nil }) else {
+        throw ValidationError("\(flag) \(text): expected three comma-separated numbers (R,G,B)")
+    }
+    return values.map { $0! }
+}
