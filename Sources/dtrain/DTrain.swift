@@ -6,5 +6,6 @@ struct DTrain: ParsableCommand {
         commandName: "dtrain",
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
-        subcommands: [ModelsCommand.self, BenchCommand.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, BenchCommand.self],
+        defaultSubcommand: TrainCommand.self)
 }

@@ -1,0 +1,43 @@
+import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainData
+
+/// A model rebuilt from a checkpoint: its zoo entry and options, weights, class names and
+/// preprocessing, as recorded when it was trained.
+public struct LoadedCheckpoint {
+    public let model: Model
+    public let info: CheckpointInfo
+    public let path: String
+
+    /// Reads, verifies and applies `path`. With `expectedModel`, a checkpoint of another model is
+    /// refused; with `numClasses`, one with another head size.
+    public init(path: String, expectedModel: String? = nil, numClasses: Int? = nil, batchSize: Int, resolution: Int? = nil) throws {
+        let url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CheckpointError(path: path, reason: "no such checkpoint")
+        }
+        let (file, info) = try Checkpoint.read(url)
+        if let expectedModel, expectedModel != info.model {
+            throw CheckpointError(path: path, reason: "checkpoint is of model \(info.model), not \(expectedModel)")
+        }
+        if let numClasses, numClasses != info.numClasses {
+            throw CheckpointError(path: path, reason: "--num-classes \(numClasses) disagrees with the checkpoint's \(info.numClasses) classes")
+        }
+        let options = ModelOptions(numClasses: info.numClasses, zeroInitResidual: info.zeroInitResidual,
+                                   cifarShortcut: info.cifarShortcut.flatMap(CifarShortcut.init(rawValue:)))
+        model = try ModelZoo.make(info.model, options: options)
+        try Checkpoint.restore(file, path: path, into: model, optimizer: nil)
+        model.build(batch: batchSize, resolution: resolution ?? (info.resolution > 0 ? info.resolution : nil))
+        self.info = info
+        self.path = path
+    }
+
+    /// The evaluation preprocessing the model was trained with.
+    public var evalTransform: ImageTransform {
+        let preset = Preset(rawValue: info.preset) ?? .imagenet
+        return preset.eval(resolution: model.builtResolution,
+                           mean: info.mean.count == 3 ? info.mean.map(Float.init) : nil,
+                           std: info.std.count == 3 ? info.std.map(Float.init) : nil)
+    }
+}

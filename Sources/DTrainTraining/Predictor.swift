@@ -1,0 +1,97 @@
+import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainData
+
+/// One image's top-k classes with their softmax probabilities.
+public struct Prediction: Codable, Equatable, Sendable {
+    public struct Entry: Codable, Equatable, Sendable {
+        public var label: Int
+        public var name: String
+        public var probability: Double
+    }
+    public var image: String
+    public var top: [Entry]
+}
+
+/// Classifies image files in batches with a checkpoint's model and preprocessing.
+public final class Predictor {
+    public let checkpoint: LoadedCheckpoint
+    private let transform: ImageTransform
+    private let images: Storage
+    private let batchSize: Int
+
+    public init(checkpoint: LoadedCheckpoint) {
+        self.checkpoint = checkpoint
+        transform = checkpoint.evalTransform
+        batchSize = checkpoint.model.builtBatch
+        images = Storage(count: batchSize * checkpoint.model.inputShape.count)
+    }
+
+    /// Lists image files: files as given, directories' image files (not recursive) in sorted order.
+    public static func imageFiles(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                throw DataError(path: p, reason: "no such file or directory")
+            }
+            if isDir.boolValue {
+                let names = try FileManager.default.contentsOfDirectory(atPath: p).filter {
+                    !$0.hasPrefix(".") && ImageFolderSource.hasImageExtension($0)
+                }.sorted()
+                if names.isEmpty { throw DataError(path: p, reason: "no images (expected .jpg, .jpeg or .png files)") }
+                out += names.map { (p as NSString).appendingPathComponent($0) }
+            } else {
+                out.append(p)
+            }
+        }
+        return out
+    }
+
+    /// Predicts every file; unreadable ones are reported through `failed` and left out.
+    public func predict(files: [String], topK: Int, failed: (DataError) -> Void) -> [Prediction] {
+        let model = checkpoint.model
+        let names = checkpoint.info.classNames
+        let k = min(topK, model.numClasses)
+        let perImage = model.inputShape.count
+        let scratch = ResampleScratch()
+        var results: [Prediction] = []
+        var pending: [String] = []
+
+        func flush() {
+            guard !pending.isEmpty else { return }
+            let x = Tensor(data: images.pointer, batch: pending.count, shape: model.inputShape)
+            let logits = model.forward(x, mode: .eval)
+            let classes = model.numClasses
+            for (n, file) in pending.enumerated() {
+                let row = (0..<classes).map { Double(logits.data[n * classes + $0]) }
+                let m = row.max()!
+                let exps = row.map { Foundation.exp($0 - m) }
+                let sum = exps.reduce(0, +)
+                let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+                let top = order.prefix(k).map {
+                    Prediction.Entry(label: $0, name: $0 < names.count ? names[$0] : "class\($0)", probability: exps[$0] / sum)
+                }
+                results.append(Prediction(image: file, top: top))
+            }
+            pending.removeAll()
+        }
+
+        for file in files {
+            do {
+                let image = try ImageCodec.decodeFile(atPath: file, targetSize: transform.targetSize)
+                var random = SeededRandom(seed: 0)
+                transform.apply(image, random: &random, into: images.pointer + pending.count * perImage, scratch: scratch)
+                pending.append(file)
+                if pending.count == batchSize { flush() }
+            } catch let e as DataError {
+                failed(e)
+            } catch {
+                failed(DataError(path: file, reason: "\(error)"))
+            }
+        }
+        flush()
+        return results
+    }
+}
