@@ -28,7 +28,9 @@ final class ParameterStoreTests: XCTestCase {
 final class TorchLayoutTests: XCTestCase {
     func testConvWeightRoundTripsThroughTorchOrder() {
         let p = Parameter(torchShape: [2, 3, 2, 2], layout: .convOHWI, role: .weight, initializer: .constant(0))
-        _ = ParameterStore([p])
+        // The parameter points into the store's buffers, so the store must outlive its use.
+        let store = ParameterStore([p])
+        defer { withExtendedLifetime(store) {} }
         let torch = (0..<24).map(Float.init)
         p.setTorchValues(torch)
         // torch [o=1, i=2, kh=0, kw=1] = 1*12 + 2*4 + 0*2 + 1 = 21 sits at OHWI [1, 0, 1, 2].
