@@ -40,6 +40,8 @@ public final class Parameter {
     public private(set) var grad: UnsafeMutablePointer<Float>!
     /// Offset of this parameter in its store's flat buffers.
     public private(set) var offset = 0
+    /// The flat buffers `value` and `grad` point into, kept alive as long as the parameter is.
+    private var owners: [Storage] = []
 
     public init(torchShape: [Int], layout: TorchLayout = .identity, role: ParameterRole, initializer: Initializer) {
         self.torchShape = torchShape
@@ -49,9 +51,10 @@ public final class Parameter {
         count = torchShape.reduce(1, *)
     }
 
-    func bind(values: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, offset: Int) {
-        value = values + offset
-        grad = grads + offset
+    func bind(values: Storage, grads: Storage, offset: Int) {
+        value = values.pointer + offset
+        grad = grads.pointer + offset
+        owners = [values, grads]
         self.offset = offset
     }
 

@@ -18,7 +18,7 @@ public final class ParameterStore {
         grads = Storage(count: count)
         var offset = 0
         for p in parameters {
-            p.bind(values: values.pointer, grads: grads.pointer, offset: offset)
+            p.bind(values: values, grads: grads, offset: offset)
             offset += p.count
         }
     }
