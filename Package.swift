@@ -44,7 +44,7 @@ let package = Package(
 
         .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"]),
+        .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainDistributed"]),
         .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainTraining"]),
     ]
