@@ -134,6 +134,19 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// libjpeg warnings other than truncation are accepted, as PIL accepts such files.
+    func testHarmlessJPEGWarningIsAccepted() throws {
+        let image = smoothImage(width: 40, height: 24)
+        let clean = JPEGCodec.encode(image, quality: 95)
+        // Garbage between the entropy-coded data and the end-of-image marker: libjpeg warns
+        // "Corrupt JPEG data: 3 extraneous bytes before marker 0xd9".
+        let padded = clean.prefix(clean.count - 2) + Data([0x12, 0x34, 0x56, 0xFF, 0xD9])
+        let decoded = try ImageCodec.decode(padded, path: "padded.jpg")
+        XCTAssertEqual(decoded.pixels, try ImageCodec.decode(clean, path: "clean.jpg").pixels)
+        // Trailing bytes after the end-of-image marker are ignored.
+        XCTAssertNoThrow(try ImageCodec.decode(clean + Data(repeating: 0, count: 100), path: "trailing.jpg"))
+    }
+
     func testAbsurdDimensionsAreRejectedBeforeDecoding() throws {
         // A PNG header claiming 20000x20000 (400 megapixels); the data after it does not matter.
         var png = PNGCodec.encode(DecodedImage(width: 1, height: 1, pixels: [0, 0, 0]))
