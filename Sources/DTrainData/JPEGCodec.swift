@@ -42,6 +42,10 @@ public enum JPEGCodec {
         guard let handle = threadDecompressor() else {
             throw DataError(path: path, reason: "cannot create a TurboJPEG decompressor")
         }
+        // After an error or warning libjpeg's state may be left mid-stream (TurboJPEG 2.1 does
+        // not always abort it), so the handle is replaced rather than reused.
+        var reusable = false
+        defer { if !reusable { discardThreadDecompressor() } }
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> DecodedImage in
             let bytes = raw.bindMemory(to: UInt8.self)
             guard let base = bytes.baseAddress, !bytes.isEmpty else { throw DataError(path: path, reason: "empty file") }
@@ -59,11 +63,13 @@ public enum JPEGCodec {
             let channels = cmyk ? 4 : 3
             let format = cmyk ? TJPF_CMYK : TJPF_RGB
             var decodeFailure: String?
+            reusable = true
             var pixels = [UInt8](unsafeUninitializedCapacity: size.width * size.height * channels) { buffer, initialized in
                 let status = tjDecompress2(handle, base, UInt(bytes.count), buffer.baseAddress,
                                            Int32(size.width), 0, Int32(size.height),
                                            Int32(format.rawValue), TJFLAG_LIMITSCANS)
                 if status != 0 {
+                    reusable = false
                     let message = errorMessage(handle)
                     let warning = tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue)
                     if !warning || message.contains("Premature end") || !JPEGMarkers.endsWithEndOfImage(bytes) {
@@ -159,6 +165,13 @@ private func threadDecompressor() -> tjhandle? {
     guard let handle = tjInitDecompress() else { return nil }
     pthread_setspecific(decompressorKey, handle)
     return handle
+}
+
+/// Destroys this thread's decompressor; the next decode creates a fresh one.
+private func discardThreadDecompressor() {
+    guard let handle = pthread_getspecific(decompressorKey) else { return }
+    pthread_setspecific(decompressorKey, nil)
+    tjDestroy(handle)
 }
 
 /// Walks a JPEG's marker segments (no decoding) to answer structural questions.

@@ -134,6 +134,19 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// A failed decode must not spoil the next one on the same thread (decompressors are reused).
+    func testDecoderRecoversAfterErrors() throws {
+        let good = JPEGCodec.encode(smoothImage(width: 64, height: 48), quality: 90)
+        let reference = try ImageCodec.decode(good, path: "good.jpg")
+        var badHeader = good.prefix(200)
+        badHeader[badHeader.startIndex + 3] = 0x00
+        for bad in [good.prefix(30), good.prefix(good.count / 2), badHeader, Data([0xFF, 0xD8, 0xFF, 0xFF, 0xFF])] {
+            XCTAssertThrowsError(try ImageCodec.decode(bad, path: "bad.jpg"))
+            XCTAssertEqual(try ImageCodec.decode(good, path: "good.jpg").pixels, reference.pixels)
+            XCTAssertEqual(try ImageCodec.decode(good, path: "good.jpg", targetSize: 20).width, 32)
+        }
+    }
+
     /// libjpeg warnings other than truncation are accepted, as PIL accepts such files.
     func testHarmlessJPEGWarningIsAccepted() throws {
         let image = smoothImage(width: 40, height: 24)
