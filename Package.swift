@@ -4,10 +4,12 @@ import PackageDescription
 // dtrain: data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.
 //
 // Layering (each library has a mirrored test target):
-//   COpenBLAS, CTurboJPEG, COpenMPI  system libraries found with pkg-config (Debian -dev packages)
+//   COpenBLAS, CTurboJPEG, CPNG,
+//   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
 //   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, safetensors
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
+//   DTrainData                       image sources, JPEG/PNG decoding, augmentation, sharded loader
 //   DTrainDistributed                Communicator (MPI and single-process), gradient allreduce, SyncBN
 //   DTrainTraining                   optimizers, schedules, the training step, benchmarks
 //   dtrain                           the command line (one file per subcommand)
@@ -26,20 +28,23 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
         .target(name: "DTrainCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
+        .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], exclude: ["make_embedded_digits.py"], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),
-        .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainDistributed"], swiftSettings: optimize),
+        .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed"], swiftSettings: optimize),
         .executableTarget(name: "dtrain", dependencies: [
-            "DTrainCore", "DTrainNN", "DTrainDistributed", "DTrainTraining",
+            "DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
         .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainDistributed"]),
         .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainTraining"]),
     ]

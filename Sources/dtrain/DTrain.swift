@@ -6,6 +6,7 @@ struct DTrain: ParsableCommand {
         commandName: "dtrain",
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, BenchCommand.self],
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, BenchCommand.self,
+                      DatasetCommand.self],
         defaultSubcommand: TrainCommand.self)
 }

@@ -1,0 +1,2 @@
+// libpng's simplified read/write API.
+#include <png.h>

@@ -1,0 +1,117 @@
+import ArgumentParser
+import DTrainCore
+import DTrainData
+import Foundation
+
+/// `dtrain dataset …`: dataset utilities.
+struct DatasetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dataset",
+        abstract: "Dataset utilities.",
+        subcommands: [DatasetWriteCommand.self])
+}
+
+/// `dtrain dataset write`: any source as an ImageFolder tree.
+struct DatasetWriteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "write",
+        abstract: "Write a dataset as an ImageFolder tree: OUTPUT/train/<class>/<index>.jpg and OUTPUT/val/….",
+        discussion: """
+            SOURCE is a directory (an ImageFolder tree or CIFAR binary files, detected), "digits" \
+            (the embedded 8x8 digits), "synthetic", or KIND:PATH with KIND one of folder, cifar10, \
+            cifar100. The output directory must be absent or empty; nothing is overwritten.
+            """)
+
+    @Option(help: "The source: a path, digits, synthetic, or KIND:PATH.")
+    var from: String
+
+    @Option(help: "The directory to create (must be absent or empty).")
+    var output: String
+
+    @Option(help: "Image format: jpeg or png.")
+    var format: String = "jpeg"
+
+    @Option(help: "Which split to write: train, val or both.")
+    var split: String = "both"
+
+    @Option(help: "Write at most this many images per split (the first ones).")
+    var limit: Int?
+
+    @Option(help: "JPEG quality, 1–100.")
+    var quality: Int = 90
+
+    @Option(name: .customLong("val-split"), help: "For an ImageFolder tree without a val folder: the fraction of each class to write as val.")
+    var valSplit: Double?
+
+    @Option(help: "Synthetic only: image side in pixels.")
+    var resolution: Int = 32
+
+    @Option(help: "Synthetic only: training images (val gets a fifth as many).")
+    var count: Int = 1000
+
+    @Option(help: "Synthetic only: number of classes.")
+    var classes: Int = 10
+
+    @Option(help: "Synthetic only: seed selecting the images.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard ImageFormat(rawValue: format) != nil else { throw ValidationError("--format must be jpeg or png, got \(format)") }
+        guard ["train", "val", "both"].contains(split) else { throw ValidationError("--split must be train, val or both, got \(split)") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        guard (1...100).contains(quality) else { throw ValidationError("--quality must be 1–100, got \(quality)") }
+        guard resolution >= 1 else { throw ValidationError("--resolution must be at least 1, got \(resolution)") }
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
+    }
+
+    func run() throws {
+        try DatasetWriter.requireEmptyOrAbsent(output)
+        let (path, kind) = Self.parseSource(from)
+        let splits = try DataSourceFactory.openSplits(path: path, dataset: kind, valSplit: valSplit, resolution: resolution,
+                                                      syntheticCount: count, classes: classes, seed: seed)
+        var wanted: [(String, DataSource)] = []
+        if split != "val" { wanted.append(("train", splits.train)) }
+        if split != "train" {
+            if let val = splits.val {
+                wanted.append(("val", val))
+            } else if split == "val" {
+                throw DataError(path: path ?? from, reason: "has no val split (add a val folder or pass --val-split)")
+            } else {
+                warn("\(path ?? from) has no val split; writing train only")
+            }
+        }
+        let imageFormat = ImageFormat(rawValue: format)!
+        var summary: [String] = []
+        for (name, source) in wanted {
+            let directory = (output as NSString).appendingPathComponent(name)
+            var reported = -1
+            let result = try DatasetWriter.write(source, to: directory, format: imageFormat, quality: quality, limit: limit) { done, total in
+                let percent = total == 0 ? 100 : done * 100 / total
+                if percent / 5 != reported / 5 || done == total {
+                    reported = percent
+                    warn("\(name): \(done)/\(total) images")
+                }
+            }
+            for line in result.skipped.prefix(10) { warn("skipped \(line)") }
+            if result.skipped.count > 10 { warn("… and \(result.skipped.count - 10) more skipped") }
+            summary.append("\(result.written) \(name)" + (result.skipped.isEmpty ? "" : " (\(result.skipped.count) skipped)"))
+        }
+        print("wrote \(summary.joined(separator: " and ")) images to \(output)")
+    }
+
+    /// Splits SOURCE into a path and an explicit kind.
+    static func parseSource(_ text: String) -> (path: String?, kind: DatasetKind?) {
+        if text == DatasetKind.digits.rawValue { return (nil, .digits) }
+        if text == DatasetKind.synthetic.rawValue { return (nil, .synthetic) }
+        if let colon = text.firstIndex(of: ":"), let kind = DatasetKind(rawValue: String(text[..<colon])),
+           kind != .digits, kind != .synthetic {
+            return (String(text[text.index(after: colon)...]), kind)
+        }
+        return (text, nil)
+    }
+}
+
+private func warn(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
