@@ -28,11 +28,13 @@ final class ParameterStoreTests: XCTestCase {
 final class TorchLayoutTests: XCTestCase {
     func testConvWeightRoundTripsThroughTorchOrder() {
         let p = Parameter(torchShape: [2, 3, 2, 2], layout: .convOHWI, role: .weight, initializer: .constant(0))
-        _ = ParameterStore([p])
+        // The store owns the memory the parameter is bound to: keep it alive while p is used.
+        let store = ParameterStore([p])
         let torch = (0..<24).map(Float.init)
         p.setTorchValues(torch)
         // torch [o=1, i=2, kh=0, kw=1] = 1*12 + 2*4 + 0*2 + 1 = 21 sits at OHWI [1, 0, 1, 2].
         XCTAssertEqual(p.value[((1 * 2 + 0) * 2 + 1) * 3 + 2], 21)
         XCTAssertEqual(p.torchValues(), torch)
+        withExtendedLifetime(store) {}
     }
 }

@@ -14,6 +14,8 @@ struct GradientCheck {
     var samplesPerTensor = 24
     var mode: Mode = .train
     var seed: UInt64 = 1
+    /// Applied to each random input value (e.g. to keep inputs away from an activation's kinks).
+    var inputTransform: ((Float) -> Float)? = nil
 
     /// Builds `layer` for `batch` × `input`, binds and initialises its parameters, and checks the
     /// input gradient and every parameter's gradient. Returns the checked relative errors by name.
@@ -21,6 +23,7 @@ struct GradientCheck {
     func check(_ layer: Layer, input: FeatureShape, batch: Int, initializeParameters: Bool = true,
                inputScale: Double = 1, file: StaticString = #filePath, line: UInt = #line) -> [String: Double] {
         let store = ParameterStore(layer: layer)
+        defer { withExtendedLifetime(store) {} }   // parameters point into the store's buffers
         if initializeParameters {
             store.initialize(seed: seed)
             // Non-trivial BatchNorm affine parameters and biases, so their gradients are exercised.
@@ -37,6 +40,7 @@ struct GradientCheck {
         var rng = SeededRandom(seed: seed &+ 7)
         let x = Storage(count: batch * input.count)
         for i in 0..<x.count { x.pointer[i] = Float(rng.normal() * inputScale) }
+        if let inputTransform { for i in 0..<x.count { x.pointer[i] = inputTransform(x.pointer[i]) } }
         let r = Storage(count: batch * out.count)
         for i in 0..<r.count { r.pointer[i] = Float(rng.normal()) }
         let xt = Tensor(storage: x, batch: batch, shape: input)
