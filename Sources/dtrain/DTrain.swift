@@ -6,5 +6,5 @@ struct DTrain: ParsableCommand {
         commandName: "dtrain",
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
-        subcommands: [])
+        subcommands: [SelfTestCollectives.self])
 }
