@@ -51,10 +51,55 @@ public protocol Communicator: AnyObject {
     func abort(code: Int32) -> Never
     /// A communicator over the same processes for a thread that communicates on its own.
     func duplicate() throws -> Communicator
+    /// Starts an in-place allreduce and returns at once; `buffer` must stay allocated and untouched
+    /// until the returned handle completes. The default runs the blocking `allreduce` and returns a
+    /// completed handle.
+    func startAllreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws -> PendingCollective
+}
+
+/// A collective in flight, from `Communicator.startAllreduce`. Owned by one thread: `test()` and
+/// `wait()` are not to be called concurrently. Its buffer holds the result once it is complete.
+public final class PendingCollective {
+    private let poll: () throws -> Bool
+    private let block: () throws -> Void
+    public private(set) var isComplete = false
+
+    /// A handle completed by `test` (true once done, without blocking) or `wait` (blocks until done).
+    public init(test: @escaping () throws -> Bool, wait: @escaping () throws -> Void) {
+        poll = test
+        block = wait
+    }
+
+    /// A handle whose collective has already finished.
+    public static var completed: PendingCollective {
+        let handle = PendingCollective(test: { true }, wait: {})
+        handle.isComplete = true
+        return handle
+    }
+
+    /// Whether the collective has finished (progressing it), without blocking.
+    @discardableResult
+    public func test() throws -> Bool {
+        if isComplete { return true }
+        if try poll() { isComplete = true }
+        return isComplete
+    }
+
+    /// Blocks until the collective has finished.
+    public func wait() throws {
+        if isComplete { return }
+        isComplete = true
+        try block()
+    }
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    public func startAllreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws -> PendingCollective {
+        try allreduce(buffer, count: count, type: type, op: op)
+        return .completed
+    }
 
     public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, op: ReduceOp = .sum) throws {
         try allreduce(UnsafeMutableRawPointer(values.baseAddress!), count: values.count, type: .float32, op: op)
