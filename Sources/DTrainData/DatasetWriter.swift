@@ -12,14 +12,16 @@ public struct DatasetWriteResult: Sendable {
 /// Writes any `DataSource` as an ImageFolder tree that `ImageFolderSource` (and torchvision's
 /// ImageFolder) reads back: `DIRECTORY/<class>/<index>.<jpg|png>`.
 ///
-/// `<index>` is the sample's index in the source, zero-padded to a common width so that file
-/// order is index order. Only classes with at least one written sample get a folder. Class
+/// `<index>` is the sample's index in the source, zero-padded to the width of the largest
+/// index so that file order is index order. Only classes with at least one written sample get a folder. Class
 /// names become folder names with "/" replaced by "_" and a leading "." (or an empty name)
 /// prefixed with "_". Read back, labels equal the source's when its class names are in
 /// code-point order (true of CIFAR, digits and synthetic sources) and every class is written.
 public enum DatasetWriter {
-    /// Writes samples `0..<min(limit, source.count)`, decoding and encoding in parallel over
-    /// `Compute.threads` threads.
+    /// Writes every sample, or with `limit` at most that many taken round-robin across classes
+    /// (the first sample of each class, then the second of each, …), so a limited copy of a
+    /// class-sorted folder still has every class. Samples are decoded and encoded in parallel
+    /// over `Compute.threads` threads.
     ///
     /// Nothing is overwritten: the directory must be absent or empty, and every file is created
     /// exclusively. Samples the source cannot produce (`DataError`) are skipped and reported.
@@ -32,10 +34,11 @@ public enum DatasetWriter {
                              limit: Int? = nil, progress: ((_ done: Int, _ total: Int) -> Void)? = nil) throws -> DatasetWriteResult {
         try requireEmptyOrAbsent(directory)
         try createDirectory(directory)
-        let total = min(source.count, max(0, limit ?? source.count))
-        let width = String(max(0, total - 1)).count
+        let selected = selection(source, limit: limit)
+        let total = selected.count
+        let width = String(max(0, source.count - 1)).count
         var classFolders = [String?](repeating: nil, count: source.classNames.count)
-        for i in 0..<total where classFolders[source.label(i)] == nil {
+        for i in selected where classFolders[source.label(i)] == nil {
             let folder = DirectoryListing.join(directory, folderName(forClass: source.classNames[source.label(i)]))
             try createDirectory(folder)
             classFolders[source.label(i)] = folder
@@ -59,7 +62,7 @@ public enum DatasetWriter {
                 if stop { return }
                 var blockSkipped: [String] = []
                 do {
-                    for i in (b * block)..<min(total, (b + 1) * block) {
+                    for i in selected[(b * block)..<min(total, (b + 1) * block)] {
                         let image: DecodedImage
                         do {
                             image = try source.image(at: i, targetSize: nil)
@@ -86,6 +89,22 @@ public enum DatasetWriter {
         if let failure { throw failure }
         let allSkipped = skipped.flatMap { $0 }
         return DatasetWriteResult(written: total - allSkipped.count, skipped: allSkipped)
+    }
+
+    /// The indices written for `limit`, ascending (see `write`).
+    static func selection(_ source: DataSource, limit: Int?) -> [Int] {
+        guard let limit, limit < source.count else { return Array(0..<source.count) }
+        var byClass = [[Int]](repeating: [], count: source.classNames.count)
+        for i in 0..<source.count { byClass[source.label(i)].append(i) }
+        var chosen: [Int] = []
+        var round = 0
+        while chosen.count < limit {
+            for members in byClass where round < members.count && chosen.count < limit {
+                chosen.append(members[round])
+            }
+            round += 1
+        }
+        return chosen.sorted()
     }
 
     /// Throws unless `directory` is absent or an empty directory.

@@ -34,7 +34,7 @@ struct DatasetWriteCommand: ParsableCommand {
     @Option(help: "Which split to write: train, val or both.")
     var split: String = "both"
 
-    @Option(help: "Write at most this many images per split (the first ones).")
+    @Option(help: "Write at most this many images per split, taken round-robin across classes.")
     var limit: Int?
 
     @Option(help: "JPEG quality, 1–100.")

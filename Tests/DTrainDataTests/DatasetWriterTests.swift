@@ -58,6 +58,18 @@ final class DatasetWriterTests: XCTestCase {
         XCTAssertEqual(DatasetWriter.folderName(forClass: ""), "_")
     }
 
+    func testLimitTakesClassesRoundRobin() throws {
+        let source = LabelsOnlySource(labels: [0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+        XCTAssertEqual(DatasetWriter.selection(source, limit: 3), [0, 4, 8])
+        XCTAssertEqual(DatasetWriter.selection(source, limit: 7), [0, 1, 2, 4, 5, 8, 9])
+        XCTAssertEqual(DatasetWriter.selection(source, limit: 99), Array(0..<10))
+        let result = try DatasetWriter.write(source, to: tmp.path + "/rr", format: .png, limit: 4)
+        XCTAssertEqual(result.written, 4)
+        let back = try ImageFolderSource(root: tmp.path + "/rr")
+        XCTAssertEqual(back.classNames, ["a", "b", "c"])
+        XCTAssertEqual(back.files.map { ($0.path as NSString).lastPathComponent }, ["0.png", "1.png", "4.png", "8.png"])
+    }
+
     func testUnreadableSamplesAreSkipped() throws {
         try tmp.write(PNGCodec.encode(DecodedImage(width: 1, height: 1, pixels: [1, 2, 3])), to: "src/a/good.png")
         try tmp.write(Data("not an image".utf8), to: "src/a/bad.jpg")
@@ -72,5 +84,18 @@ final class DatasetWriterTests: XCTestCase {
         let back = try ImageFolderSource(root: tmp.path + "/dst")
         XCTAssertEqual(back.count, 2)
         XCTAssertEqual(try back.image(at: 1, targetSize: nil).pixels, [4, 5, 6])
+    }
+}
+
+/// Grey 1×1 images with the given labels and classes "a", "b", "c".
+private final class LabelsOnlySource: DataSource {
+    let labels: [Int]
+    init(labels: [Int]) { self.labels = labels }
+    var count: Int { labels.count }
+    var classNames: [String] { ["a", "b", "c"] }
+    func label(_ index: Int) -> Int { labels[index] }
+    func sampleName(_ index: Int) -> String { "#\(index)" }
+    func image(at index: Int, targetSize: Int?) throws -> DecodedImage {
+        DecodedImage(width: 1, height: 1, pixels: [UInt8](repeating: UInt8(index), count: 3))
     }
 }
