@@ -19,6 +19,7 @@ public struct Batch {
     /// Samples of this batch that were replaced because they could not be read.
     public let replaced: Int
 
+    /// The labels as a buffer of `count`.
     public var labelBuffer: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: labels, count: count) }
 }
 
@@ -42,7 +43,9 @@ public struct SkippedSample: Equatable, Sendable, CustomStringConvertible {
 /// The loader gave up: no readable sample was found near a failing one, or the source threw an
 /// error that is not a `DataError`.
 public struct LoaderError: Error, CustomStringConvertible {
+    /// What went wrong, naming the sample.
     public let message: String
+    /// The error the data source threw, if any.
     public let underlying: Error?
     public var description: String { message }
 }

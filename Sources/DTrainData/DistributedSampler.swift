@@ -9,7 +9,8 @@ import DTrainCore
 /// - `padToEqual` (training): padded to `ceil(N/W)·W` by repeating its own beginning (PyTorch's
 ///   `indices += indices[:padding_size]`, wrapping again if needed), so every rank gets the
 ///   same number of samples and takes the same number of steps;
-/// - `dropLast`: truncated to `floor(N/W)·W` instead (PyTorch's `drop_last`);
+/// - `dropLast`: truncated to `floor(N/W)·W` instead (PyTorch's `drop_last`; it takes precedence
+///   over `padToEqual`);
 /// - neither (evaluation): left as it is, so every sample is visited exactly once and shards
 ///   differ in length by at most one.
 ///
@@ -30,6 +31,11 @@ public struct DistributedSampler: Equatable, Sendable {
     public let dropLast: Bool
     public let padToEqual: Bool
 
+    /// - Parameters:
+    ///   - shuffle: a new permutation each epoch (training); false keeps the dataset order.
+    ///   - dropLast: truncate the global order to a multiple of the world size (wins over
+    ///     `padToEqual`).
+    ///   - padToEqual: pad the global order to a multiple of the world size (training).
     public init(datasetSize: Int, rank: Int, worldSize: Int, shuffle: Bool, seed: UInt64,
                 dropLast: Bool, padToEqual: Bool) {
         precondition(datasetSize >= 0, "negative dataset size")

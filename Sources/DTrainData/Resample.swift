@@ -33,8 +33,11 @@ public struct ResamplePlan: Equatable, Sendable {
         }
     }
 
+    /// Columns.
     public var x: Axis
+    /// Rows.
     public var y: Axis
+    /// Output size in pixels (the floats written are `outputWidth × outputHeight × 3`).
     public var outputWidth: Int
     public var outputHeight: Int
     /// Mirror the output left to right (after cropping, like torchvision's flip after the crop).
@@ -63,6 +66,7 @@ public final class ResampleScratch {
     let rows = GrowableBuffer<Float>()
     let line = GrowableBuffer<Float>()
 
+    /// An empty scratch; it grows on first use.
     public init() {}
 
     /// Bytes currently held.

@@ -8,6 +8,7 @@ public struct CropBox: Equatable, Sendable, CustomStringConvertible {
     public var height: Int
     public var width: Int
 
+    /// A box at (`top`, `left`) of `width × height` pixels.
     public init(top: Int, left: Int, height: Int, width: Int) {
         self.top = top
         self.left = left
@@ -50,6 +51,7 @@ public struct ImageTransform: Equatable, Sendable {
     public var mean: [Float]
     public var std: [Float]
 
+    /// A transform; `mean` and `std` have three entries (R, G, B).
     public init(geometry: Geometry, flipProbability: Double = 0, mean: [Float], std: [Float]) {
         precondition(mean.count == 3 && std.count == 3, "mean and std need 3 channels")
         precondition(std.allSatisfy { $0 > 0 }, "std must be positive")
