@@ -42,10 +42,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
+        // Runs the built executable from tests (single process and under mpirun).
+        .target(name: "DTrainTestSupport", path: "Tests/Support"),
+
         .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainDistributed"]),
-        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining"]),
+        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainDistributed", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
     ]
 )

@@ -185,6 +185,10 @@ public final class Trainer {
 
     private var isRoot: Bool { communicator.rank == 0 }
 
+    /// Tests: stop abruptly (no end-of-epoch work) once this many global steps are done, as a
+    /// killed process would.
+    var interruptAfterSteps: Int?
+
     /// Runs the remaining epochs.
     public func train() throws -> TrainSummary {
         var last: EpochMetrics?
@@ -200,11 +204,12 @@ public final class Trainer {
             if let n = config.overfitBatches {
                 indices = Array(sampler.indices(epoch: 0).prefix(n * config.batchSize))
             }
+            let doneBefore = info.samplesIntoEpoch / max(1, config.batchSize * communicator.size)
             var steps = (indices.count + config.batchSize - 1) / config.batchSize
             if config.dropLast { steps = indices.count / config.batchSize }
-            if let limit = config.limitTrainBatches { steps = min(steps, limit) }
+            // The limit counts the epoch's steps, including those done before a resume.
+            if let limit = config.limitTrainBatches { steps = min(steps, max(0, limit - doneBefore)) }
             loader.start(epoch: epoch, indices: Array(indices.prefix(steps * config.batchSize)))
-            let doneBefore = info.samplesIntoEpoch / max(1, config.batchSize * communicator.size)
             var totals = MetricTotals()
             var lr = 0.0
             var s = 0
@@ -232,6 +237,11 @@ public final class Trainer {
                 }
                 if let every = config.saveEverySteps, info.globalStep % every == 0, s < steps {
                     try saveLast()
+                }
+                if let stop = interruptAfterSteps, info.globalStep >= stop {
+                    loader.stop()
+                    return TrainSummary(epochsCompleted: info.epoch, bestTop1: info.bestTop1, lastMetrics: last,
+                                        outputDirectory: run.url, finalTrainTop1: totals.top1Fraction)
                 }
             }
             let seconds = Date().timeIntervalSince(start)

@@ -82,7 +82,7 @@ struct EvalCommand: ParsableCommand {
         try AtomicFile.write(Data(perClass.utf8), to: dir.appendingPathComponent("per_class_accuracy.csv"))
         try AtomicFile.write(Data(matrix.utf8), to: dir.appendingPathComponent("confusion_matrix.csv"))
         if json {
-            print(String(format: "{\"samples\":%d,\"loss\":%.6f,\"top1\":%.6f,\"top5\":%.6f}", Int(totals.samples), totals.meanLoss, totals.top1Fraction, totals.top5Fraction))
+            print("{\"samples\":\(Int(totals.samples)),\"loss\":\(totals.meanLoss),\"top1\":\(totals.top1Fraction),\"top5\":\(totals.top5Fraction)}")
         } else {
             print(String(format: "%@: %d samples  loss %.4f  top1 %.2f%%  top5 %.2f%%  (CSV in %@)", model, Int(totals.samples),
                          totals.meanLoss, totals.top1Fraction * 100, totals.top5Fraction * 100, dir.path))

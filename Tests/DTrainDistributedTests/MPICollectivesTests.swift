@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import DTrainTestSupport
 @testable import DTrainDistributed
 
 /// Runs `dtrain selftest-collectives` under `mpirun` with 2 and 3 ranks, so the MPI communicator is
@@ -88,18 +89,7 @@ final class MPICollectivesTests: XCTestCase {
 
     // MARK: Running mpirun
 
-    struct RunError: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
-    }
-
-    struct Run {
-        let status: Int32
-        let output: String
-        let command: String
-        var lines: [String] { output.split(separator: "\n").map(String.init) }
-        var transcript: String { "\(command) exited \(status):\n\(output)" }
-    }
+    typealias Run = ProcessRunner.Run
 
     func assertLines(_ expected: [String], in run: Run, file: StaticString = #filePath, line: UInt = #line) {
         let lines = Set(run.lines.map { $0.trimmingCharacters(in: .whitespaces) })
@@ -108,86 +98,8 @@ final class MPICollectivesTests: XCTestCase {
         }
     }
 
-    /// The build products directory: on macOS `Bundle(for:)` is the `*.xctest` bundle inside it; on
-    /// Linux the tests run from the `*.xctest` executable and `Bundle(for:)` is its directory (checked:
-    /// `.build/x86_64-unknown-linux-gnu/release`), so taking the parent there would be wrong.
-    static var productsDirectory: URL {
-        let bundle = Bundle(for: MPICollectivesTests.self).bundleURL
-        return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-    }
-
-    static func locateExecutable(_ name: String) throws -> URL {
-        var candidates = [productsDirectory.appendingPathComponent(name)]
-        // Linux fallback: the directory of the running .xctest executable.
-        let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent(name)
-        if FileManager.default.fileExists(atPath: "/proc/self/exe"), beside.path != candidates[0].path {
-            candidates.append(beside)
-        }
-        for url in candidates where FileManager.default.isExecutableFile(atPath: url.path) {
-            return url
-        }
-        throw RunError(message:
-            "the `\(name)` executable is not in the build products directory "
-            + "(looked for \(candidates.map(\.path).joined(separator: ", "))); "
-            + "run `swift build -c release` before `swift test -c release`, or use launch/test")
-    }
-
-    static func locateMPIRun() throws -> URL {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"] {
-            let url = URL(fileURLWithPath: dir).appendingPathComponent("mpirun")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw RunError(message: "mpirun is not on PATH; install openmpi-bin (launch/setup does)")
-    }
-
-    /// Runs `mpirun -np ranks dtrain arguments...`, killing it after `timeout` seconds so a hang
-    /// fails the test instead of blocking the suite.
+    /// Runs `mpirun -np ranks dtrain arguments...`; a hang fails the test after `timeout` seconds.
     func mpirun(ranks: Int, _ arguments: [String]) throws -> Run {
-        // A missing executable or mpirun throws, which fails the test (never skips it).
-        let dtrain = try Self.locateExecutable("dtrain")
-        let mpirun = try Self.locateMPIRun()
-        var mpiArguments = ["-np", String(ranks), "--bind-to", "none"]
-        if geteuid() == 0 { mpiArguments.append("--allow-run-as-root") }
-        // Open MPI counts physical cores as slots; oversubscribing is harmless for these small runs.
-        mpiArguments.append("--oversubscribe")
-        mpiArguments += [dtrain.path] + arguments
-
-        let log = FileManager.default.temporaryDirectory
-            .appendingPathComponent("dtrain-mpirun-\(getpid())-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: log) }
-        let sink = try FileHandle(forWritingTo: log)
-        defer { try? sink.close() }
-
-        let process = Process()
-        process.executableURL = mpirun
-        process.arguments = mpiArguments
-        process.standardOutput = sink
-        process.standardError = sink
-        process.standardInput = FileHandle.nullDevice
-        // The ranks learn they run under MPI from mpirun itself, not from this process.
-        process.environment = ProcessInfo.processInfo.environment.filter { key, _ in
-            !key.hasPrefix("OMPI_COMM_WORLD") && !key.hasPrefix("PMIX_")
-        }
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        let command = ([mpirun.path] + mpiArguments).joined(separator: " ")
-        try process.run()
-
-        var timedOut = false
-        if exited.wait(timeout: .now() + Self.timeout) == .timedOut {
-            timedOut = true
-            process.terminate()  // mpirun passes SIGTERM on to the ranks
-            if exited.wait(timeout: .now() + 10) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                _ = exited.wait(timeout: .now() + 10)
-            }
-        }
-        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        let run = Run(status: timedOut ? -1 : process.terminationStatus, output: output, command: command)
-        if timedOut { throw RunError(message: "timed out after \(Self.timeout) s (killed): \(run.transcript)") }
-        return run
+        try ProcessRunner.mpirun(ranks: ranks, arguments, timeout: Self.timeout)
     }
 }

@@ -1,0 +1,101 @@
+import XCTest
+import DTrainTestSupport
+@testable import DTrainCore
+@testable import DTrainData
+@testable import DTrainTraining
+
+/// The `dtrain` executable itself: bad input gives a clear one-line error and a non-zero exit with
+/// nothing overwritten; eval and predict work on what training wrote, and agree.
+final class CommandLineTests: XCTestCase {
+    func dtrain(_ args: [String]) throws -> ProcessRunner.Run {
+        try ProcessRunner.dtrain(args + ["--threads", "2"], timeout: 300)
+    }
+
+    /// The last line of the output is the error; it names what was wrong.
+    func assertFails(_ run: ProcessRunner.Run, mentioning words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(run.status, 0, run.transcript, file: file, line: line)
+        let errorLine = run.lines.last(where: { $0.contains("Error") || $0.contains("error") }) ?? ""
+        for w in words { XCTAssertTrue(errorLine.contains(w), "error line lacks '\(w)': \(run.transcript)", file: file, line: line) }
+    }
+
+    func testBadInputsGiveClearErrors() throws {
+        let dir = temporaryDirectory(self)
+        // Unknown model: the error lists the zoo.
+        assertFails(try dtrain(["resnet19", "--output", dir.appendingPathComponent("a").path]), mentioning: ["resnet19", "resnet50", "mobilenet_v2"])
+        // A --data path that does not exist, and one with no images.
+        assertFails(try dtrain(["resnet20", "--data", "/nonexistent/data", "--output", dir.appendingPathComponent("b").path]),
+                    mentioning: ["/nonexistent/data"])
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        assertFails(try dtrain(["resnet20", "--data", empty.path, "--output", dir.appendingPathComponent("c").path]), mentioning: [empty.path])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c").path), "a failed start created the output")
+
+        // A real run to have checkpoints.
+        let run = dir.appendingPathComponent("run")
+        let ok = try dtrain(["resnet20", "--epochs", "1", "--batch-size", "32", "--limit-train-batches", "2", "--limit-val-batches", "1",
+                             "--output", run.path, "--workers", "1"])
+        XCTAssertEqual(ok.status, 0, ok.transcript)
+        let last = run.appendingPathComponent("checkpoint-last.safetensors")
+        let before = try Data(contentsOf: last)
+
+        // Another run into the same directory without --resume is refused.
+        assertFails(try dtrain(["resnet20", "--epochs", "1", "--output", run.path]), mentioning: [run.path, "--resume", "--overwrite"])
+        // --num-classes disagreeing with the checkpoint.
+        assertFails(try dtrain(["resnet20", "--epochs", "2", "--output", run.path, "--resume", "--num-classes", "12"]),
+                    mentioning: ["--num-classes", "12", "10"])
+        // Resuming a checkpoint of another model.
+        assertFails(try dtrain(["resnet32", "--epochs", "2", "--output", dir.appendingPathComponent("d").path, "--resume", last.path]),
+                    mentioning: ["resnet20", "resnet32"])
+        XCTAssertEqual(try Data(contentsOf: last), before, "a refused run changed the checkpoint")
+        // A corrupted checkpoint for eval.
+        var bytes = before
+        bytes[bytes.count - 100] ^= 1
+        let corrupt = dir.appendingPathComponent("corrupt.safetensors")
+        try bytes.write(to: corrupt)
+        assertFails(try dtrain(["eval", "resnet20", "--checkpoint", corrupt.path]), mentioning: ["checksum"])
+    }
+
+    /// `dtrain eval` and `dtrain predict` on a trained checkpoint: predict's per-image answers give
+    /// exactly eval's top-1 on the same images.
+    func testEvalAndPredictAgree() throws {
+        let dir = temporaryDirectory(self)
+        let run = dir.appendingPathComponent("run")
+        let trained = try dtrain(["resnet20", "--epochs", "1", "--batch-size", "32", "--limit-train-batches", "10", "--no-val",
+                                  "--output", run.path, "--workers", "1"])
+        XCTAssertEqual(trained.status, 0, trained.transcript)
+        let checkpoint = run.appendingPathComponent("checkpoint-last.safetensors").path
+
+        // 60 digits from the val split as PNG files (lossless), in class folders.
+        let folder = dir.appendingPathComponent("digits")
+        let written = try DatasetWriter.write(DigitsSource(split: .val), to: folder.appendingPathComponent("val").path, format: .png, limit: 60)
+        XCTAssertEqual(written.written, 60)
+        try FileManager.default.copyItem(at: folder.appendingPathComponent("val"), to: folder.appendingPathComponent("train"))
+
+        let eval = try dtrain(["eval", "resnet20", "--checkpoint", checkpoint, "--data", folder.path, "--json", "--batch-size", "16",
+                               "--output", dir.appendingPathComponent("eval").path])
+        XCTAssertEqual(eval.status, 0, eval.transcript)
+        let json = try XCTUnwrap(eval.lines.last { $0.hasPrefix("{") })
+        let result = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Double]
+        XCTAssertEqual(result["samples"], 60)
+        for file in ["per_class_accuracy.csv", "confusion_matrix.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("eval/\(file)").path), file)
+        }
+
+        var correct = 0, predicted = 0
+        let classes = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("val").path).sorted()
+        for name in classes {
+            let predict = try dtrain(["predict", "--checkpoint", checkpoint, "--topk", "3", "--json",
+                                      folder.appendingPathComponent("val/\(name)").path])
+            XCTAssertEqual(predict.status, 0, predict.transcript)
+            for line in predict.lines where line.hasPrefix("{") {
+                let p = try JSONDecoder().decode(Prediction.self, from: Data(line.utf8))
+                XCTAssertEqual(p.top.count, 3)
+                XCTAssertGreaterThanOrEqual(p.top[0].probability, p.top[1].probability)
+                predicted += 1
+                if p.top[0].name == name { correct += 1 }
+            }
+        }
+        XCTAssertEqual(predicted, 60)
+        XCTAssertEqual(Double(correct) / 60, try XCTUnwrap(result["top1"]), accuracy: 1e-9, "predict and eval disagree")
+    }
+}
