@@ -52,6 +52,9 @@ public struct TrainConfig: Sendable {
     public var dropLast = false
     public var resolution: Int?
     public var preset: String?
+    /// Random horizontal flips in training; nil: on, except for the digits (mirrored digits are
+    /// other shapes).
+    public var flip: Bool?
     public var mean: [Double]?
     public var std: [Double]?
     public var collectiveTimeout: Double = 300

@@ -131,9 +131,10 @@ public final class Trainer {
         let workers = config.workers ?? BatchLoader.defaultWorkers(computeThreads: computeThreads)
         sampler = DistributedSampler(datasetSize: trainSource.count, rank: communicator.rank, worldSize: communicator.size,
                                      shuffle: true, seed: config.seed, dropLast: config.dropLast, padToEqual: true)
-        let trainTransform = config.overfitBatches != nil
+        var trainTransform = config.overfitBatches != nil
             ? preset.eval(resolution: resolution, mean: mean, std: std)
             : preset.train(resolution: resolution, mean: mean, std: std)
+        if !(config.flip ?? (trainSource is DigitsSource == false)) { trainTransform.flipProbability = 0 }
         loader = BatchLoader(source: trainSource, transform: trainTransform, batchSize: config.batchSize, resolution: resolution,
                              workers: workers, seed: config.seed, rank: communicator.rank, dropLastPartial: config.dropLast)
         let reporter = progress
@@ -257,6 +258,9 @@ public final class Trainer {
             let lastEpoch = epoch + 1 == config.epochs
             if let evaluator, (epoch + 1) % max(1, config.evalEvery) == 0 || lastEpoch {
                 val = try evaluator.run(limitBatches: config.limitValBatches)
+            }
+            for (what, value) in [("train loss", totals.meanLoss), ("val loss", val?.meanLoss ?? 0)] where !value.isFinite {
+                throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
             }
             info.epoch = epoch + 1
             info.samplesIntoEpoch = 0

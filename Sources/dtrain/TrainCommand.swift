@@ -120,6 +120,8 @@ struct TrainCommand: ParsableCommand {
     // Preprocessing
     @Option(help: "Augmentation preset: imagenet or cifar. Default: by model family.")
     var preset: String?
+    @Flag(name: .customLong("no-flip"), help: "No random horizontal flips in training (always off for the digits).")
+    var noFlip = false
     @Option(help: "Per-channel normalisation mean, comma-separated. Default: the preset's.")
     var mean: String?
     @Option(help: "Per-channel normalisation std, comma-separated. Default: the preset's.")
@@ -195,6 +197,7 @@ struct TrainCommand: ParsableCommand {
         c.gradAccum = gradAccum
         c.dropLast = dropLast
         c.preset = preset
+        if noFlip { c.flip = false }
         c.mean = try mean.map { try parseTriple($0, flag: "--mean") }
         c.std = try std.map { try parseTriple($0, flag: "--std") }
         return c

@@ -10,11 +10,13 @@ final class TrainingRunTests: XCTestCase {
     /// A shortened version of the main job (launch/run) clears a meaningful accuracy.
     func testShortDigitsRunLearns() throws {
         let dir = temporaryDirectory(self)
-        var c = try digitsConfig(output: dir, epochs: 2, batch: 64)
+        var c = try digitsConfig(output: dir, epochs: 2, batch: 32)
         c.schedule = .cosine
+        c.lr = 0.05
         let summary = try train(c)
         let best = try XCTUnwrap(summary.bestTop1)
-        XCTAssertGreaterThan(best, 0.6, "two epochs of resnet20 on the digits reached only \(best) val top-1")
+        // Chance is 10 %; the full main job (launch/run) reaches about 97 %.
+        XCTAssertGreaterThan(best, 0.8, "two epochs of resnet20 on the digits reached only \(best) val top-1")
         // metrics.jsonl: one line per epoch with the documented keys, fractions in [0, 1].
         let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 2)
@@ -105,6 +107,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertThrowsError(try train(c)) { error in
             XCTAssertTrue("\(error)".contains("step"), "\(error)")
             XCTAssertTrue("\(error)".contains("loss became"), "\(error)")
+            XCTAssertTrue("\(error)".contains("last good checkpoint is kept"), "\(error)")
         }
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("checkpoint-last.safetensors")), good)
     }
