@@ -77,7 +77,7 @@ public struct TrainConfig: Sendable {
         case .cifar:
             let e = epochs ?? 30
             var c = TrainConfig(model: model, epochs: e, batchSize: 128, lr: 0.1, schedule: .multistep, output: output)
-            c.lrSteps = [e / 2, e * 3 / 4]
+            c.lrSteps = [max(1, e / 2), max(1, e * 3 / 4)]
             return c
         case .imagenet:
             var c = TrainConfig(model: model, epochs: epochs ?? 90, batchSize: 32, lr: 0.1, schedule: .step, output: output)

@@ -103,6 +103,7 @@ public final class Trainer {
         model.initialize(seed: config.seed)
         model.build(batch: config.batchSize, resolution: resolution, seed: config.seed)
         dropouts = Trainer.layers(of: Dropout.self, in: model)
+        if config.syncBN && communicator.size > 1 { model.synchronizeBatchNorm(over: communicator) }
 
         let decay = config.weightDecay
         let exclude = config.noBNWeightDecay
@@ -185,10 +186,36 @@ public final class Trainer {
     }
 
     private var isRoot: Bool { communicator.rank == 0 }
+    /// Scratch for the per-step loss allreduce (allocated once).
+    private var stepTotals = [Double](repeating: 0, count: 2)
 
     /// Tests: stop abruptly (no end-of-epoch work) once this many global steps are done, as a
     /// killed process would.
     var interruptAfterSteps: Int?
+
+    /// Checks that every rank was given the same job (one allgather: a mismatch is a clear error on
+    /// every rank, naming the field and the ranks) and makes every rank start from rank 0's state.
+    /// Resumed ranks also agree on the step they loaded. Call on every rank before `train()`.
+    public func start() throws {
+        let fields: [(name: String, value: String)] = [
+            ("dtrain version", info.dtrainVersion),
+            ("model", config.model),
+            ("number of classes", String(model.numClasses)),
+            ("class list", trainSource.classNames.joined(separator: ",")),
+            ("training set size", String(trainSource.count)),
+            ("validation set size", String(valSource?.count ?? 0)),
+            ("batch size", String(config.batchSize)),
+            ("resolution", String(resolution)),
+            ("epochs", String(config.epochs)),
+            ("seed", String(config.seed)),
+            ("gradient accumulation", String(config.gradAccum)),
+            ("synchronized BatchNorm", String(config.syncBN)),
+            ("resumed step", "\(info.epoch)/\(info.globalStep)/\(info.samplesIntoEpoch)"),
+        ]
+        try RankAgreement.check(fields, over: communicator)
+        try ModelSync.broadcastState(of: model, over: communicator)
+        try ModelSync.broadcast(optimizer.stateBuffers.map(\.storage), over: communicator)
+    }
 
     /// Runs the remaining epochs.
     public func train() throws -> TrainSummary {
@@ -219,8 +246,15 @@ public final class Trainer {
                 lr = schedule.rate(at: position)
                 for d in dropouts { d.step = UInt64(info.globalStep) }
                 inspector?.beginStep(info.globalStep)
-                let outcome = try step.run(images: batch.images, labels: batch.labels, lr: Float(lr))
+                var outcome = try step.run(images: batch.images, labels: batch.labels, lr: Float(lr))
                 try inspector?.endStep(info.globalStep)
+                if communicator.size > 1 {
+                    // The step's loss over all ranks: every rank sees the same value (and stops together).
+                    stepTotals[0] = Double(outcome.loss) * Double(batch.count)
+                    stepTotals[1] = Double(batch.count)
+                    try stepTotals.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
+                    outcome.loss = Float(stepTotals[0] / max(stepTotals[1], 1))
+                }
                 guard outcome.loss.isFinite else {
                     throw TrainingError("loss became \(outcome.loss) at epoch \(epoch + 1) step \(doneBefore + s + 1) (global step \(info.globalStep + 1)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
                 }
@@ -238,6 +272,7 @@ public final class Trainer {
                 }
                 if let every = config.saveEverySteps, info.globalStep % every == 0, s < steps {
                     try saveLast()
+                    try communicator.barrier()  // no rank runs ahead of a checkpoint being written
                 }
                 if let stop = interruptAfterSteps, info.globalStep >= stop {
                     loader.stop()

@@ -38,22 +38,19 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try makeCommunicator()
+        try runJob { communicator in try evaluate(communicator) }
+    }
+
+    func evaluate(_ communicator: Communicator) throws {
         let threads = self.threads ?? Compute.defaultThreads
         Compute.setThreads(threads)
-        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
-        let kind = try dataset.map { name -> DatasetKind in
-            guard let k = DatasetKind(rawValue: name) else { throw ValidationError("--dataset \(name): expected folder, cifar10, cifar100, digits or synthetic") }
-            return k
+        let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
+            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
+            return (loaded, try openEvalData(loaded))
         }
-        let source = try DataSourceFactory.open(path: data, dataset: kind, split: .val, valSplit: valSplit,
-                                                resolution: loaded.model.builtResolution, seed: loaded.info.seed)
         let trained = loaded.info.classNames
-        if !trained.isEmpty && Array(trained.prefix(source.classNames.count)) != source.classNames {
-            let missing = Set(source.classNames).subtracting(trained).sorted()
-            throw ValidationError("--data \(data ?? "digits"): classes differ from the checkpoint's\(missing.isEmpty ? " (order)" : ": not trained on \(missing.joined(separator: ", "))")")
-        }
         let workers = self.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
+
         let evaluator = Evaluator(model: loaded.model, source: source, transform: loaded.evalTransform, batchSize: batchSize,
                                   workers: workers, communicator: communicator, seed: loaded.info.seed)
         let confusion = ConfusionMatrix(classes: loaded.model.numClasses)
@@ -92,4 +89,22 @@ struct EvalCommand: ParsableCommand {
 
 func csvField(_ s: String) -> String {
     s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+extension EvalCommand {
+    /// The split to evaluate, checked against the classes the checkpoint was trained on.
+    func openEvalData(_ loaded: LoadedCheckpoint) throws -> DataSource {
+        let kind = try dataset.map { name -> DatasetKind in
+            guard let k = DatasetKind(rawValue: name) else { throw ValidationError("--dataset \(name): expected folder, cifar10, cifar100, digits or synthetic") }
+            return k
+        }
+        let source = try DataSourceFactory.open(path: data, dataset: kind, split: .val, valSplit: valSplit,
+                                                resolution: loaded.model.builtResolution, seed: loaded.info.seed)
+        let trained = loaded.info.classNames
+        if !trained.isEmpty && Array(trained.prefix(source.classNames.count)) != source.classNames {
+            let missing = Set(source.classNames).subtracting(trained).sorted()
+            throw ValidationError("--data \(data ?? "digits"): classes differ from the checkpoint's\(missing.isEmpty ? " (order)" : ": not trained on \(missing.joined(separator: ", "))")")
+        }
+        return source
+    }
 }

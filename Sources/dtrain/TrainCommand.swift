@@ -205,11 +205,16 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try makeConfig()
-        let communicator = try makeCommunicator()
         Trainer.version = dtrainVersion
-        let trainer = try Trainer(config: config, communicator: communicator,
-                                  progress: ProgressReporter(printEvery: config.printFreq))
-        _ = try trainer.train()
+        try runJob { communicator in
+            // Set-up errors (bad data, refused output directory, bad checkpoint) are agreed on by
+            // every rank before any training collective, so all ranks exit cleanly together.
+            let trainer = try RankAgreement.together(over: communicator) {
+                try Trainer(config: config, communicator: communicator, progress: ProgressReporter(printEvery: config.printFreq))
+            }
+            try trainer.start()
+            _ = try trainer.train()
+        }
     }
 }
 
