@@ -118,4 +118,58 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(lines.count, 2)
         XCTAssertTrue(lines[1].contains("\"epoch\":2"), String(lines[1]))
     }
+
+    /// kill -9 of one rank mid-epoch ends the whole job non-zero within 60 s (no rank hangs); the
+    /// run then resumes from its last checkpoint to the end.
+    func testKilledRankEndsTheJobAndTheRunResumes() throws {
+        let dir = scratch()
+        let output = dir.appendingPathComponent("run")
+        let dtrain = try ProcessRunner.locateExecutable().path
+        var args = ["-np", "2", "--bind-to", "none", "--oversubscribe"]
+        if geteuid() == 0 { args.append("--allow-run-as-root") }
+        let train = ["resnet20", "--epochs", "3", "--batch-size", "16", "--limit-train-batches", "40", "--limit-val-batches", "2",
+                     "--threads", "1", "--workers", "1", "--output", output.path]
+        let process = Process()
+        process.executableURL = try ProcessRunner.locateMPIRun()
+        process.arguments = args + [dtrain] + train
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_COMM_WORLD") && !$0.key.hasPrefix("PMIX_") }
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        // Wait until epoch 1 is checkpointed and epoch 2 is under way.
+        let epoch1 = output.appendingPathComponent("checkpoint-epoch-0001.safetensors").path
+        let deadline = Date().addingTimeInterval(240)
+        while !FileManager.default.fileExists(atPath: epoch1) && Date() < deadline && process.isRunning { usleep(200_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: epoch1), "the run never finished epoch 1")
+        usleep(1_000_000)
+        let ranks = childProcesses(of: process.processIdentifier)
+        XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
+        guard let victim = ranks.last else { return }
+        let killedAt = Date()
+        kill(victim, SIGKILL)
+        XCTAssertEqual(exited.wait(timeout: .now() + 60), .success, "the job did not end within 60 s of a rank's death")
+        XCTAssertLessThan(Date().timeIntervalSince(killedAt), 60)
+        XCTAssertNotEqual(process.terminationStatus, 0)
+
+        let resumed = try ProcessRunner.mpirun(ranks: 2, ["train"] + train + ["--resume"], timeout: 300)
+        assertSucceeded(resumed)
+        let lines = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.map { $0.contains("\"epoch\":1") }.filter { $0 }.count, 1)
+        XCTAssertTrue(lines.last?.contains("\"epoch\":3") ?? false, lines.joined(separator: "\n"))
+    }
+
+    /// Processes whose parent is `pid` (from /proc).
+    func childProcesses(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { p in
+            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
 }
