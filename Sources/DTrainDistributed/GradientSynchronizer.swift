@@ -8,6 +8,9 @@ import DTrainNN
 /// them from the end) and `synchronize()` after backward. Implementations may start communicating
 /// early; after `synchronize()` returns the whole buffer holds the averages.
 public protocol GradientSynchronizer: AnyObject {
+    /// The backward pass about to run is the one whose gradients `synchronize()` will average
+    /// (with gradient accumulation, the last micro-batch's); earlier ones communicate nothing.
+    func beginBackward()
     func gradientsReady(from offset: Int)
     func synchronize() throws
 }
@@ -15,6 +18,7 @@ public protocol GradientSynchronizer: AnyObject {
 /// One process: gradients are already the average.
 public final class LocalGradients: GradientSynchronizer {
     public init() {}
+    public func beginBackward() {}
     public func gradientsReady(from offset: Int) {}
     public func synchronize() throws {}
 }
@@ -56,6 +60,7 @@ public final class AllreduceGradients: GradientSynchronizer {
         buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
     }
 
+    public func beginBackward() {}
     public func gradientsReady(from offset: Int) {}
 
     public func synchronize() throws {
@@ -67,3 +72,78 @@ public final class AllreduceGradients: GradientSynchronizer {
         }
     }
 }
+
+/// Averages buckets with non-blocking allreduce started while backward still runs, as PyTorch
+/// DDP does: a bucket starts as soon as backward has made its gradients final (in reverse layer
+/// order, so the same order on every rank), outstanding ones are progressed at every later block,
+/// and `synchronize()` waits for the rest. Communication uses a duplicated communicator of its own.
+/// This needs no communication thread, so on nodes where ranks fill every core no thread competes
+/// with computation.
+public final class OverlappedGradientAllreduce: GradientSynchronizer {
+    public let store: ParameterStore
+    public let communicator: Communicator
+    public let buckets: GradientBuckets
+    private var pending: [PendingCollective?]
+    private var started = 0
+    private var armed = false
+    private var failure: Error?
+    /// Seconds spent waiting in `synchronize()` in the last step (communication not hidden).
+    public private(set) var lastWaitSeconds = 0.0
+
+    public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) throws {
+        self.store = store
+        self.communicator = try communicator.duplicate()
+        buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+        pending = [PendingCollective?](repeating: nil, count: buckets.ranges.count)
+    }
+
+    public func beginBackward() {
+        armed = true
+        started = 0
+    }
+
+    private func start(_ i: Int) {
+        let r = buckets.ranges[i]
+        do {
+            pending[i] = try communicator.startAllreduce(UnsafeMutableRawPointer(store.grads.pointer + r.lowerBound),
+                                                          count: r.count, type: .float32, op: .sum)
+        } catch {
+            failure = failure ?? error
+            pending[i] = .completed
+        }
+    }
+
+    public func gradientsReady(from offset: Int) {
+        guard armed else { return }
+        while started < buckets.ranges.count && buckets.ranges[started].lowerBound >= offset {
+            start(started)
+            started += 1
+        }
+        for i in 0..<started {
+            if let p = pending[i], !p.isComplete {
+                do { _ = try p.test() } catch { failure = failure ?? error }
+            }
+        }
+    }
+
+    public func synchronize() throws {
+        if !armed { beginBackward() }
+        while started < buckets.ranges.count { start(started); started += 1 }
+        let begin = DispatchTime.now().uptimeNanoseconds
+        let scale = 1 / Float(communicator.size)
+        for (i, r) in buckets.ranges.enumerated() {
+            do { try pending[i]?.wait() } catch { failure = failure ?? error }
+            pending[i] = nil
+            let base = store.grads.pointer + r.lowerBound
+            parallelFor(r.count, minChunk: 65536) { c in for j in c { base[j] *= scale } }
+        }
+        lastWaitSeconds = Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
+        armed = false
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+    }
+}
+
+import Dispatch

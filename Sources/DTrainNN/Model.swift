@@ -66,6 +66,14 @@ public final class Model {
         return root.forward(images, mode: mode)
     }
 
+    /// Called during backward, block by block, with the offset in the flat gradient buffer from
+    /// which every gradient is final (parameters are laid out in forward order, so backward
+    /// completes the buffer from its end). Gradient averaging uses it to start communicating
+    /// while backward goes on.
+    public var onGradientsReady: ((Int) -> Void)? {
+        didSet { (root as? Sequential)?.installReadyHook(onGradientsReady) }
+    }
+
     /// Back-propagates dL/dlogits, accumulating parameter gradients.
     public func backward(_ dlogits: Tensor) { _ = root.backward(dlogits) }
 

@@ -7,6 +7,10 @@ public final class Sequential: Layer, InspectableContainer {
     public private(set) var children: [(name: String, layer: Layer)]
     private var inspector: LayerInspector?
     private var paths: [String] = []
+    /// Called after each child's backward with the flat offset from which every parameter
+    /// gradient is final (see `Model.onGradientsReady`).
+    private var readyHook: ((Int) -> Void)?
+    private var readyOffsets: [Int?] = []
 
     public init(_ children: [(String, Layer)]) {
         self.children = children.map { (name: $0.0, layer: $0.1) }
@@ -50,8 +54,23 @@ public final class Sequential: Layer, InspectableContainer {
             }
             return d
         }
+        if let readyHook {
+            for (i, child) in children.enumerated().reversed() {
+                d = child.layer.backward(d)
+                if let offset = readyOffsets[i] { readyHook(offset) }
+            }
+            return d
+        }
         for child in children.reversed() { d = child.layer.backward(d) }
         return d
+    }
+
+    /// Installs `hook` here and in nested Sequentials. Residual blocks are not entered: inside one,
+    /// the shortcut's gradients (later in the flat buffer) are only final once the whole block is.
+    func installReadyHook(_ hook: ((Int) -> Void)?) {
+        readyHook = hook
+        readyOffsets = children.map { child in child.layer.parameters.map(\.offset).min() }
+        for child in children { (child.layer as? Sequential)?.installReadyHook(hook) }
     }
 
     func attach(_ inspector: LayerInspector?, prefix: String) {

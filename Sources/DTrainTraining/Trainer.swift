@@ -122,8 +122,9 @@ public final class Trainer {
         schedule.warmupEpochs = config.warmupEpochs
         self.schedule = schedule
 
-        let gradients: GradientSynchronizer = communicator.size > 1
-            ? AllreduceGradients(store: model.store, communicator: communicator) : LocalGradients()
+        // Gradient averaging across ranks is set up in start(): it duplicates the communicator,
+        // a collective that only runs once every rank has initialised.
+        let gradients: GradientSynchronizer = LocalGradients()
         let loss = SoftmaxCrossEntropy(classes: classes, labelSmoothing: Float(config.labelSmoothing))
         loss.build(maxBatch: config.batchSize)
         step = TrainingStep(model: model, loss: loss, optimizer: optimizer, gradients: gradients, accumulation: config.gradAccum)
@@ -213,6 +214,11 @@ public final class Trainer {
             ("resumed step", "\(info.epoch)/\(info.globalStep)/\(info.samplesIntoEpoch)"),
         ]
         try RankAgreement.check(fields, over: communicator)
+        if communicator.size > 1 {
+            let overlapped = try OverlappedGradientAllreduce(store: model.store, communicator: communicator)
+            model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) }
+            step.gradients = overlapped
+        }
         try ModelSync.broadcastState(of: model, over: communicator)
         try ModelSync.broadcast(optimizer.stateBuffers.map(\.storage), over: communicator)
     }

@@ -10,7 +10,8 @@ public final class TrainingStep {
     public let model: Model
     public let loss: SoftmaxCrossEntropy
     public let optimizer: Optimizer
-    public let gradients: GradientSynchronizer
+    /// How gradients are averaged across ranks (set once before training starts).
+    public var gradients: GradientSynchronizer
     public let accumulation: Int
     private var microBatch = 0
 
@@ -41,6 +42,7 @@ public final class TrainingStep {
             for i in 0..<dlogits.count { p[i] *= scale }
             dlogits = Tensor(data: p, batch: dlogits.batch, shape: dlogits.shape)
         }
+        if microBatch + 1 == accumulation { gradients.beginBackward() }
         model.backward(dlogits)
         microBatch += 1
         guard microBatch == accumulation else { return Outcome(loss: value, correct: correct, updated: false) }
