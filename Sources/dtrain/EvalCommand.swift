@@ -13,7 +13,13 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "Model name; must match the checkpoint.")
     var model: String
     @Option(help: "Checkpoint to evaluate (safetensors written by dtrain).")
-    var checkpoint: String
+    var checkpoint: String?
+    @Option(help: "Watch a training run's output directory: evaluate each new epoch checkpoint once, appending to DIR/eval.jsonl.")
+    var watch: String?
+    @Option(name: .customLong("until-epoch"), help: "With --watch: exit once the checkpoint of this epoch has been evaluated.")
+    var untilEpoch: Int?
+    @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory. Default: 2.")
+    var pollSeconds: Double = 2
     @Option(help: "Dataset path (its val split is evaluated). Default: the embedded digits.")
     var data: String?
     @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
@@ -35,15 +41,26 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        guard (checkpoint == nil) != (watch == nil) else { throw ValidationError("give either --checkpoint PATH or --watch DIR") }
+        if untilEpoch != nil && watch == nil { throw ValidationError("--until-epoch applies only with --watch") }
+        guard pollSeconds > 0 else { throw ValidationError("--poll-seconds must be positive, got \(pollSeconds)") }
     }
 
     func run() throws {
-        try runJob { communicator in try evaluate(communicator) }
+        try runJob { communicator in
+            Compute.setThreads(threads ?? Compute.defaultThreads)
+            if let watch {
+                try watchDirectory(watch, communicator)
+            } else if let checkpoint {
+                _ = try evaluate(checkpoint, communicator, output: output ?? (checkpoint as NSString).deletingLastPathComponent, report: true)
+            }
+        }
     }
 
-    func evaluate(_ communicator: Communicator) throws {
-        let threads = self.threads ?? Compute.defaultThreads
-        Compute.setThreads(threads)
+    /// Evaluates one checkpoint on every rank (sharded) and, on rank 0, writes the CSVs into
+    /// `output` and, with `report`, prints the result.
+    func evaluate(_ checkpoint: String, _ communicator: Communicator, output: String, report: Bool) throws -> MetricTotals {
+        let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
             let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
             return (loaded, try openEvalData(loaded))
@@ -57,14 +74,14 @@ struct EvalCommand: ParsableCommand {
         let progress = ProgressReporter(printEvery: 50)
         let start = Date()
         let totals = try evaluator.run(limitBatches: limitValBatches, confusion: confusion) { step, total, t in
-            if communicator.rank == 0 && !json {
+            if communicator.rank == 0 && !json && report {
                 let elapsed = Date().timeIntervalSince(start)
                 progress.update(label: "eval", step: step, total: total, imagesPerSecond: t.samples * Double(communicator.size) / max(elapsed, 1e-9),
                                 loss: t.meanLoss, top1: t.top1Fraction, elapsed: elapsed)
             }
         }
-        guard communicator.rank == 0 else { return }
-        let dir = URL(fileURLWithPath: output ?? (checkpoint as NSString).deletingLastPathComponent)
+        guard communicator.rank == 0 else { return totals }
+        let dir = URL(fileURLWithPath: output)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let names = trained.isEmpty ? source.classNames : trained
         var perClass = "class,samples,accuracy\n"
@@ -78,12 +95,14 @@ struct EvalCommand: ParsableCommand {
         }
         try AtomicFile.write(Data(perClass.utf8), to: dir.appendingPathComponent("per_class_accuracy.csv"))
         try AtomicFile.write(Data(matrix.utf8), to: dir.appendingPathComponent("confusion_matrix.csv"))
+        if !report { return totals }
         if json {
             print("{\"samples\":\(Int(totals.samples)),\"loss\":\(totals.meanLoss),\"top1\":\(totals.top1Fraction),\"top5\":\(totals.top5Fraction)}")
         } else {
             print(String(format: "%@: %d samples  loss %.4f  top1 %.2f%%  top5 %.2f%%  (CSV in %@)", model, Int(totals.samples),
                          totals.meanLoss, totals.top1Fraction * 100, totals.top5Fraction * 100, dir.path))
         }
+        return totals
     }
 }
 

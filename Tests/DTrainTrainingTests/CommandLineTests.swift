@@ -99,3 +99,35 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(Double(correct) / 60, try XCTUnwrap(result["top1"]), accuracy: 1e-9, "predict and eval disagree")
     }
 }
+
+final class EvalWatchTests: XCTestCase {
+    /// `eval --watch` beside a 3-epoch run evaluates every epoch checkpoint exactly once.
+    func testWatchEvaluatesEveryCheckpointOnce() throws {
+        let dir = temporaryDirectory(self)
+        let run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let watcher = Process()
+        watcher.executableURL = try ProcessRunner.locateExecutable()
+        watcher.arguments = ["eval", "resnet20", "--watch", run.path, "--until-epoch", "3", "--poll-seconds", "0.2",
+                             "--threads", "1", "--workers", "1", "--limit-val-batches", "2", "--batch-size", "16"]
+        let log = dir.appendingPathComponent("watch.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let sink = try FileHandle(forWritingTo: log)
+        watcher.standardOutput = sink
+        watcher.standardError = sink
+        try watcher.run()
+        defer { if watcher.isRunning { watcher.terminate() } }
+
+        let trained = try ProcessRunner.dtrain(["resnet20", "--epochs", "3", "--batch-size", "16", "--limit-train-batches", "3",
+                                                "--limit-val-batches", "1", "--threads", "1", "--workers", "1", "--keep", "3",
+                                                "--output", run.path])
+        XCTAssertEqual(trained.status, 0, trained.transcript)
+        let deadline = Date().addingTimeInterval(120)
+        while watcher.isRunning && Date() < deadline { usleep(100_000) }
+        XCTAssertFalse(watcher.isRunning, "the watcher did not stop after epoch 3")
+        XCTAssertEqual(watcher.terminationStatus, 0, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        let lines = try String(contentsOf: run.appendingPathComponent("eval.jsonl"), encoding: .utf8).split(separator: "\n")
+        let epochs = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["epoch"] as! Int }
+        XCTAssertEqual(epochs, [1, 2, 3])
+    }
+}
