@@ -336,7 +336,8 @@ public final class Trainer {
         loader.stop()
         if isRoot {
             let best = info.bestTop1.map { String(format: "best val top1 %.2f%%", $0 * 100) } ?? "no validation"
-            progress.message("done: \(best); checkpoints in \(run.url.path) (checkpoint-last.safetensors, checkpoint-best.safetensors)")
+            let files = info.bestTop1 == nil ? "checkpoint-last.safetensors" : "checkpoint-last.safetensors, checkpoint-best.safetensors"
+            progress.message("done: \(best); checkpoints in \(run.url.path) (\(files))")
         }
         return TrainSummary(epochsCompleted: info.epoch, bestTop1: info.bestTop1, lastMetrics: last,
                             outputDirectory: run.url, finalTrainTop1: finalTrainTop1)
