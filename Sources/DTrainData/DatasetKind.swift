@@ -20,3 +20,14 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     /// Procedurally drawn shapes (`SyntheticSource`).
     case synthetic
 }
+
+extension DatasetKind {
+    /// Parses the `--dataset` flag's value; nil stays nil (detect from the path).
+    public static func parse(_ name: String?) throws -> DatasetKind? {
+        guard let name else { return nil }
+        guard let kind = DatasetKind(rawValue: name) else {
+            throw DataError(path: "--dataset \(name)", reason: "expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return kind
+    }
+}

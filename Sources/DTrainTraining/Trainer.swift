@@ -63,13 +63,7 @@ public final class Trainer {
         std = config.std.map { $0.map(Float.init) } ?? preset.std
 
         // Data: opened (and checked) before anything is written.
-        let kind = try config.dataset.map { name -> DatasetKind in
-            guard let k = DatasetKind(rawValue: name) else {
-                throw TrainingError("--dataset \(name): expected one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return k
-        }
-        let splits = try DataSourceFactory.openSplits(path: config.dataPath, dataset: kind, valSplit: config.valSplit,
+        let splits = try DataSourceFactory.openSplits(path: config.dataPath, dataset: try DatasetKind.parse(config.dataset), valSplit: config.valSplit,
                                                       resolution: resolution, seed: config.seed)
         trainSource = splits.train
         valSource = config.noVal ? nil : splits.val

@@ -20,20 +20,12 @@ struct EvalCommand: ParsableCommand {
     var untilEpoch: Int?
     @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory. Default: 2.")
     var pollSeconds: Double = 2
-    @Option(help: "Dataset path (its val split is evaluated). Default: the embedded digits.")
-    var data: String?
-    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
-    var dataset: String?
-    @Option(name: .customLong("val-split"), help: "For a single-root ImageFolder: the held-out fraction it was trained with.")
-    var valSplit: Double?
+    @OptionGroup var dataOptions: DataOptions
     @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 64.")
     var batchSize: Int = 64
     @Option(help: "Directory for per_class_accuracy.csv and confusion_matrix.csv. Default: the checkpoint's directory.")
     var output: String?
-    @Option(help: "Compute threads per rank. Default: cores ÷ ranks on this node.")
-    var threads: Int?
-    @Option(help: "Data loader threads. Default: what the cores leave free, at least 1.")
-    var workers: Int?
+    @OptionGroup var resources: ResourceOptions
     @Option(name: .customLong("limit-val-batches"), help: "At most N batches per rank.")
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
@@ -48,7 +40,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try runJob { communicator in
-            Compute.setThreads(threads ?? Compute.defaultThreads)
+            Compute.setThreads(resources.threads ?? Compute.defaultThreads)
             if let watch {
                 try watchDirectory(watch, communicator)
             } else if let checkpoint {
@@ -66,7 +58,7 @@ struct EvalCommand: ParsableCommand {
             return (loaded, try openEvalData(loaded))
         }
         let trained = loaded.info.classNames
-        let workers = self.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
+        let workers = resources.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
 
         let evaluator = Evaluator(model: loaded.model, source: source, transform: loaded.evalTransform, batchSize: batchSize,
                                   workers: workers, communicator: communicator, seed: loaded.info.seed)
@@ -113,16 +105,13 @@ func csvField(_ s: String) -> String {
 extension EvalCommand {
     /// The split to evaluate, checked against the classes the checkpoint was trained on.
     func openEvalData(_ loaded: LoadedCheckpoint) throws -> DataSource {
-        let kind = try dataset.map { name -> DatasetKind in
-            guard let k = DatasetKind(rawValue: name) else { throw ValidationError("--dataset \(name): expected folder, cifar10, cifar100, digits or synthetic") }
-            return k
-        }
-        let source = try DataSourceFactory.open(path: data, dataset: kind, split: .val, valSplit: valSplit,
+        let source = try DataSourceFactory.open(path: dataOptions.data, dataset: try DatasetKind.parse(dataOptions.dataset), split: .val,
+                                                valSplit: dataOptions.valSplit,
                                                 resolution: loaded.model.builtResolution, seed: loaded.info.seed)
         let trained = loaded.info.classNames
         if !trained.isEmpty && Array(trained.prefix(source.classNames.count)) != source.classNames {
             let missing = Set(source.classNames).subtracting(trained).sorted()
-            throw ValidationError("--data \(data ?? "digits"): classes differ from the checkpoint's\(missing.isEmpty ? " (order)" : ": not trained on \(missing.joined(separator: ", "))")")
+            throw ValidationError("--data \(dataOptions.data ?? "digits"): classes differ from the checkpoint's\(missing.isEmpty ? " (order)" : ": not trained on \(missing.joined(separator: ", "))")")
         }
         return source
     }

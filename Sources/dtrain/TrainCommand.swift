@@ -19,13 +19,9 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "Model name (see `dtrain models`).")
     var model: String
 
-    // Data and run size
-    @Option(help: "Dataset path: an ImageFolder root (train/ and val/), or a CIFAR binary directory. Default: the embedded digits.")
-    var data: String?
-    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
-    var dataset: String?
-    @Option(name: .customLong("val-split"), help: "Hold out this fraction of a single-root ImageFolder as validation.")
-    var valSplit: Double?
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var resources: ResourceOptions
+
     @Option(help: "Epochs to train. Default: 30 for CIFAR models, 90 for ImageNet models.")
     var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Images per rank per step. Default: 128 (CIFAR) or 32 (ImageNet).")
@@ -85,12 +81,6 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed for initialisation, data order and augmentation. Default: 0.")
     var seed: UInt64 = 0
 
-    // Resources
-    @Option(help: "Compute threads per rank. Default: cores ÷ ranks on this node.")
-    var threads: Int?
-    @Option(help: "Data loader threads per rank. Default: what the cores leave free, at least 1.")
-    var workers: Int?
-
     // Evaluation cadence and limits
     @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last). Default: 1.")
     var evalEvery: Int = 1
@@ -132,9 +122,6 @@ struct TrainCommand: ParsableCommand {
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
         if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8, got \(r)") }
         if let n = numClasses, n < 1 { throw ValidationError("--num-classes must be at least 1, got \(n)") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
-        if let w = workers, w < 0 { throw ValidationError("--workers must be 0 or more, got \(w)") }
-        if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be a fraction in (0, 1), got \(v)") }
         if gradAccum < 1 { throw ValidationError("--grad-accum must be at least 1, got \(gradAccum)") }
         if let o = overfitBatches, o < 1 { throw ValidationError("--overfit-batches must be at least 1, got \(o)") }
         if !(0..<1).contains(labelSmoothing) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
@@ -175,17 +162,17 @@ struct TrainCommand: ParsableCommand {
             guard let v = CifarShortcut(rawValue: s.uppercased()) else { throw ValidationError("--shortcut \(s): expected A or B") }
             c.modelOptions.cifarShortcut = v
         }
-        c.dataPath = data
-        c.dataset = dataset
-        c.valSplit = valSplit
+        c.dataPath = dataOptions.data
+        c.dataset = dataOptions.dataset
+        c.valSplit = dataOptions.valSplit
         c.resolution = resolution
         c.resume = resumeLast ? "" : resume
         c.overwrite = overwrite
         c.saveEverySteps = saveEverySteps
         c.keep = keep
         c.seed = seed
-        c.threads = threads
-        c.workers = workers
+        c.threads = resources.threads
+        c.workers = resources.workers
         c.evalEvery = evalEvery
         c.limitTrainBatches = limitTrainBatches
         c.limitValBatches = limitValBatches

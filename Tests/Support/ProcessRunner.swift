@@ -65,7 +65,7 @@ public enum ProcessRunner {
     public static func run(_ executable: URL, _ arguments: [String], timeout: TimeInterval,
                            environment: [String: String] = [:]) throws -> Run {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("dtrain-test-\(getpid())-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let sink = try FileHandle(forWritingTo: log)
         defer { try? sink.close() }
