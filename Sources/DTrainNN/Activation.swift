@@ -20,13 +20,18 @@ private func clampBackward(_ dy: Tensor, output y: Tensor, into dx: Tensor, uppe
     }
 }
 
-/// max(x, 0).
-public final class ReLU: Layer {
+/// An elementwise clamp to [0, upper]: the shared body of ReLU and ReLU6.
+public class ClampActivation: Layer {
+    public let upper: Float
+    private let name: String
     private var output: ActivationBuffer!
     private var inputGradient: ActivationBuffer?
     private var lastOutput: Tensor?
 
-    public init() {}
+    init(upper: Float, name: String) {
+        self.upper = upper
+        self.name = name
+    }
 
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         output = ActivationBuffer(shape: input, maxBatch: maxBatch)
@@ -35,53 +40,32 @@ public final class ReLU: Layer {
         return input
     }
 
+    // x: [N, H, W, C] → y = clamp(x, 0, upper): [N, H, W, C]
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        precondition(x.shape == output.shape, "ReLU built for \(output.shape), got \(x.shape)")
+        precondition(x.shape == output.shape, "\(name) built for \(output.shape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
-        clampForward(x, into: y, upper: .infinity)
+        clampForward(x, into: y, upper: upper)
         lastOutput = y
         return y
     }
 
+    // dy: [N, H, W, C] → dx = dy where 0 < y < upper, else 0
     public func backward(_ dy: Tensor) -> Tensor {
         guard let inputGradient else { return noGradient }
-        guard let y = lastOutput else { preconditionFailure("ReLU.backward before forward") }
-        precondition(dy.batch == y.batch && dy.shape == y.shape, "ReLU.backward: dy \(dy.batch)x\(dy.shape) for output \(y.batch)x\(y.shape)")
+        guard let y = lastOutput else { preconditionFailure("\(name).backward before forward") }
+        precondition(dy.batch == y.batch && dy.shape == y.shape, "\(name).backward: dy \(dy.batch)x\(dy.shape) for output \(y.batch)x\(y.shape)")
         let dx = inputGradient.tensor(batch: dy.batch)
-        clampBackward(dy, output: y, into: dx, upper: .infinity)
+        clampBackward(dy, output: y, into: dx, upper: upper)
         return dx
     }
 }
 
+/// max(x, 0).
+public final class ReLU: ClampActivation {
+    public init() { super.init(upper: .infinity, name: "ReLU") }
+}
+
 /// min(max(x, 0), 6).
-public final class ReLU6: Layer {
-    private var output: ActivationBuffer!
-    private var inputGradient: ActivationBuffer?
-    private var lastOutput: Tensor?
-
-    public init() {}
-
-    public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
-        output = ActivationBuffer(shape: input, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
-        lastOutput = nil
-        return input
-    }
-
-    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        precondition(x.shape == output.shape, "ReLU6 built for \(output.shape), got \(x.shape)")
-        let y = output.tensor(batch: x.batch)
-        clampForward(x, into: y, upper: 6)
-        lastOutput = y
-        return y
-    }
-
-    public func backward(_ dy: Tensor) -> Tensor {
-        guard let inputGradient else { return noGradient }
-        guard let y = lastOutput else { preconditionFailure("ReLU6.backward before forward") }
-        precondition(dy.batch == y.batch && dy.shape == y.shape, "ReLU6.backward: dy \(dy.batch)x\(dy.shape) for output \(y.batch)x\(y.shape)")
-        let dx = inputGradient.tensor(batch: dy.batch)
-        clampBackward(dy, output: y, into: dx, upper: 6)
-        return dx
-    }
+public final class ReLU6: ClampActivation {
+    public init() { super.init(upper: 6, name: "ReLU6") }
 }
