@@ -55,6 +55,10 @@ public protocol Communicator: AnyObject {
     /// until the returned handle completes. The default runs the blocking `allreduce` and returns a
     /// completed handle.
     func startAllreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws -> PendingCollective
+    /// This communicator, with its collectives reported as being for `purpose` in diagnostics
+    /// (the stall watchdog's report: "synchronized BatchNorm", "gradient bucket 2 of 3"). The
+    /// default is the communicator itself; `WatchdogCommunicator` returns a view sharing its state.
+    func labelled(_ purpose: String) -> Communicator
 }
 
 /// A collective in flight, from `Communicator.startAllreduce`. Owned by one thread: `test()` and
@@ -63,6 +67,15 @@ public final class PendingCollective {
     private let poll: () throws -> Bool
     private let block: () throws -> Void
     public private(set) var isComplete = false
+
+    /// Where a blocking `wait()` is recorded for the stall watchdog (set by `WatchdogCommunicator`).
+    struct Watch {
+        let slot: CollectiveSlot
+        let count: Int
+        let type: CollectiveType
+        let purpose: String
+    }
+    var watch: Watch?
 
     /// A handle completed by `test` (true once done, without blocking) or `wait` (blocks until done).
     public init(test: @escaping () throws -> Bool, wait: @escaping () throws -> Void) {
@@ -89,6 +102,8 @@ public final class PendingCollective {
     public func wait() throws {
         if isComplete { return }
         isComplete = true
+        if let w = watch { w.slot.begin(.waitAllreduce, count: w.count, type: w.type, purpose: w.purpose) }
+        defer { watch?.slot.end() }
         try block()
     }
 }
@@ -100,6 +115,8 @@ extension Communicator {
         try allreduce(buffer, count: count, type: type, op: op)
         return .completed
     }
+
+    public func labelled(_ purpose: String) -> Communicator { self }
 
     public func allreduce(_ values: UnsafeMutableBufferPointer<Float>, op: ReduceOp = .sum) throws {
         try allreduce(UnsafeMutableRawPointer(values.baseAddress!), count: values.count, type: .float32, op: op)

@@ -46,6 +46,11 @@ public struct GradientBuckets: Sendable {
         if end > start { ranges.append(start..<end) }
         self.ranges = ranges
     }
+
+    /// `communicator` labelled "gradient bucket i of n" for each bucket, in order.
+    func labelled(_ communicator: Communicator) -> [Communicator] {
+        ranges.indices.map { communicator.labelled("gradient bucket \($0 + 1) of \(ranges.count)") }
+    }
 }
 
 /// Averages with in-place allreduce over buckets once backward has finished.
@@ -53,11 +58,14 @@ public final class AllreduceGradients: GradientSynchronizer {
     public let store: ParameterStore
     public let communicator: Communicator
     public let buckets: GradientBuckets
+    /// The communicator once per bucket, labelled with the bucket for diagnostics.
+    private let bucketCommunicators: [Communicator]
 
     public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) {
         self.store = store
         self.communicator = communicator
         buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+        bucketCommunicators = buckets.labelled(communicator)
     }
 
     public func beginBackward() {}
@@ -65,9 +73,9 @@ public final class AllreduceGradients: GradientSynchronizer {
 
     public func synchronize() throws {
         let scale = 1 / Float(communicator.size)
-        for r in buckets.ranges {
+        for (i, r) in buckets.ranges.enumerated() {
             let base = store.grads.pointer + r.lowerBound
-            try communicator.allreduce(UnsafeMutableRawPointer(base), count: r.count, type: .float32, op: .sum)
+            try bucketCommunicators[i].allreduce(UnsafeMutableRawPointer(base), count: r.count, type: .float32, op: .sum)
             parallelFor(r.count, minChunk: 65536) { c in for i in c { base[i] *= scale } }
         }
     }
@@ -83,6 +91,8 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     public let store: ParameterStore
     public let communicator: Communicator
     public let buckets: GradientBuckets
+    /// The duplicate once per bucket, labelled with the bucket for diagnostics.
+    private let bucketCommunicators: [Communicator]
     private var pending: [PendingCollective?]
     private var started = 0
     private var armed = false
@@ -94,6 +104,7 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
         self.store = store
         self.communicator = try communicator.duplicate()
         buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+        bucketCommunicators = buckets.labelled(self.communicator)
         pending = [PendingCollective?](repeating: nil, count: buckets.ranges.count)
     }
 
@@ -105,7 +116,7 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     private func start(_ i: Int) {
         let r = buckets.ranges[i]
         do {
-            pending[i] = try communicator.startAllreduce(UnsafeMutableRawPointer(store.grads.pointer + r.lowerBound),
+            pending[i] = try bucketCommunicators[i].startAllreduce(UnsafeMutableRawPointer(store.grads.pointer + r.lowerBound),
                                                           count: r.count, type: .float32, op: .sum)
         } catch {
             failure = failure ?? error

@@ -7,6 +7,7 @@ public enum ModelSync {
     /// identical whatever their seeds (the optimizer then keeps them identical).
     public static func broadcastState(of model: Model, from root: Int = 0, over communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
+        let communicator = communicator.labelled("initial state broadcast")
         let values = model.store.values
         try communicator.broadcast(UnsafeMutableRawPointer(values.pointer), count: values.count, type: .float32, root: root)
         var counters: [Int64] = []
@@ -36,6 +37,7 @@ public enum ModelSync {
     /// this keeps them identical by construction).
     public static func broadcast(_ storages: [Storage], from root: Int = 0, over communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
+        let communicator = communicator.labelled("optimizer state broadcast")
         for s in storages {
             try communicator.broadcast(UnsafeMutableRawPointer(s.pointer), count: s.count, type: .float32, root: root)
         }

@@ -20,6 +20,7 @@ public enum RankAgreement {
     /// `RankDisagreement` for the first field whose value differs between ranks.
     public static func check(_ fields: [(name: String, value: String)], over communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
+        let communicator = communicator.labelled("rank agreement check")
         let record = 8 + shownBytes
         var send = [UInt8](repeating: 0, count: fields.count * record)
         for (i, field) in fields.enumerated() {
@@ -60,6 +61,7 @@ public enum RankAgreement {
         var result: Result<T, Error>
         do { result = .success(try body()) } catch { result = .failure(error) }
         guard communicator.size > 1 else { return try result.get() }
+        let communicator = communicator.labelled("set-up outcome agreement")
         var failed = [Int64](repeating: 0, count: communicator.size)
         if case .failure = result { failed[communicator.rank] = 1 }
         let n = failed.count

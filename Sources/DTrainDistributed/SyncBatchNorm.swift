@@ -7,7 +7,7 @@ import DTrainNN
 public final class AllreduceChannelReducer: ChannelReducer {
     public let communicator: Communicator
 
-    public init(communicator: Communicator) { self.communicator = communicator }
+    public init(communicator: Communicator) { self.communicator = communicator.labelled("synchronized BatchNorm") }
 
     public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
         do {

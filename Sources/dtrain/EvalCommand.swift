@@ -30,16 +30,19 @@ struct EvalCommand: ParsableCommand {
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
     var json = false
+    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever. Default: 300.")
+    var collectiveTimeout: Double = 300
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
         guard (checkpoint == nil) != (watch == nil) else { throw ValidationError("give either --checkpoint PATH or --watch DIR") }
         if untilEpoch != nil && watch == nil { throw ValidationError("--until-epoch applies only with --watch") }
         guard pollSeconds > 0 else { throw ValidationError("--poll-seconds must be positive, got \(pollSeconds)") }
+        guard collectiveTimeout >= 0 && collectiveTimeout.isFinite else { throw ValidationError("--collective-timeout must be 0 or more seconds, got \(collectiveTimeout)") }
     }
 
     func run() throws {
-        try runJob { communicator in
+        try runJob(collectiveTimeout: collectiveTimeout, purpose: "evaluation") { communicator in
             Compute.setThreads(resources.threads ?? Compute.defaultThreads)
             if let watch {
                 try watchDirectory(watch, communicator)

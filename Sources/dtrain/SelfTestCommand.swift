@@ -9,6 +9,11 @@ import Foundation
 /// fractions), so the expected sums are exact whatever order MPI reduces in. After each check the
 /// ranks allreduce a failure flag, so all of them agree on the outcome and on the exit status;
 /// rank 0 prints one line per check.
+///
+/// `--stall-rank R --stall-seconds S --collective-timeout T` checks the stall watchdog: rank R
+/// sleeps S seconds before a check's collective (`--stall-in`: the blocking float32 allreduce, or
+/// the non-blocking allreduce that the others then wait for), so with T < S the other ranks'
+/// watchdog names the operation and aborts the job after about T seconds.
 struct SelfTestCollectives: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest-collectives",
@@ -21,26 +26,65 @@ struct SelfTestCollectives: ParsableCommand {
     @Option(help: "Corrupt this rank's contribution to the float32 allreduce (checks the failure path).")
     var injectFailureOnRank: Int?
 
+    @Option(help: "Abort the job when a collective waits longer than this many seconds (0: no watchdog).")
+    var collectiveTimeout: Double = 0
+
+    @Option(help: "This rank sleeps --stall-seconds before the collective of the --stall-in check.")
+    var stallRank: Int?
+
+    @Option(help: "Seconds the --stall-rank sleeps.")
+    var stallSeconds: Double = 30
+
+    @Option(help: "The check whose collective the --stall-rank is late for: allreduce (blocking) or wait (non-blocking).")
+    var stallIn: StallPoint = .allreduce
+
+    enum StallPoint: String, ExpressibleByArgument {
+        case allreduce, wait
+    }
+
+    func validate() throws {
+        guard collectiveTimeout >= 0 && collectiveTimeout.isFinite else { throw ValidationError("--collective-timeout must be 0 or more") }
+        guard stallSeconds >= 0 else { throw ValidationError("--stall-seconds must be 0 or more") }
+    }
+
     func run() throws {
-        let comm = try makeCommunicator()
-        let checks = CollectiveChecks(comm: comm, largeCount: largeCount, faultyRank: injectFailureOnRank)
+        let world = try makeCommunicator()
+        var comm = world
+        if collectiveTimeout > 0 && world.size > 1 {
+            comm = WatchdogCommunicator(wrapping: world, timeout: collectiveTimeout, purpose: "selftest-collectives")
+        }
+        let stall = stallRank.map { (rank: $0, seconds: stallSeconds, point: stallIn) }
+        let checks = CollectiveChecks(comm: comm, largeCount: largeCount, faultyRank: injectFailureOnRank, stall: stall)
         let failed = checks.runAll()
-        if let mpi = comm as? MPICommunicator { try mpi.finalize() }
+        if let mpi = world as? MPICommunicator { try mpi.finalize() }
         if failed > 0 { throw ExitCode(1) }
     }
 }
 
 private final class CollectiveChecks {
-    let comm: Communicator
+    /// The job's communicator (watched or not).
+    let world: Communicator
+    /// The world labelled with the check that runs now.
+    var comm: Communicator
     let largeCount: Int
     let faultyRank: Int?
+    let stall: (rank: Int, seconds: Double, point: SelfTestCollectives.StallPoint)?
     var checksRun = 0
     var checksFailed = 0
 
-    init(comm: Communicator, largeCount: Int, faultyRank: Int?) {
+    init(comm: Communicator, largeCount: Int, faultyRank: Int?, stall: (rank: Int, seconds: Double, point: SelfTestCollectives.StallPoint)?) {
+        world = comm
         self.comm = comm
         self.largeCount = largeCount
         self.faultyRank = faultyRank
+        self.stall = stall
+    }
+
+    /// The --stall-rank sleeps here before the collective of the --stall-in check.
+    func stallIfAsked(at point: SelfTestCollectives.StallPoint) {
+        guard let stall, stall.rank == rank, stall.point == point else { return }
+        FileHandle.standardError.write("selftest-collectives: rank \(rank): sleeping \(stall.seconds) s before the collective\n".data(using: .utf8)!)
+        Thread.sleep(forTimeInterval: stall.seconds)
     }
 
     var rank: Int { comm.rank }
@@ -50,7 +94,7 @@ private final class CollectiveChecks {
 
     /// Runs every check; returns how many failed (the same number on every rank).
     func runAll() -> Int {
-        if let mpi = comm as? MPICommunicator {
+        if let mpi = world as? MPICommunicator ?? (world as? WatchdogCommunicator)?.base as? MPICommunicator {
             say("selftest-collectives: \(size) rank\(size == 1 ? "" : "s"), thread level \(mpi.threadLevel)")
         } else {
             say("selftest-collectives: 1 rank, single process (no MPI)")
@@ -79,10 +123,11 @@ private final class CollectiveChecks {
     /// of step, so it ends the job.
     func check(_ name: String, _ body: () throws -> Bool) {
         var failing: Int64 = 0
+        comm = world.labelled(name)
         do {
             failing = try body() ? 0 : 1
             try withUnsafeMutableBytes(of: &failing) {
-                try comm.allreduce($0.baseAddress!, count: 1, type: .int64, op: .sum)
+                try world.labelled("outcome of \(name)").allreduce($0.baseAddress!, count: 1, type: .int64, op: .sum)
             }
         } catch {
             FileHandle.standardError.write("selftest-collectives: rank \(rank): \(name): \(error)\n".data(using: .utf8)!)
@@ -114,6 +159,7 @@ private final class CollectiveChecks {
         let n = 1000
         var x = (0..<n).map { Float((rank + 1) * ($0 % 13 + 1)) }
         if rank == faultyRank { x[n / 2] += 1 }
+        stallIfAsked(at: .allreduce)
         try x.withUnsafeMutableBufferPointer { try comm.allreduce($0) }
         for i in 0..<n where x[i] != Float(triangle * (i % 13 + 1)) {
             return complain("float32 sum [\(i)] = \(x[i]), expected \(triangle * (i % 13 + 1))")
@@ -170,6 +216,7 @@ private final class CollectiveChecks {
         let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
         defer { x.deallocate() }
         for i in 0..<n { x[i] = Float((rank + 1) * (i % 7 + 1)) }
+        if !polling { stallIfAsked(at: .wait) }
         let pending = try comm.startAllreduce(UnsafeMutableRawPointer(x.baseAddress!), count: n, type: .float32, op: .sum)
         if polling {
             // Work while the reduction progresses, testing between pieces of work.
@@ -219,11 +266,11 @@ private final class CollectiveChecks {
     /// thread reduces on the duplicate while this one reduces on the world, as the trainer does.
     func duplicate() throws -> Bool {
         let dup = try comm.duplicate()
-        defer { if let mpi = dup as? MPICommunicator { try? mpi.free() } }
+        defer { if let mpi = dup as? MPICommunicator ?? (dup as? WatchdogCommunicator)?.base as? MPICommunicator { try? mpi.free() } }
         if dup.rank != rank || dup.size != size {
             return complain("duplicate is rank \(dup.rank) of \(dup.size), expected \(rank) of \(size)")
         }
-        let concurrent = (comm as? MPICommunicator)?.supportsConcurrentCommunicators ?? false
+        let concurrent = MPICommunicator.providedThreadLevel == .multiple
         let rounds = 20, n = 10_000
         var dupResult: Result<Bool, Error> = .success(false)
         let reduceOnDuplicate = {

@@ -106,6 +106,8 @@ struct TrainCommand: ParsableCommand {
     var gradAccum: Int = 1
     @Flag(name: .customLong("drop-last"), help: "Drop the remainder instead of padding shards to equal length.")
     var dropLast = false
+    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds (a rank or host lost without its connections closing). It includes waiting for the slowest rank to open its data at start. 0: wait for ever. Default: 300.")
+    var collectiveTimeout: Double?
 
     // Preprocessing
     @Option(help: "Augmentation preset: imagenet or cifar. Default: by model family.")
@@ -127,6 +129,7 @@ struct TrainCommand: ParsableCommand {
         if !(0..<1).contains(labelSmoothing) { throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)") }
         if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1, got \(evalEvery)") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
+        if let t = collectiveTimeout, !(t >= 0 && t.isFinite) { throw ValidationError("--collective-timeout must be 0 or more seconds, got \(t)") }
     }
 
     func makeConfig() throws -> TrainConfig {
@@ -183,6 +186,7 @@ struct TrainCommand: ParsableCommand {
         c.syncBN = syncBN
         c.gradAccum = gradAccum
         c.dropLast = dropLast
+        if let t = collectiveTimeout { c.collectiveTimeout = t }
         c.preset = preset
         if noFlip { c.flip = false }
         c.mean = try mean.map { try parseTriple($0, flag: "--mean") }
@@ -193,7 +197,7 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let config = try makeConfig()
         Trainer.version = dtrainVersion
-        try runJob { communicator in
+        try runJob(collectiveTimeout: config.collectiveTimeout, purpose: "training loop: step loss, metrics or barrier") { communicator in
             // Set-up errors (bad data, refused output directory, bad checkpoint) are agreed on by
             // every rank before any training collective, so all ranks exit cleanly together.
             let trainer = try RankAgreement.together(over: communicator) {

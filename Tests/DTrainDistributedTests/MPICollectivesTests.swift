@@ -55,6 +55,22 @@ final class MPICollectivesTests: XCTestCase {
         ], in: run)
     }
 
+    /// A rank that is 30 s late for a collective: with --collective-timeout 3 the other rank's
+    /// watchdog names the operation (a blocking allreduce, then the wait of a non-blocking one)
+    /// and aborts the job well before the sleeper wakes.
+    func testStalledRankAbortsTheJob() throws {
+        for (point, line) in [("allreduce", "dtrain: rank 0: allreduce of 1000 float32 stalled for 3 s (allreduce float32 sum); aborting the job"),
+                              ("wait", "dtrain: rank 0: non-blocking allreduce of 100003 float32 stalled for 3 s (non-blocking allreduce (wait)); aborting the job")] {
+            let start = Date()
+            let run = try mpirun(ranks: 2, ["selftest-collectives", "--large-count", "1000", "--collective-timeout", "3",
+                                            "--stall-rank", "1", "--stall-seconds", "30", "--stall-in", point])
+            let seconds = Date().timeIntervalSince(start)
+            XCTAssertNotEqual(run.status, 0, run.transcript)
+            XCTAssertLessThan(seconds, 20, "the stalled job took \(seconds) s to end: \(run.transcript)")
+            assertLines([line], in: run)
+        }
+    }
+
     /// Without mpirun's environment the communicator is a world of one and MPI is never started.
     func testWithoutMPIRunTheCommunicatorIsSingleProcess() throws {
         XCTAssertFalse(Launch.isUnderMPI(["PATH": "/usr/bin", "HOME": "/root"]))
