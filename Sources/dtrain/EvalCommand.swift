@@ -16,7 +16,7 @@ struct EvalCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: "Dataset path (its val split is evaluated). Default: the embedded digits.")
     var data: String?
-    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
+    @Option(help: "Dataset kind: folder, list, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
     var dataset: String?
     @Option(name: .customLong("val-split"), help: "For a single-root ImageFolder: the held-out fraction it was trained with.")
     var valSplit: Double?
@@ -43,7 +43,7 @@ struct EvalCommand: ParsableCommand {
         Compute.setThreads(threads)
         let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
         let kind = try dataset.map { name -> DatasetKind in
-            guard let k = DatasetKind(rawValue: name) else { throw ValidationError("--dataset \(name): expected folder, cifar10, cifar100, digits or synthetic") }
+            guard let k = DatasetKind(rawValue: name) else { throw ValidationError("--dataset \(name): expected one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))") }
             return k
         }
         let source = try DataSourceFactory.open(path: data, dataset: kind, split: .val, valSplit: valSplit,

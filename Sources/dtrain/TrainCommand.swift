@@ -20,9 +20,9 @@ struct TrainCommand: ParsableCommand {
     var model: String
 
     // Data and run size
-    @Option(help: "Dataset path: an ImageFolder root (train/ and val/), or a CIFAR binary directory. Default: the embedded digits.")
+    @Option(help: "Dataset path: an ImageFolder root (train/ and val/), a CIFAR binary directory, or an annotation list file (cls_train.txt, val from cls_val.txt or cls_test.txt beside it). Default: the embedded digits.")
     var data: String?
-    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
+    @Option(help: "Dataset kind: folder, list, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
     var dataset: String?
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of a single-root ImageFolder as validation.")
     var valSplit: Double?
