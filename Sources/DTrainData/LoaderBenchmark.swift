@@ -11,6 +11,11 @@ public struct LoaderBenchmarkResult: Codable, Sendable {
     public var seconds: Double
     /// Throughput of each timed pass, in order.
     public var passImagesPerSecond: [Double]
+    /// CPU time (user + system, all threads of the process) used during the timed passes.
+    public var cpuSeconds: Double
+    /// `images / cpuSeconds`: a throughput per busy core, less sensitive than wall-clock time to
+    /// other work on a shared machine.
+    public var imagesPerCPUSecond: Double
     /// Loader worker threads (0 = decoding on the calling thread).
     public var workers: Int
     public var batchSize: Int
@@ -48,13 +53,14 @@ public enum LoaderBenchmark {
         let indices = (0..<total).map { $0 % source.count }
         let clock = ContinuousClock()
         var passStart = clock.now
+        var cpuStart = processCPUSeconds(), cpuSeconds = 0.0
         loader.start(epoch: 0, indices: indices)
         var handedOut = 0, imagesThisPass = 0
         var rates: [Double] = [], images = 0, seconds = 0.0
         while let batch = try? loader.next() {
             handedOut += 1
             if handedOut <= warmupBatches {
-                if handedOut == warmupBatches { passStart = clock.now }
+                if handedOut == warmupBatches { passStart = clock.now; cpuStart = processCPUSeconds() }
                 continue
             }
             imagesThisPass += batch.count
@@ -67,12 +73,14 @@ public enum LoaderBenchmark {
                 seconds += s
                 imagesThisPass = 0
                 passStart = now
+                if rates.count == passes { cpuSeconds = processCPUSeconds() - cpuStart }
             }
         }
         let sorted = rates.sorted()
         let median = sorted.isEmpty ? 0
             : sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         return LoaderBenchmarkResult(imagesPerSecond: median, images: images, seconds: seconds, passImagesPerSecond: rates,
+                                     cpuSeconds: cpuSeconds, imagesPerCPUSecond: cpuSeconds > 0 ? Double(images) / cpuSeconds : 0,
                                      workers: workers, batchSize: batchSize, batches: batches, warmupBatches: warmupBatches,
                                      sourceImages: source.count, replaced: loader.skippedThisEpoch)
     }
@@ -86,4 +94,18 @@ public enum LoaderBenchmark {
                         workers: workers, batches: max(1, batches), passes: 1, warmupBatches: 0, seed: seed)
         return (r.imagesPerSecond, r.images, r.seconds)
     }
+}
+
+#if canImport(Glibc)
+private let RUSAGE_SELF_ID = __rusage_who_t(RUSAGE_SELF.rawValue)
+#else
+private let RUSAGE_SELF_ID = RUSAGE_SELF
+#endif
+
+/// User plus system CPU seconds of the whole process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF_ID, &usage) == 0 else { return 0 }
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

@@ -15,7 +15,8 @@ struct BenchDataCommand: ParsableCommand {
             untimed batches it times --passes passes of --batches batches each, in one epoch of \
             one loader, and reports the median pass's images/s. Samples are taken in index order, \
             wrapping around when the dataset is smaller than the run; nothing consumes the batches, \
-            so this is the loader's ceiling.
+            so this is the loader's ceiling. The CPU time of the timed passes (all threads) is \
+            reported too: images per CPU second depend less on other load on a shared machine.
             """)
 
     @Option(help: "Dataset path: an ImageFolder root, a CIFAR binary directory or an annotation list. Default: the embedded digits.")
@@ -79,6 +80,7 @@ struct BenchDataCommand: ParsableCommand {
         print(String(format: "%.1f images/s decoded and augmented (median of %d passes: %@)", result.imagesPerSecond, passes, passRates))
         print(String(format: "%d images in %.2f s, %d worker%@, batch %d, %d batches per pass after %d warm-up, %@ train preset at %d px",
                      result.images, result.seconds, workers, workers == 1 ? "" : "s", batchSize, batches, warmup, preset.rawValue, resolution))
+        print(String(format: "%.2f CPU seconds: %.1f images per CPU second", result.cpuSeconds, result.imagesPerCPUSecond))
         print("data: \(data ?? dataset ?? "digits") (\(result.sourceImages) train images\(result.replaced > 0 ? ", \(result.replaced) unreadable replaced" : ""))")
     }
 }
