@@ -56,6 +56,15 @@ public final class AnnotationListSource: DataSource {
         files = parsed
     }
 
+    /// A source over an explicit, already resolved file list (used for splits and for class
+    /// names shared between lists).
+    public init(listFile: String, classNames: [String], files: [LabelledFile]) {
+        precondition(files.allSatisfy { $0.label >= 0 && $0.label < classNames.count }, "label outside the class list")
+        self.listFile = listFile
+        self.classNames = classNames
+        self.files = files
+    }
+
     public var count: Int { files.count }
     public func label(_ index: Int) -> Int { files[index].label }
     public func sampleName(_ index: Int) -> String { files[index].path }
@@ -77,5 +86,75 @@ public final class AnnotationListSource: DataSource {
             result.append((i + 1, line))
         }
         return result
+    }
+}
+
+/// Finds the splits and class names of a dataset given as an annotation list file, so that
+/// `--data path/to/cls_train.txt` is enough.
+///
+/// For a list whose file name contains "train" (its last occurrence is the one replaced):
+/// - the held-out split is the first sibling file that exists with "train" replaced by "val",
+///   "eval" or "test", in that order (`cls_val.txt`, `cls_eval.txt`, `cls_test.txt`);
+/// - the class names are read from the sibling with "train" replaced by "classes"
+///   (`cls_classes.txt`).
+///
+/// Any list may instead use a `classes.txt` beside it. Without a class-name file the classes are
+/// "0", "1", … up to the largest label in either list, so both splits have the same classes.
+/// Without a held-out list, `valSplit` holds out that fraction of each class, as for an
+/// ImageFolder tree (`ImageFolderDataset.split`). Relative image paths are taken relative to the
+/// list file's directory (see `AnnotationListSource`).
+public enum AnnotationListDataset {
+    /// Names replacing "train" for the held-out list, in order of preference.
+    public static let heldOutNames = ImageFolderDataset.heldOutSplitNames
+
+    /// The sibling files of `listFile` that exist: its held-out list and its class-name file.
+    public static func siblings(of listFile: String) -> (heldOut: String?, classNames: String?) {
+        let directory = (listFile as NSString).deletingLastPathComponent
+        let name = (listFile as NSString).lastPathComponent
+        func sibling(_ fileName: String) -> String {
+            directory.isEmpty ? fileName : DirectoryListing.join(directory, fileName)
+        }
+        var heldOut: String?
+        var classFiles: [String] = []
+        if let train = name.range(of: "train", options: .backwards) {
+            heldOut = heldOutNames.lazy.map { sibling(name.replacingCharacters(in: train, with: $0)) }
+                .first(where: DirectoryListing.isFile)
+            classFiles.append(sibling(name.replacingCharacters(in: train, with: "classes")))
+        }
+        classFiles.append(sibling("classes.txt"))
+        return (heldOut, classFiles.first(where: DirectoryListing.isFile))
+    }
+
+    /// Opens the training list at `listFile` and its held-out split (see the type's notes).
+    ///
+    /// - Returns: the training source and the held-out one, nil when there is no held-out list
+    ///   and no `valSplit`.
+    /// - Throws: `DataError` for a missing or unreadable list, the lists' own errors (see
+    ///   `AnnotationListSource`), a `valSplit` outside (0, 1), or a `valSplit` when a held-out
+    ///   list exists.
+    public static func open(listFile: String, valSplit: Double? = nil) throws -> (train: AnnotationListSource, val: AnnotationListSource?) {
+        guard let kind = DirectoryListing.kind(of: listFile) else { throw DataError(path: listFile, reason: "no such file") }
+        guard kind == .file else { throw DataError(path: listFile, reason: "not an annotation list file") }
+        if let valSplit, !(valSplit > 0 && valSplit < 1) {
+            throw DataError(path: listFile, reason: "validation fraction must be between 0 and 1 (exclusive), got \(valSplit)")
+        }
+        let (heldOut, classNames) = siblings(of: listFile)
+        if let heldOut, valSplit != nil {
+            throw DataError(path: listFile, reason: "a validation fraction was given but the list already has a held-out list (\(heldOut))")
+        }
+        var train = try AnnotationListSource(listFile: listFile, classNamesFile: classNames)
+        var val = try heldOut.map { try AnnotationListSource(listFile: $0, classNamesFile: classNames) }
+        if classNames == nil, let v = val, v.classNames.count != train.classNames.count {
+            // Numbered classes: both splits get as many as the larger label needs.
+            let names = v.classNames.count > train.classNames.count ? v.classNames : train.classNames
+            train = AnnotationListSource(listFile: train.listFile, classNames: names, files: train.files)
+            val = AnnotationListSource(listFile: v.listFile, classNames: names, files: v.files)
+        }
+        if let valSplit {
+            let parts = ImageFolderDataset.splitFiles(train.files, classes: train.classNames.count, valFraction: valSplit)
+            return (AnnotationListSource(listFile: listFile, classNames: train.classNames, files: parts.train),
+                    AnnotationListSource(listFile: listFile, classNames: train.classNames, files: parts.val))
+        }
+        return (train, val)
     }
 }

@@ -2,8 +2,8 @@
 public enum DataSplit: String, CaseIterable, Sendable {
     /// The training samples.
     case train
-    /// The held-out samples: an ImageFolder's val/eval/test folder, CIFAR's test batch, the
-    /// digits' fixed fifth.
+    /// The held-out samples: an ImageFolder's val/eval/test folder, an annotation list's sibling
+    /// val/eval/test list, CIFAR's test batch, the digits' fixed fifth.
     case val
 }
 
@@ -11,6 +11,8 @@ public enum DataSplit: String, CaseIterable, Sendable {
 public enum DatasetKind: String, CaseIterable, Sendable {
     /// An ImageFolder tree (`ImageFolderDataset`).
     case folder
+    /// An annotation list file with its sibling val list and class names (`AnnotationListDataset`).
+    case list
     /// CIFAR-10 binary batches (`CIFARSource`).
     case cifar10
     /// CIFAR-100 binary files (`CIFARSource`).

@@ -67,9 +67,18 @@ public enum ImageFolderDataset {
     /// held out at all). Both parts keep the original index order and all class names, and are
     /// disjoint and together complete.
     public static func split(_ source: ImageFolderSource, valFraction: Double, seed: UInt64 = splitSeed) -> (train: ImageFolderSource, val: ImageFolderSource) {
-        var byClass = [[Int]](repeating: [], count: source.classNames.count)
-        for (i, f) in source.files.enumerated() { byClass[f.label].append(i) }
-        var heldOut = [Bool](repeating: false, count: source.count)
+        let (train, val) = splitFiles(source.files, classes: source.classNames.count, valFraction: valFraction, seed: seed)
+        return (ImageFolderSource(root: source.root, classNames: source.classNames, files: train),
+                ImageFolderSource(root: source.root, classNames: source.classNames, files: val))
+    }
+
+    /// The per-class split of `split(_:valFraction:seed:)` on a plain file list (labels below
+    /// `classes`): (kept for training, held out), each in the original order.
+    static func splitFiles(_ files: [LabelledFile], classes: Int, valFraction: Double,
+                           seed: UInt64 = splitSeed) -> (train: [LabelledFile], val: [LabelledFile]) {
+        var byClass = [[Int]](repeating: [], count: classes)
+        for (i, f) in files.enumerated() { byClass[f.label].append(i) }
+        var heldOut = [Bool](repeating: false, count: files.count)
         for (label, members) in byClass.enumerated() where members.count > 1 {
             var shuffled = members
             var rng = SeededRandom(keys: seed, UInt64(label))
@@ -80,9 +89,7 @@ public enum ImageFolderDataset {
             let wanted = Int((valFraction * Double(members.count) - 1e-9).rounded(.up))
             for i in shuffled.suffix(min(max(wanted, 0), members.count - 1)) { heldOut[i] = true }
         }
-        let train = source.files.indices.filter { !heldOut[$0] }.map { source.files[$0] }
-        let val = source.files.indices.filter { heldOut[$0] }.map { source.files[$0] }
-        return (ImageFolderSource(root: source.root, classNames: source.classNames, files: train),
-                ImageFolderSource(root: source.root, classNames: source.classNames, files: val))
+        return (files.indices.filter { !heldOut[$0] }.map { files[$0] },
+                files.indices.filter { heldOut[$0] }.map { files[$0] })
     }
 }

@@ -65,6 +65,8 @@ public final class ResampleScratch {
     let yWeights = GrowableBuffer<Float>()
     let rows = GrowableBuffer<Float>()
     let line = GrowableBuffer<Float>()
+    let bias = GrowableBuffer<Float>()
+    let offsets = GrowableBuffer<Int32>()
 
     /// An empty scratch; it grows on first use.
     public init() {}
@@ -72,7 +74,7 @@ public final class ResampleScratch {
     /// Bytes currently held.
     public var bytes: Int {
         4 * (xStarts.capacity + xCounts.capacity + xWeights.capacity + yStarts.capacity
-             + yCounts.capacity + yWeights.capacity + rows.capacity + line.capacity)
+             + yCounts.capacity + yWeights.capacity + rows.capacity + line.capacity + bias.capacity + offsets.capacity)
     }
 }
 
@@ -103,7 +105,8 @@ private func triangle(_ x: Double) -> Double {
 /// Filter taps of one axis, computed as PIL's `precompute_coeffs` does for a bilinear resize of
 /// the window: the triangle is widened by the scale factor when downscaling (antialiasing), taps
 /// are clipped to the window and renormalised. Zero taps at either end are dropped. Output samples
-/// that are padding get no taps. Returns the taps per output sample (the stride of `weights`).
+/// that are padding get no taps. Returns the taps per output sample (the stride of `weights`);
+/// the weights after each sample's last tap, up to that stride, are zero.
 @discardableResult
 func computeTaps(_ axis: ResamplePlan.Axis, outputCount: Int, starts: GrowableBuffer<Int32>,
                  counts: GrowableBuffer<Int32>, weights: GrowableBuffer<Float>) -> Int {
@@ -115,6 +118,7 @@ func computeTaps(_ axis: ResamplePlan.Axis, outputCount: Int, starts: GrowableBu
     let wt = weights.ensure(outputCount * kernel)
     let inverse = 1 / filterScale
     let lo = max(axis.valid.lowerBound, 0), hi = min(axis.valid.upperBound, axis.resizedLength)
+    wt.update(repeating: 0, count: outputCount * kernel)
     for k in 0..<outputCount {
         let index = axis.offset + k
         guard index >= lo && index < hi else { st[k] = 0; ct[k] = 0; continue }
@@ -133,7 +137,10 @@ func computeTaps(_ axis: ResamplePlan.Axis, outputCount: Int, starts: GrowableBu
         var first = 0, last = n
         while first < last && w[first] == 0 { first += 1 }
         while last > first && w[last - 1] == 0 { last -= 1 }
-        if first > 0 { for i in first..<last { w[i - first] = w[i] } }
+        if first > 0 {
+            for i in first..<last { w[i - first] = w[i] }
+            for i in (last - first)..<last { w[i] = 0 }
+        }
         st[k] = Int32(axis.sourceStart + xmin + first)
         ct[k] = Int32(last - first)
     }
@@ -147,7 +154,11 @@ extension ResamplePlan {
     /// `Normalize(mean, std)(ToTensor(image))`. Padding pixels are value 0.
     ///
     /// Horizontal pass first (over only the source rows the vertical taps need), then vertical, as
-    /// PIL does; intermediate values stay in float (PIL rounds them to 8 bits).
+    /// PIL does; intermediate values stay in float (PIL rounds them to 8 bits). `scale` is applied
+    /// in the horizontal pass and `bias` starts the vertical sums, so no separate normalisation
+    /// pass is needed. The horizontal pass computes four output pixels at a time with independent
+    /// accumulators (their tap loops run to the longest of the four; the zero weights past each
+    /// one's own taps read zero padding at the end of the line buffer).
     public func execute(_ image: DecodedImage, scale: (Float, Float, Float), bias: (Float, Float, Float),
                         into destination: UnsafeMutablePointer<Float>, scratch: ResampleScratch) {
         precondition(x.sourceStart >= 0 && x.sourceStart + x.sourceLength <= image.width
@@ -158,6 +169,15 @@ extension ResamplePlan {
         let ky = computeTaps(y, outputCount: oh, starts: scratch.yStarts, counts: scratch.yCounts, weights: scratch.yWeights)
         let xs = scratch.xStarts.pointer!, xc = scratch.xCounts.pointer!, xw = scratch.xWeights.pointer!
         let ys = scratch.yStarts.pointer!, yc = scratch.yCounts.pointer!, yw = scratch.yWeights.pointer!
+        let rowFloats = ow * 3
+
+        // One output row of biases (R, G, B repeated): the value of a padding pixel.
+        let biasRow = scratch.bias.ensure(rowFloats)
+        for k in 0..<ow {
+            biasRow[3 * k] = bias.0
+            biasRow[3 * k + 1] = bias.1
+            biasRow[3 * k + 2] = bias.2
+        }
 
         // Source rows the vertical pass reads.
         var rowLo = Int.max, rowHi = Int.min
@@ -165,7 +185,6 @@ extension ResamplePlan {
             rowLo = min(rowLo, Int(ys[k]))
             rowHi = max(rowHi, Int(ys[k] + yc[k]))
         }
-        let rowFloats = ow * 3
         if rowLo < rowHi {
             // Source columns the horizontal taps read.
             var colLo = Int.max, colHi = Int.min
@@ -173,33 +192,56 @@ extension ResamplePlan {
                 colLo = min(colLo, Int(xs[k]))
                 colHi = max(colHi, Int(xs[k] + xc[k]))
             }
-            // One float more than needed in both buffers: pixels are read and written as SIMD4
-            // (R, G, B and the next pixel's R); each write's fourth lane is overwritten later.
+            // One float more than needed in the row buffer: pixels are written as SIMD4 (R, G, B and
+            // the next pixel's R); each write's fourth lane is overwritten later.
             let rows = scratch.rows.ensure((rowHi - rowLo) * rowFloats + 1)
             if colLo >= colHi {
                 rows.update(repeating: 0, count: (rowHi - rowLo) * rowFloats)
             } else {
                 let lineFloats = (colHi - colLo) * 3
-                let line = scratch.line.ensure(lineFloats + 1)
-                line[lineFloats] = 0
+                // Zero padding after the line: up to kx taps of 3 floats, read as SIMD4.
+                let padding = 3 * kx + 1
+                let line = scratch.line.ensure(lineFloats + padding)
+                (line + lineFloats).update(repeating: 0, count: padding)
                 let width = image.width
+                // Where each output pixel's taps start in the line (0 for padding pixels, whose
+                // weights are all zero).
+                let offsets = scratch.offsets.ensure(ow)
+                for k in 0..<ow { offsets[k] = xc[k] > 0 ? Int32((Int(xs[k]) - colLo) * 3) : 0 }
+                let gain = SIMD4<Float>(scale.0, scale.1, scale.2, scale.0)
+                let groups = ow / 4
                 image.pixels.withUnsafeBufferPointer { px in
                     for sy in rowLo..<rowHi {
                         let src = px.baseAddress! + (sy * width + colLo) * 3
                         for i in 0..<lineFloats { line[i] = Float(src[i]) }
-                        let out = rows + (sy - rowLo) * rowFloats
-                        for k in 0..<ow {
-                            let n = Int(xc[k])
-                            var acc = SIMD4<Float>()
-                            if n > 0 {
-                                var p = UnsafeRawPointer(line + (Int(xs[k]) - colLo) * 3)
-                                let w = xw + k * kx
-                                for t in 0..<n {
-                                    acc += w[t] * p.loadUnaligned(as: SIMD4<Float>.self)
-                                    p += 12
-                                }
+                        let out = UnsafeMutableRawPointer(rows + (sy - rowLo) * rowFloats)
+                        let base = UnsafeRawPointer(line)
+                        for g in 0..<groups {
+                            let k = 4 * g
+                            let n = Int(max(max(xc[k], xc[k + 1]), max(xc[k + 2], xc[k + 3])))
+                            let p0 = base + 4 * Int(offsets[k]), p1 = base + 4 * Int(offsets[k + 1])
+                            let p2 = base + 4 * Int(offsets[k + 2]), p3 = base + 4 * Int(offsets[k + 3])
+                            let w0 = xw + k * kx, w1 = w0 + kx, w2 = w1 + kx, w3 = w2 + kx
+                            var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), a2 = SIMD4<Float>(), a3 = SIMD4<Float>()
+                            for t in 0..<n {
+                                let o = 12 * t
+                                a0 += w0[t] * (p0 + o).loadUnaligned(as: SIMD4<Float>.self)
+                                a1 += w1[t] * (p1 + o).loadUnaligned(as: SIMD4<Float>.self)
+                                a2 += w2[t] * (p2 + o).loadUnaligned(as: SIMD4<Float>.self)
+                                a3 += w3[t] * (p3 + o).loadUnaligned(as: SIMD4<Float>.self)
                             }
-                            UnsafeMutableRawPointer(out + 3 * k).storeBytes(of: acc, as: SIMD4<Float>.self)
+                            // In order: each store's fourth lane is the next pixel's R, rewritten next.
+                            out.storeBytes(of: a0 * gain, toByteOffset: 12 * k, as: SIMD4<Float>.self)
+                            out.storeBytes(of: a1 * gain, toByteOffset: 12 * k + 12, as: SIMD4<Float>.self)
+                            out.storeBytes(of: a2 * gain, toByteOffset: 12 * k + 24, as: SIMD4<Float>.self)
+                            out.storeBytes(of: a3 * gain, toByteOffset: 12 * k + 36, as: SIMD4<Float>.self)
+                        }
+                        for k in (4 * groups)..<ow {
+                            let p = base + 4 * Int(offsets[k])
+                            let w = xw + k * kx
+                            var a = SIMD4<Float>()
+                            for t in 0..<Int(xc[k]) { a += w[t] * (p + 12 * t).loadUnaligned(as: SIMD4<Float>.self) }
+                            out.storeBytes(of: a * gain, toByteOffset: 12 * k, as: SIMD4<Float>.self)
                         }
                     }
                 }
@@ -211,17 +253,22 @@ extension ResamplePlan {
             let d = destination + k * rowFloats
             let n = Int(yc[k])
             if n == 0 {
-                d.update(repeating: 0, count: rowFloats)
+                d.update(from: biasRow, count: rowFloats)
             } else {
                 let w = yw + k * ky
                 let base = rows! + (Int(ys[k]) - rowLo) * rowFloats
                 let w0 = w[0]
-                for i in 0..<rowFloats { d[i] = w0 * base[i] }
-                if n > 1 {
-                    for t in 1..<n {
-                        let wt = w[t], r = base + t * rowFloats
-                        for i in 0..<rowFloats { d[i] += wt * r[i] }
-                    }
+                for i in 0..<rowFloats { d[i] = biasRow[i] + w0 * base[i] }
+                var t = 1
+                // Two taps per sweep over the row.
+                while t + 1 < n {
+                    let wa = w[t], wb = w[t + 1], ra = base + t * rowFloats, rb = ra + rowFloats
+                    for i in 0..<rowFloats { d[i] += wa * ra[i] + wb * rb[i] }
+                    t += 2
+                }
+                if t < n {
+                    let wa = w[t], ra = base + t * rowFloats
+                    for i in 0..<rowFloats { d[i] += wa * ra[i] }
                 }
             }
             if flip {
@@ -233,13 +280,6 @@ extension ResamplePlan {
                     pb[0] = r; pb[1] = g; pb[2] = bl
                     a += 1; b -= 1
                 }
-            }
-            var p = d
-            for _ in 0..<ow {
-                p[0] = p[0] * scale.0 + bias.0
-                p[1] = p[1] * scale.1 + bias.1
-                p[2] = p[2] * scale.2 + bias.2
-                p += 3
             }
         }
     }

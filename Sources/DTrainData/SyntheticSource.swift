@@ -1,14 +1,15 @@
 import DTrainCore
 import Foundation
 
-/// Procedurally drawn labelled images at any resolution, for benchmarks and tests without data.
+/// Procedurally drawn labelled images at any size, for benchmarks and tests without data.
 ///
 /// Sample `i` has label `i % classes` and is drawn from `SeededRandom(keys: seed, i)` alone, so
 /// it is the same on every call, thread and machine. The class fixes the shape (`shapes[label %
 /// 10]`); everything else is random per sample: the background colour and a linear gradient
 /// across it, the shape's colour (kept well apart from the background), centre (middle 40% of
-/// the image), size (18–32% of the side), rotation (±17°) and the strength of uniform pixel
-/// noise. With more than ten classes, classes sharing a shape differ by the hue of the shape
+/// each axis), size (18–32% of the shorter side), rotation (±17°) and the strength of uniform
+/// pixel noise. Images are square (`resolution`) unless a width and height are given, e.g.
+/// 500×375 like a typical ImageNet photo; a square image is the same whichever initializer made it. With more than ten classes, classes sharing a shape differ by the hue of the shape
 /// (class / 10 picks a hue band). A small network learns the ten shapes well above chance in a
 /// few epochs, but not instantly.
 ///
@@ -20,20 +21,34 @@ public final class SyntheticSource: DataSource {
 
     public let count: Int
     public let classes: Int
-    public let resolution: Int
+    /// Image width and height in pixels.
+    public let width: Int
+    public let height: Int
     public let seed: UInt64
     public let classNames: [String]
 
+    /// The shorter side (the side of a square source).
+    public var resolution: Int { min(width, height) }
+
+    /// Square images.
+    ///
     /// - Parameters:
     ///   - count: samples in the source.
     ///   - classes: number of classes (at least 1).
     ///   - resolution: image side in pixels (at least 1).
     ///   - seed: selects the set of images; use different seeds for train and val.
-    public init(count: Int, classes: Int = 10, resolution: Int, seed: UInt64 = 0) {
-        precondition(count >= 0 && classes >= 1 && resolution >= 1, "synthetic source needs count >= 0, classes >= 1, resolution >= 1")
+    public convenience init(count: Int, classes: Int = 10, resolution: Int, seed: UInt64 = 0) {
+        self.init(count: count, classes: classes, width: resolution, height: resolution, seed: seed)
+    }
+
+    /// Images of `width × height` pixels (both at least 1); see `init(count:classes:resolution:seed:)`.
+    public init(count: Int, classes: Int = 10, width: Int, height: Int, seed: UInt64 = 0) {
+        precondition(count >= 0 && classes >= 1 && width >= 1 && height >= 1,
+                     "synthetic source needs count >= 0, classes >= 1, width and height >= 1")
         self.count = count
         self.classes = classes
-        self.resolution = resolution
+        self.width = width
+        self.height = height
         self.seed = seed
         let width = String(classes - 1).count
         classNames = (0..<classes).map { c in
@@ -45,12 +60,14 @@ public final class SyntheticSource: DataSource {
     public func label(_ index: Int) -> Int { index % classes }
     public func sampleName(_ index: Int) -> String { "synthetic #\(index) (seed \(seed))" }
 
-    /// Draws sample `index` at `resolution`; `targetSize` is ignored.
+    /// Draws sample `index` at `width × height`; `targetSize` is ignored.
     public func image(at index: Int, targetSize: Int?) throws -> DecodedImage {
         precondition(index >= 0 && index < count, "synthetic sample \(index) out of range 0..<\(count)")
         var rng = SeededRandom(keys: seed, UInt64(index))
         let label = self.label(index)
-        let n = resolution, size = Float(n)
+        let w = width, h = height
+        // Sizes scale with the shorter side, positions with each axis (the same for a square).
+        let size = Float(min(w, h))
 
         var background = (0..<3).map { _ in Float(rng.int(below: 256)) }
         let foreground: [Float]
@@ -67,7 +84,7 @@ public final class SyntheticSource: DataSource {
         let angle = rng.uniform(0, 2 * .pi)
         let gradient = Float(rng.uniform(0, 60)) / size
         let gx = Float(cos(angle)) * gradient, gy = Float(sin(angle)) * gradient
-        let cx = Float(rng.uniform(0.3, 0.7)) * size, cy = Float(rng.uniform(0.3, 0.7)) * size
+        let cx = Float(rng.uniform(0.3, 0.7)) * Float(w), cy = Float(rng.uniform(0.3, 0.7)) * Float(h)
         let radius = max(1, Float(rng.uniform(0.18, 0.32)) * size)
         let theta = rng.uniform(-0.3, 0.3)
         let cosT = Float(cos(theta)) / radius, sinT = Float(sin(theta)) / radius
@@ -75,14 +92,14 @@ public final class SyntheticSource: DataSource {
         let shape = label % 10
 
         let reach = 1.5 * radius
-        let x0 = max(0, Int(cx - reach)), x1 = min(n, Int(cx + reach) + 1)
-        let y0 = max(0, Int(cy - reach)), y1 = min(n, Int(cy + reach) + 1)
-        var pixels = [UInt8](repeating: 0, count: n * n * 3)
+        let x0 = max(0, Int(cx - reach)), x1 = min(w, Int(cx + reach) + 1)
+        let y0 = max(0, Int(cy - reach)), y1 = min(h, Int(cy + reach) + 1)
+        var pixels = [UInt8](repeating: 0, count: w * h * 3)
         pixels.withUnsafeMutableBufferPointer { out in
-            for y in 0..<n {
+            for y in 0..<h {
                 let dy = Float(y) + 0.5 - cy
                 let inRows = y >= y0 && y < y1
-                for x in 0..<n {
+                for x in 0..<w {
                     let dx = Float(x) + 0.5 - cx
                     var colour0: Float, colour1: Float, colour2: Float
                     if inRows && x >= x0 && x < x1
@@ -97,14 +114,14 @@ public final class SyntheticSource: DataSource {
                     colour0 += (Float(r & 0xFFFF) - 32768) * scale
                     colour1 += (Float((r >> 16) & 0xFFFF) - 32768) * scale
                     colour2 += (Float((r >> 32) & 0xFFFF) - 32768) * scale
-                    let i = 3 * (y * n + x)
+                    let i = 3 * (y * w + x)
                     out[i] = UInt8(min(255, max(0, colour0)))
                     out[i + 1] = UInt8(min(255, max(0, colour1)))
                     out[i + 2] = UInt8(min(255, max(0, colour2)))
                 }
             }
         }
-        return DecodedImage(width: n, height: n, pixels: pixels)
+        return DecodedImage(width: w, height: h, pixels: pixels)
     }
 
     /// Whether the point (u, v), in the shape's frame scaled so its radius is 1 (v down), is

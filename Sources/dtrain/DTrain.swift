@@ -7,7 +7,7 @@ struct DTrain: ParsableCommand {
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, BenchCommand.self,
-                      DatasetCommand.self, SelfTestCollectives.self, SelfTestSyncBN.self],
+                      BenchDataCommand.self, StatsCommand.self, DatasetCommand.self, SelfTestCollectives.self, SelfTestSyncBN.self],
         defaultSubcommand: TrainCommand.self)
 
     /// `--resume` takes an optional path: given alone (at the end, or before another flag) it

@@ -1,16 +1,18 @@
 import ArgumentParser
 import DTrainCore
+import DTrainData
 
 /// Where the data comes from (train, eval).
 struct DataOptions: ParsableArguments {
-    @Option(help: "Dataset path: an ImageFolder root (train/ and val/, or one tree with --val-split), or a CIFAR binary directory. Default: the embedded digits.")
+    @Option(help: "Dataset path: an ImageFolder root (train/ and val/, or one tree with --val-split), a CIFAR binary directory, or an annotation list file (cls_train.txt; val from cls_val.txt or cls_test.txt beside it). Default: the embedded digits.")
     var data: String?
-    @Option(help: "Dataset kind: folder, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
+    @Option(help: "Dataset kind: folder, list, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
     var dataset: String?
     @Option(name: .customLong("val-split"), help: "Hold out this fraction of a single-root ImageFolder as validation.")
     var valSplit: Double?
 
     func validate() throws {
+        _ = try DatasetKind.parse(dataset)
         if let v = valSplit, !(v > 0 && v < 1) { throw ValidationError("--val-split must be a fraction in (0, 1), got \(v)") }
     }
 }

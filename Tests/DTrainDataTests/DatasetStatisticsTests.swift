@@ -39,6 +39,20 @@ final class DatasetStatisticsTests: XCTestCase {
         XCTAssertEqual(result.images, 20)
         XCTAssertGreaterThan(result.imagesPerSecond, 0)
     }
+
+    func testLoaderBenchmarkWarmupAndPasses() {
+        let source = FailingSource(base: PatternSource(count: 7), failing: [2])
+        let result = LoaderBenchmark.measure(source: source, transform: Preset.imagenet.train(resolution: 16), batchSize: 3,
+                                             resolution: 16, workers: 2, batches: 2, passes: 3, warmupBatches: 1)
+        XCTAssertEqual(result.passImagesPerSecond.count, 3)
+        XCTAssertEqual(result.images, 18, "warm-up batch not timed")
+        XCTAssertEqual(result.imagesPerSecond, result.passImagesPerSecond.sorted()[1])
+        XCTAssertGreaterThan(result.seconds, 0)
+        XCTAssertEqual(result.sourceImages, 7)
+        // 21 samples wrap around the 7: index 2 is requested three times.
+        XCTAssertEqual(result.replaced, 3)
+        XCTAssertEqual(result.workers, 2)
+    }
 }
 
 final class ConstantSource: DataSource, @unchecked Sendable {

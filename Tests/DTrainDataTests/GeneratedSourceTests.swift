@@ -92,6 +92,36 @@ final class SyntheticTests: XCTestCase {
         XCTAssertEqual(tiny.pixels.count, 3)
     }
 
+    func testNonSquareImages() throws {
+        let wide = SyntheticSource(count: 20, classes: 10, width: 50, height: 30, seed: 2)
+        XCTAssertEqual(wide.resolution, 30)
+        let image = try wide.image(at: 3, targetSize: nil)
+        XCTAssertEqual(image.width, 50)
+        XCTAssertEqual(image.height, 30)
+        XCTAssertEqual(image.pixels, try wide.image(at: 3, targetSize: 8).pixels)
+        let tall = try SyntheticSource(count: 20, width: 7, height: 40).image(at: 19, targetSize: nil)
+        XCTAssertEqual(tall.width, 7)
+        XCTAssertEqual(tall.height, 40)
+        // A square source is the same whichever initializer made it.
+        let square = SyntheticSource(count: 20, classes: 10, width: 33, height: 33, seed: 2)
+        XCTAssertEqual(try square.image(at: 5, targetSize: nil).pixels,
+                       try SyntheticSource(count: 20, classes: 10, resolution: 33, seed: 2).image(at: 5, targetSize: nil).pixels)
+        // The shape is drawn inside a non-square image too: it differs from its background a lot.
+        let big = try SyntheticSource(count: 10, width: 500, height: 375).image(at: 0, targetSize: nil)
+        let mean = big.pixels.reduce(0) { $0 + Int($1) } / big.pixels.count
+        XCTAssertGreaterThan(big.pixels.filter { abs(Int($0) - mean) > 60 }.count, 5000)
+        // Through the factory, for both splits.
+        let splits = try DataSourceFactory.openSplits(path: nil, dataset: .synthetic, syntheticSize: (width: 24, height: 18),
+                                                      syntheticCount: 30)
+        for source in [splits.train, splits.val!] {
+            let i = try source.image(at: 0, targetSize: nil)
+            XCTAssertEqual([i.width, i.height], [24, 18])
+        }
+        assertDataError("positive image size") {
+            try DataSourceFactory.open(path: nil, dataset: .synthetic, split: .train, syntheticSize: (width: 0, height: 5))
+        }
+    }
+
     func testSyntheticThroughTheFactory() throws {
         let splits = try DataSourceFactory.openSplits(path: nil, dataset: .synthetic, resolution: 40, syntheticCount: 100, seed: 1)
         XCTAssertEqual(splits.train.count, 100)
