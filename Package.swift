@@ -7,6 +7,7 @@ import PackageDescription
 //   COpenBLAS, CTurboJPEG, CPNG,
 //   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
+//   CDTrainSupport                   C helpers for the thread pool (closure hand-off, spin hint)
 //   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, safetensors
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
 //   DTrainData                       image sources, JPEG/PNG decoding, augmentation, sharded loader
@@ -32,7 +33,8 @@ let package = Package(
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
-        .target(name: "DTrainCore", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        .target(name: "CDTrainSupport"),
+        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport"], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], exclude: ["make_embedded_digits.py"], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),
@@ -44,8 +46,10 @@ let package = Package(
 
         // Runs the built executable from tests (single process and under mpirun).
         .target(name: "DTrainTestSupport", path: "Tests/Support"),
+        // Test support: counts heap allocations so tests can check that hot paths make none.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
-        .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore", "CAllocationCounter"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),

@@ -1,7 +1,48 @@
 import COpenBLAS
 
 /// Row-major single-precision matrix products through OpenBLAS.
+///
+/// Threading: a GEMM called outside dtrain's parallel regions uses `BLAS.threads` OpenBLAS
+/// threads (set with `Compute.setThreads`, default `Compute.threads`). While a `parallelFor` or
+/// `parallelChunks` job runs, OpenBLAS is single-threaded, so a GEMM called inside a chunk body
+/// runs on that chunk's thread alone (the pool supplies the parallelism). `withSingleThreaded`
+/// does the same for a stretch of code that is not a parallel region.
 public enum BLAS {
+    nonisolated(unsafe) private static var configured = 0
+    nonisolated(unsafe) private static var library = 0
+
+    /// OpenBLAS threads for GEMMs called outside parallel regions.
+    public static var threads: Int {
+        get {
+            if configured == 0 { configured = max(1, Int(openblas_get_num_threads())); library = configured }
+            return configured
+        }
+        set {
+            configured = max(1, newValue)
+            setLibraryThreads(configured)
+        }
+    }
+
+    /// Sets OpenBLAS's own thread count if it differs (about 10 ns; process-wide).
+    @inline(__always)
+    static func setLibraryThreads(_ n: Int) {
+        if n != library {
+            openblas_set_num_threads(Int32(n))
+            library = n
+        }
+    }
+
+    /// Runs `body` with OpenBLAS single-threaded (restoring `threads` afterwards). Use around code
+    /// that calls GEMMs from several threads of its own; `parallelFor` bodies need not.
+    @inline(__always)
+    public static func withSingleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        let n = threads
+        if n == 1 { return try body() }
+        setLibraryThreads(1)
+        defer { setLibraryThreads(n) }
+        return try body()
+    }
+
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions.
     /// op(A) is m×k (A is k×m when `transA`), op(B) is k×n (B is n×k when `transB`).
     @inline(__always)
@@ -18,5 +59,26 @@ public enum BLAS {
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Best-of-`repeats` single-precision GEMM throughput in GFLOP/s for an n×n×n product with
+    /// the current `threads` (after one untimed call): the machine's practical peak, against
+    /// which a model's achieved GFLOP/s can be read.
+    public static func measurePeakGFLOPS(size n: Int = 2048, repeats: Int = 3) -> Double {
+        precondition(n > 0 && repeats > 0, "measurePeakGFLOPS: size and repeats must be positive")
+        let a = Storage(count: n * n), b = Storage(count: n * n), c = Storage(count: n * n)
+        var rng = SeededRandom(seed: 12345)
+        for i in 0..<(n * n) {
+            a.pointer[i] = Float(rng.uniform()) - 0.5
+            b.pointer[i] = Float(rng.uniform()) - 0.5
+        }
+        var best = Double.infinity
+        for r in 0...repeats {
+            let start = monotonicNanoseconds()
+            gemm(m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+            let seconds = Double(monotonicNanoseconds() - start) * 1e-9
+            if r > 0 { best = min(best, seconds) }
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
     }
 }

@@ -72,6 +72,10 @@ public final class AllreduceGradients: GradientSynchronizer {
     public func gradientsReady(from offset: Int) {}
 
     public func synchronize() throws {
+        try Profiler.measure(.allreduce) { try average() }
+    }
+
+    private func average() throws {
         let scale = 1 / Float(communicator.size)
         for (i, r) in buckets.ranges.enumerated() {
             let base = store.grads.pointer + r.lowerBound

@@ -5,18 +5,22 @@ import DTrainCore
 @inline(__always)
 private func clampForward(_ x: Tensor, into y: Tensor, upper: Float) {
     let px = x.data, py = y.data
-    parallelFor(y.count, minChunk: 16384) { r in
-        if upper == .infinity { for i in r { py[i] = max(px[i], 0) } }
-        else { for i in r { py[i] = min(max(px[i], 0), upper) } }
+    Profiler.measure(.elementwise) {
+        parallelFor(y.count, minChunk: 16384) { r in
+            if upper == .infinity { for i in r { py[i] = max(px[i], 0) } }
+            else { for i in r { py[i] = min(max(px[i], 0), upper) } }
+        }
     }
 }
 
 @inline(__always)
 private func clampBackward(_ dy: Tensor, output y: Tensor, into dx: Tensor, upper: Float) {
     let pdy = dy.data, py = y.data, pdx = dx.data
-    parallelFor(dx.count, minChunk: 16384) { r in
-        if upper == .infinity { for i in r { pdx[i] = py[i] > 0 ? pdy[i] : 0 } }
-        else { for i in r { pdx[i] = py[i] > 0 && py[i] < upper ? pdy[i] : 0 } }
+    Profiler.measure(.elementwise) {
+        parallelFor(dx.count, minChunk: 16384) { r in
+            if upper == .infinity { for i in r { pdx[i] = py[i] > 0 ? pdy[i] : 0 } }
+            else { for i in r { pdx[i] = py[i] > 0 && py[i] < upper ? pdy[i] : 0 } }
+        }
     }
 }
 

@@ -32,6 +32,10 @@ public final class AdaptiveAvgPool2d: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.pooling) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == inputShape, "AdaptiveAvgPool2d built for \(inputShape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let H = x.height, W = x.width, C = x.channels, O = outputSize
@@ -60,6 +64,10 @@ public final class AdaptiveAvgPool2d: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.pooling) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let inputGradient else { return noGradient }
         precondition(dy.batch == lastBatch && dy.shape == output.shape, "AdaptiveAvgPool2d.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let dx = inputGradient.tensor(batch: dy.batch)

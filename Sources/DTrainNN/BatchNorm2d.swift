@@ -110,6 +110,10 @@ public final class BatchNorm2d: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.batchNorm) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == output.shape, "BatchNorm2d built for \(output.shape), got \(x.shape)")
         let C = channels, rows = x.rows
         let y = output.tensor(batch: x.batch)
@@ -173,6 +177,10 @@ public final class BatchNorm2d: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.batchNorm) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape == x.shape, "BatchNorm2d.backward: dy \(dy.batch)x\(dy.shape) for input \(x.batch)x\(x.shape)")
         let C = channels, rows = x.rows

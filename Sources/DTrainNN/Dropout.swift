@@ -37,6 +37,10 @@ public final class Dropout: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.elementwise) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == output.shape, "Dropout built for \(output.shape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let px = x.data, py = y.data
@@ -66,6 +70,10 @@ public final class Dropout: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.elementwise) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let inputGradient else { return noGradient }
         precondition(dy.batch == lastBatch && dy.shape == output.shape, "Dropout.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let dx = inputGradient.tensor(batch: dy.batch)

@@ -20,6 +20,10 @@ public final class Flatten: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.elementwise) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == inputShape, "Flatten built for \(inputShape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let plane = x.height * x.width, C = x.channels, features = x.shape.count
@@ -35,6 +39,10 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.elementwise) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let inputGradient else { return noGradient }
         precondition(dy.batch == lastBatch && dy.shape == output.shape, "Flatten.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let dx = inputGradient.tensor(batch: dy.batch)

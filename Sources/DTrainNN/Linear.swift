@@ -42,6 +42,10 @@ public final class Linear: Layer {
     public var macsPerSample: Int { inFeatures * outFeatures }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.linear) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape.count == inFeatures, "Linear(\(inFeatures), \(outFeatures)) got input \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let N = x.batch, I = inFeatures, O = outFeatures
@@ -58,6 +62,10 @@ public final class Linear: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.linear) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let x = lastInput else { preconditionFailure("Linear.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape.count == outFeatures, "Linear.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let N = x.batch, I = inFeatures, O = outFeatures

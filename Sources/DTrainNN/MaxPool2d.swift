@@ -39,6 +39,10 @@ public final class MaxPool2d: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.pooling) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == inputShape, "MaxPool2d built for \(inputShape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let H = x.height, W = x.width, C = x.channels, OH = y.height, OW = y.width
@@ -89,6 +93,10 @@ public final class MaxPool2d: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.pooling) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let inputGradient, let argmax else { return noGradient }
         precondition(dy.batch == lastBatch && dy.shape == output.shape, "MaxPool2d.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let dx = inputGradient.tensor(batch: dy.batch)

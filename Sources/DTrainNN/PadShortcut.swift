@@ -36,6 +36,10 @@ public final class PadShortcut: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        Profiler.measure(.elementwise) { forwardPass(x, mode: mode) }
+    }
+
+    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.shape == inputShape, "PadShortcut built for \(inputShape), got \(x.shape)")
         let y = output.tensor(batch: x.batch)
         let H = x.height, W = x.width, CI = inChannels, CO = outChannels, OH = y.height, OW = y.width
@@ -58,6 +62,10 @@ public final class PadShortcut: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.elementwise) { backwardPass(dy) }
+    }
+
+    private func backwardPass(_ dy: Tensor) -> Tensor {
         guard let inputGradient else { return noGradient }
         precondition(dy.batch == lastBatch && dy.shape == output.shape, "PadShortcut.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let dx = inputGradient.tensor(batch: dy.batch)

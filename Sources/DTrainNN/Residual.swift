@@ -35,12 +35,14 @@ public final class Residual: Layer, InspectableContainer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let a = main.forward(x, mode: mode)
-        let b = shortcut?.forward(x, mode: mode) ?? x
+        let b = shortcut.map { measuredForward($0, x, mode: mode) } ?? x
         let y = output.tensor(batch: x.batch)
         let pa = a.data, pb = b.data, py = y.data, relu = reluAfterAdd
-        parallelFor(y.count, minChunk: 8192) { r in
-            if relu { for i in r { py[i] = max(pa[i] + pb[i], 0) } }
-            else { for i in r { py[i] = pa[i] + pb[i] } }
+        Profiler.measure(.elementwise) {
+            parallelFor(y.count, minChunk: 8192) { r in
+                if relu { for i in r { py[i] = max(pa[i] + pb[i], 0) } }
+                else { for i in r { py[i] = pa[i] + pb[i] } }
+            }
         }
         lastOutput = y
         return y
@@ -51,14 +53,18 @@ public final class Residual: Layer, InspectableContainer {
         if reluAfterAdd, let dsum, let y = lastOutput {
             d = dsum.tensor(batch: dy.batch)
             let pd = d.data, pdy = dy.data, py = y.data
-            parallelFor(d.count, minChunk: 8192) { r in for i in r { pd[i] = py[i] > 0 ? pdy[i] : 0 } }
+            Profiler.measure(.elementwise) {
+                parallelFor(d.count, minChunk: 8192) { r in for i in r { pd[i] = py[i] > 0 ? pdy[i] : 0 } }
+            }
         }
         let dMain = main.backward(d)
-        let dShort = shortcut?.backward(d) ?? d
+        let dShort = shortcut.map { measuredBackward($0, d) } ?? d
         guard let inputGradient else { return noGradient }
         let dx = inputGradient.tensor(batch: dy.batch)
         let p = dx.data, pa = dMain.data, pb = dShort.data
-        parallelFor(dx.count, minChunk: 8192) { r in for i in r { p[i] = pa[i] + pb[i] } }
+        Profiler.measure(.elementwise) {
+            parallelFor(dx.count, minChunk: 8192) { r in for i in r { p[i] = pa[i] + pb[i] } }
+        }
         return dx
     }
 

@@ -36,12 +36,12 @@ public final class Sequential: Layer, InspectableContainer {
         var y = x
         if let inspector {
             for (i, child) in children.enumerated() {
-                y = child.layer.forward(y, mode: mode)
+                y = measuredForward(child.layer, y, mode: mode)
                 inspector.inspectForward(paths[i], y)
             }
             return y
         }
-        for child in children { y = child.layer.forward(y, mode: mode) }
+        for child in children { y = measuredForward(child.layer, y, mode: mode) }
         return y
     }
 
@@ -49,19 +49,19 @@ public final class Sequential: Layer, InspectableContainer {
         var d = dy
         if let inspector {
             for (i, child) in children.enumerated().reversed() {
-                d = child.layer.backward(d)
+                d = measuredBackward(child.layer, d)
                 if d.batch > 0 { inspector.inspectBackward(paths[i], d) }
             }
             return d
         }
         if let readyHook {
             for (i, child) in children.enumerated().reversed() {
-                d = child.layer.backward(d)
+                d = measuredBackward(child.layer, d)
                 if let offset = readyOffsets[i] { readyHook(offset) }
             }
             return d
         }
-        for child in children.reversed() { d = child.layer.backward(d) }
+        for child in children.reversed() { d = measuredBackward(child.layer, d) }
         return d
     }
 

@@ -37,6 +37,10 @@ public final class SoftmaxCrossEntropy {
     /// `logits` holds `classes` values per sample (any H×W×C of that count); `labels` one class
     /// index per sample. An empty batch has loss 0.
     public func forward(logits: Tensor, labels: UnsafePointer<Int32>) -> Float {
+        Profiler.measure(.loss) { forwardPass(logits: logits, labels: labels) }
+    }
+
+    private func forwardPass(logits: Tensor, labels: UnsafePointer<Int32>) -> Float {
         precondition(gradient != nil, "SoftmaxCrossEntropy.forward before build(maxBatch:)")
         precondition(logits.shape.count == classes, "SoftmaxCrossEntropy(\(classes)) got logits \(logits.shape)")
         let N = logits.batch, K = classes

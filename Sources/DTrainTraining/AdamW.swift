@@ -32,6 +32,10 @@ public final class AdamW: Optimizer {
     public var stateBuffers: [(name: String, storage: Storage)] { [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)] }
 
     public func step(lr: Float) {
+        Profiler.measure(.optimizer) { update(lr: lr) }
+    }
+
+    private func update(lr: Float) {
         steps += 1
         let t = Double(steps)
         let c1 = Float(1 - pow(Double(beta1), t)), c2 = Float(1 - pow(Double(beta2), t))

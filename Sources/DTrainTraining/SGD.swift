@@ -36,6 +36,10 @@ public final class SGD: Optimizer {
 
     /// One update with learning rate `lr`.
     public func step(lr: Float) {
+        Profiler.measure(.optimizer) { update(lr: lr) }
+    }
+
+    private func update(lr: Float) {
         let w = store.values.pointer, g = store.grads.pointer
         let buf = momentumBuffer.pointer, wd = decay.pointer
         let mu = momentum, first = steps == 0, nest = nesterov

@@ -2,6 +2,25 @@ import Foundation
 import DTrainCore
 import DTrainNN
 
+/// Time per step of one `ProfileKind` in a benchmark.
+public struct ProfileEntry: Codable, Sendable, Equatable {
+    /// `ProfileKind.name`, or "unattributed" for step time no measure covered.
+    public var kind: String
+    /// Mean milliseconds per timed step.
+    public var milliseconds: Double
+    /// Share of the mean step time, in percent.
+    public var percent: Double
+    /// Mean measured calls per timed step.
+    public var calls: Double
+
+    public init(kind: String, milliseconds: Double, percent: Double, calls: Double) {
+        self.kind = kind
+        self.milliseconds = milliseconds
+        self.percent = percent
+        self.calls = calls
+    }
+}
+
 /// What `dtrain bench` measures: training-step throughput on a synthetic batch.
 public struct StepBenchmarkResult: Codable, Sendable {
     public var model: String
@@ -9,21 +28,36 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var resolution: Int
     public var threads: Int
     public var steps: Int
-    /// Median seconds of one step (forward, loss, backward, SGD update).
+    /// Median seconds of one step (zeroing gradients, forward, loss, backward, SGD update).
     public var medianStepSeconds: Double
+    /// Mean seconds of one timed step (the profile's 100%).
+    public var meanStepSeconds: Double
     public var imagesPerSecond: Double
     /// Achieved GFLOP/s, counting a training step as 3 × 2 × MACs per image.
     public var gflopsPerSecond: Double
     public var parameters: Int
     public var gmacsPerImage: Double
-    /// Peak resident set size of the process so far.
+    /// Peak resident set size of the process after the timed steps.
     public var peakRSSBytes: Int
+    /// Time per step by kind (mean over the timed steps), the kinds that took any time, largest
+    /// first, then "unattributed". Nil when not profiled.
+    public var profile: [ProfileEntry]?
+    /// Best sgemm GFLOP/s of an n×n×n product with the same thread count, measured after the steps.
+    public var sgemmPeakGFLOPS: Double?
+    /// n of that product.
+    public var sgemmPeakSize: Int?
+    /// gflopsPerSecond ÷ sgemmPeakGFLOPS.
+    public var fractionOfPeak: Double?
 }
 
 /// Times training steps of a zoo model on random data.
 public enum StepBenchmark {
+    /// - Parameters:
+    ///   - profile: record time per `ProfileKind` during the timed steps.
+    ///   - peakSize: measure the sgemm peak on an n×n×n product after the steps (nil: skip).
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
                            warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0,
+                           profile: Bool = true, peakSize: Int? = 2048,
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
@@ -40,25 +74,61 @@ public enum StepBenchmark {
         var labels = (0..<batchSize).map { _ in Int32(rng.int(below: classes)) }
         let x = Tensor(storage: images, batch: batchSize, shape: model.inputShape)
 
+        let wasEnabled = Profiler.isEnabled
+        defer { Profiler.isEnabled = wasEnabled }
         var times: [Double] = []
+        var kinds = ProfileSnapshot()
         for step in 0..<(warmup + steps) {
+            let timed = step >= warmup
+            Profiler.isEnabled = profile && timed
+            Profiler.reset()
             let start = DispatchTime.now().uptimeNanoseconds
-            model.store.zeroGrads()
+            Profiler.measure(.optimizer) { model.store.zeroGrads() }
             let logits = model.forward(x, mode: .train)
             _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
             model.backward(loss.backward())
             sgd.step(lr: 0.01)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if step >= warmup { times.append(seconds) }
+            if timed {
+                times.append(seconds)
+                kinds = kinds + Profiler.snapshot()
+            }
             progress?(step, seconds)
         }
+        Profiler.isEnabled = wasEnabled
         let median = times.sorted()[times.count / 2]
+        let mean = times.reduce(0, +) / Double(times.count)
         let macs = model.macsPerImage
-        return StepBenchmarkResult(
+        let gflops = 6 * Double(macs) * Double(batchSize) / median / 1e9
+        var result = StepBenchmarkResult(
             model: name, batchSize: batchSize, resolution: model.builtResolution, threads: threads, steps: steps,
-            medianStepSeconds: median, imagesPerSecond: Double(batchSize) / median,
-            gflopsPerSecond: 6 * Double(macs) * Double(batchSize) / median / 1e9,
-            parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9, peakRSSBytes: peakRSS())
+            medianStepSeconds: median, meanStepSeconds: mean, imagesPerSecond: Double(batchSize) / median,
+            gflopsPerSecond: gflops, parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9,
+            peakRSSBytes: peakRSS())
+        if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
+        if let n = peakSize {
+            let peak = BLAS.measurePeakGFLOPS(size: n)
+            result.sgemmPeakGFLOPS = peak
+            result.sgemmPeakSize = n
+            result.fractionOfPeak = gflops / peak
+        }
+        return result
+    }
+
+    /// Per-step entries from times summed over `steps` steps: kinds with time, largest first, then
+    /// the unattributed rest of the mean step.
+    static func entries(_ total: ProfileSnapshot, steps: Int, meanStep: Double) -> [ProfileEntry] {
+        let n = Double(max(steps, 1))
+        var list: [ProfileEntry] = []
+        for kind in ProfileKind.allCases where total[kind] > 0 || total.calls(kind) > 0 {
+            let seconds = total[kind] / n
+            list.append(ProfileEntry(kind: kind.name, milliseconds: seconds * 1e3, percent: 100 * seconds / meanStep,
+                                     calls: Double(total.calls(kind)) / n))
+        }
+        list.sort { $0.milliseconds > $1.milliseconds }
+        let rest = max(0, meanStep - total.total / n)
+        list.append(ProfileEntry(kind: "unattributed", milliseconds: rest * 1e3, percent: 100 * rest / meanStep, calls: 0))
+        return list
     }
 
     /// Peak resident set size in bytes.

@@ -241,7 +241,7 @@ public final class Trainer {
             var totals = MetricTotals()
             var lr = 0.0
             var s = 0
-            while let batch = try loader.next() {
+            while let batch = try Profiler.measure(.dataWait, { try loader.next() }) {
                 let position = Double(epoch) + Double(doneBefore + s) / Double(stepsPerEpoch)
                 lr = schedule.rate(at: position)
                 for d in dropouts { d.step = UInt64(info.globalStep) }

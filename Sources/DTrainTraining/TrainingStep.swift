@@ -32,7 +32,7 @@ public final class TrainingStep {
 
     /// Trains on one (micro-)batch; applies the update after every `accumulation` calls.
     public func run(images: Tensor, labels: UnsafeMutablePointer<Int32>, lr: Float) throws -> Outcome {
-        if microBatch == 0 { model.store.zeroGrads() }
+        if microBatch == 0 { Profiler.measure(.optimizer) { model.store.zeroGrads() } }
         let logits = model.forward(images, mode: .train)
         let value = loss.forward(logits: logits, labels: labels)
         let correct = loss.correct(topK: 1)

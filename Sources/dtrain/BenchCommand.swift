@@ -6,7 +6,13 @@ import DTrainTraining
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time training steps (forward, backward, SGD update) of a model on a synthetic batch.")
+        abstract: "Time training steps (forward, backward, SGD update) of a model on a synthetic batch.",
+        discussion: """
+            Prints the median step time and throughput, the achieved GFLOP/s as a share of an sgemm \
+            peak measured on the spot (an n×n×n product with the same thread count, best of 3), \
+            and where a step's time goes by kind of work (convolutions, BatchNorm, pooling, \
+            elementwise, linear, loss, optimizer), averaged over the timed steps.
+            """)
 
     @Argument(help: "Model name (see `dtrain models`).")
     var model: String
@@ -26,6 +32,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = 2
 
+    @Flag(inversion: .prefixedNo, help: "Time each kind of work in the timed steps.")
+    var profile = true
+
+    @Option(name: .customLong("peak-size"), help: "n of the n×n×n sgemm whose GFLOP/s is taken as the peak (0: skip).")
+    var peakSize: Int = 2048
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -34,13 +46,14 @@ struct BenchCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8 pixels, got \(r)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        guard peakSize >= 0 else { throw ValidationError("--peak-size must be 0 or more, got \(peakSize)") }
     }
 
     func run() throws {
         let threads = self.threads ?? Compute.defaultThreads
         let result = try StepBenchmark.run(
             model: model, batchSize: batchSize, resolution: resolution, threads: threads,
-            warmup: warmup, steps: steps
+            warmup: warmup, steps: steps, profile: profile, peakSize: peakSize > 0 ? peakSize : nil
         ) { step, seconds in
             if !json {
                 let tag = step < warmup ? "warm-up" : "step"
@@ -55,6 +68,21 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "%@ batch %d at %dpx, %d threads: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
                          result.model, result.batchSize, result.resolution, result.threads, result.imagesPerSecond,
                          result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
+            if let peak = result.sgemmPeakGFLOPS, let n = result.sgemmPeakSize, let fraction = result.fractionOfPeak {
+                print(String(format: "sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads): the step achieves %.1f%% of it",
+                             peak, n, n, n, result.threads, 100 * fraction))
+            }
+            if let profile = result.profile {
+                print(String(format: "time per step by kind (mean of %d timed steps, %.1f ms):", result.steps, result.meanStepSeconds * 1e3))
+                let unsplitConv = !profile.contains { $0.kind == ProfileKind.convBackwardWeight.name }
+                for e in profile {
+                    var label = e.kind
+                    if unsplitConv && e.kind == ProfileKind.convBackwardData.name { label = "conv_backward (data+weight)" }
+                    let calls = e.calls > 0 ? String(format: "  %6.0f calls", e.calls) : ""
+                    let padded = label.padding(toLength: max(label.count, 28), withPad: " ", startingAt: 0)
+                    print("  " + padded + String(format: "%10.1f ms %6.1f%%", e.milliseconds, e.percent) + calls)
+                }
+            }
         }
     }
 }

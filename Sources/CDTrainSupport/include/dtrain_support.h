@@ -1,0 +1,37 @@
+#ifndef DTRAIN_SUPPORT_H
+#define DTRAIN_SUPPORT_H
+
+#include <stdint.h>
+
+/// A Swift closure of type `(Int) -> Void` taken apart into its function and context pointers,
+/// so that the thread pool can hand a non-escaping closure to its workers by address without
+/// converting it to an escaping one (`withoutActuallyEscaping` allocates a box per call).
+///
+/// Swift passes a closure argument as these two pointers, and calls a closure with its context
+/// in the swiftself register (clang's swift_context): the Swift calling convention, on both ends.
+typedef struct {
+    const void *function;
+    const void *context;
+} dtrain_closure;
+
+/// Returns the parts of the closure passed to it. Swift declares it (with @_silgen_name) as taking
+/// an `(Int) -> Void`, which Swift passes as (function, context).
+__attribute__((swiftcall)) dtrain_closure dtrain_closure_parts(const void *function, const void *context);
+
+/// Calls the closure with `i`. The closure's captures must still be alive (the pool guarantees it
+/// by not returning from the call that took the closure apart until every chunk has run).
+static inline void dtrain_closure_invoke(dtrain_closure closure, intptr_t i) {
+    typedef __attribute__((swiftcall)) void (*dtrain_closure_function)(intptr_t, void *__attribute__((swift_context)));
+    ((dtrain_closure_function)closure.function)(i, (void *)closure.context);
+}
+
+/// A pause hint for spin-wait loops.
+static inline void dtrain_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif
