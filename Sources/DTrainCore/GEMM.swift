@@ -20,3 +20,20 @@ public enum BLAS {
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
+
+extension BLAS {
+    /// Runs `body` with OpenBLAS limited to one thread, then restores the previous count.
+    ///
+    /// For kernels that split work across dtrain's own threads and call `gemm` from each: a
+    /// multithreaded OpenBLAS call would hand its work to OpenBLAS's pool, wait for it, and allocate
+    /// per call; single-threaded calls from several threads at once run independently. Nested uses
+    /// are free (the inner one finds one thread already).
+    @inline(__always)
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = openblas_get_num_threads()
+        if previous == 1 { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        return try body()
+    }
+}
