@@ -82,3 +82,20 @@ public enum BLAS {
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
     }
 }
+
+extension BLAS {
+    /// Runs `body` with OpenBLAS limited to one thread, then restores the previous count.
+    ///
+    /// For kernels that split work across dtrain's own threads and call `gemm` from each: a
+    /// multithreaded OpenBLAS call would hand its work to OpenBLAS's pool, wait for it, and allocate
+    /// per call; single-threaded calls from several threads at once run independently. Nested uses
+    /// are free (the inner one finds one thread already).
+    @inline(__always)
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = openblas_get_num_threads()
+        if previous == 1 { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        return try body()
+    }
+}

@@ -5,21 +5,29 @@ import DTrainCore
 /// Forward is im2col + GEMM per group: the column matrix [rows, K·K·Cg] of group g times that
 /// group's weight [Og, K·K·Cg]ᵀ writes output channels g·Og ..< (g+1)·Og of the NHWC output in
 /// place (ldc = O). A 1×1, stride-1, unpadded convolution needs no im2col: the NHWC input is its
-/// own column matrix. The column buffer lives in the shared workspace and holds a chunk of whole
-/// images, so it stays under `maxColumnFloats` whatever the batch.
+/// own column matrix.
 ///
-/// Backward recomputes the columns from the kept input (no buffer outlives a pass):
-/// dW += dYᵀ · col, db += Σ rows of dY, and dX = col2im(dY · W), gathered so that every dX value
-/// is written exactly once.
+/// The work is split across `Compute.threads` threads by dtrain itself, and every GEMM runs
+/// single-threaded inside one thread's share. Each thread builds the column matrix one tile of
+/// `tileRows` rows at a time in its own slice of the shared workspace, small enough to stay in its
+/// core's cache while the GEMMs read it:
+/// - forward splits the output rows of the batch evenly between threads;
+/// - backward gives each thread whole images (fewer threads than images: one image each). Per tile
+///   it recomputes the columns, adds dYᵀ · col to that thread's partial dW, overwrites the tile
+///   with dcol = dY · W and scatters it into the dx of its own images. The partial dWs are added
+///   into `weight.grad` in thread order.
+/// For a fixed thread count every result is deterministic.
 public final class Conv2d: Layer {
     public let inChannels, outChannels, kernelSize, stride, padding, dilation, groups: Int
     /// torch shape [O, I/groups, K, K]; stored O×K×K×(I/groups).
     public let weight: Parameter
     public let bias: Parameter?
 
-    /// Most floats the column buffer may take; a batch whose columns need more is processed in
-    /// chunks of whole images (at least one image per chunk). Read by `build`.
-    var maxColumnFloats = 32 << 20
+    /// Floats one thread's column tile aims at (rows × K·K·C): about half a core's L2. Read by `build`.
+    var columnTileFloats = 1 << 17
+    /// Fewest rows a tile has (unless the batch has fewer): thinner GEMMs re-pack the weights too
+    /// often and update the whole dW per few rows. Read by `build`.
+    var minTileRows = 64
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -32,8 +40,13 @@ public final class Conv2d: Layer {
     private var biasPartials: Storage?
     /// The input of the last forward: a view of memory its producer keeps until backward.
     private var lastInput: Tensor?
-    /// Images per column-buffer chunk for the batch built for.
-    private(set) var imagesPerChunk = 1
+    /// Rows of one column tile for the batch built for (0 for the pointwise path).
+    private(set) var tileRows = 0
+    /// Threads the workspace was reserved for; passes use at most this many.
+    private(set) var plannedThreads = 1
+    /// Floats of one thread's column slice, and of one partial dW, in the workspace.
+    private var columnSlice = 0
+    private var partialSlice = 0
     private var macs = 0
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -71,16 +84,28 @@ public final class Conv2d: Layer {
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
-        if !isPointwise {
-            let perImage = geo.outPixels * geo.columns
-            imagesPerChunk = max(1, min(maxBatch, maxColumnFloats / max(perImage, 1)))
-            context.workspace.reserve(imagesPerChunk * perImage)
+        plannedThreads = Compute.threads
+        if isPointwise {
+            tileRows = 0
+            columnSlice = 0
+        } else {
+            let rows = max(1, maxBatch * geo.outPixels)
+            tileRows = max(1, min(rows, max(minTileRows, columnTileFloats / geo.columns)))
+            columnSlice = Conv2d.aligned(tileRows * geo.columns)
         }
+        partialSlice = Conv2d.aligned(weight.count)
+        context.workspace.reserve(plannedThreads * columnSlice + (plannedThreads - 1) * partialSlice)
         biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
         lastInput = nil
         macs = geo.outPixels * outChannels * geo.groupColumns
         return out
     }
+
+    /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.
+    private static func aligned(_ floats: Int) -> Int { (floats + 15) & ~15 }
+
+    /// Threads a pass uses: those in force, at most those the workspace was reserved for.
+    private var passThreads: Int { max(1, min(Compute.threads, plannedThreads)) }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let geo = geometry!
@@ -88,41 +113,50 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) differs from the \(geo.height)x\(geo.width)x\(geo.channels) built for")
         let y = output.tensor(batch: x.batch)
         lastInput = x
+        let rows = y.rows
+        if rows == 0 { return y }
         let o = outChannels, og = outChannels / groups, kc = geo.groupColumns, ld = geo.columns
+        let c = geo.channels, cg = geo.groupChannels, groups = groups
         let w = UnsafePointer(weight.value!)
-        if isPointwise {
-            let cg = geo.groupChannels
-            for g in 0..<groups {
-                BLAS.gemm(transB: true, m: x.rows, n: og, k: cg,
-                          a: x.data + g * cg, lda: geo.channels, b: w + g * og * cg, ldb: cg,
-                          c: y.data + g * og, ldc: o)
-            }
-        } else {
-            var first = 0
-            while first < x.batch {
-                let images = min(imagesPerChunk, x.batch - first)
-                let rows = images * geo.outPixels
-                let col = workspace.pointer(count: rows * ld)
-                geo.im2col(x.data, firstImage: first, images: images, into: col)
-                let yChunk = y.data + first * geo.outPixels * o
-                for g in 0..<groups {
-                    BLAS.gemm(transB: true, m: rows, n: og, k: kc,
-                              a: col + g * kc, lda: ld, b: w + g * og * kc, ldb: kc,
-                              c: yChunk + g * og, ldc: o)
+        let b = bias.map { UnsafePointer($0.value!) }
+        let px = UnsafePointer(x.data), py = y.data
+        let pointwise = isPointwise, tile = tileRows, slice = columnSlice
+        let ws = pointwise ? nil : workspace.pointer(count: passThreads * columnSlice)
+        let chunks = max(1, min(passThreads, rows / 16))
+
+        BLAS.singleThreaded {
+            parallelChunks(rows, chunks: chunks) { chunk, range in
+                if pointwise {
+                    let m0 = range.lowerBound
+                    for g in 0..<groups {
+                        BLAS.gemm(transB: true, m: range.count, n: og, k: cg,
+                                  a: px + m0 * c + g * cg, lda: c, b: w + g * og * cg, ldb: cg,
+                                  c: py + m0 * o + g * og, ldc: o)
+                    }
+                    if let b { Conv2d.addBias(b, to: py, rows: range, channels: o) }
+                    return
                 }
-                first += images
-            }
-        }
-        if let bias {
-            let b = UnsafePointer(bias.value!), py = y.data
-            parallelFor(y.rows, minChunk: max(1, 4096 / o)) { rows in
-                for m in rows {
-                    let row = py + m * o
-                    for i in 0..<o { row[i] += b[i] }
+                let col = ws! + chunk * slice
+                var m0 = range.lowerBound
+                while m0 < range.upperBound {
+                    let r = min(tile, range.upperBound - m0)
+                    geo.im2col(px, rows: m0..<(m0 + r), into: col)
+                    for g in 0..<groups {
+                        BLAS.gemm(transB: true, m: r, n: og, k: kc,
+                                  a: col + g * kc, lda: ld, b: w + g * og * kc, ldb: kc,
+                                  c: py + m0 * o + g * og, ldc: o)
+                    }
+                    if let b { Conv2d.addBias(b, to: py, rows: m0..<(m0 + r), channels: o) }
+                    m0 += r
                 }
             }
         }
         return y
+    }
+
+    @inline(__always)
+    private static func addBias(_ b: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, rows: Range<Int>, channels o: Int) {
+        for m in rows { addFloats(y + m * o, b, o) }
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -131,22 +165,21 @@ public final class Conv2d: Layer {
         precondition(dy.batch == x.batch && dy.shape == output.shape,
                      "Conv2d: dy \(dy.batch)x\(dy.shape) does not match the last output \(x.batch)x\(output.shape)")
         let o = outChannels, og = outChannels / groups, kc = geo.groupColumns, ld = geo.columns
+        let c = geo.channels, cg = geo.groupChannels, groups = groups, op = geo.outPixels
         let w = UnsafePointer(weight.value!)
         let dw = weight.grad!
         let weightGrad = weight.trainable
         let dx = inputGradient?.tensor(batch: dy.batch)
-        let pdy = UnsafePointer(dy.data)
+        let pdx = dx?.data
+        let pdy = UnsafePointer(dy.data), px = UnsafePointer(x.data)
+        let rows = dy.rows
 
-        if let bias, bias.trainable, let partials = biasPartials?.pointer {
-            let rows = dy.rows
+        if let bias, bias.trainable, let partials = biasPartials?.pointer, rows > 0 {
             let chunks = max(1, min(Compute.threads, Conv2d.reductionChunks, rows))
             parallelChunks(rows, chunks: chunks) { chunk, range in
                 let acc = partials + chunk * o
                 for i in 0..<o { acc[i] = 0 }
-                for m in range {
-                    let row = pdy + m * o
-                    for i in 0..<o { acc[i] += row[i] }
-                }
+                for m in range { addFloats(acc, pdy + m * o, o) }
             }
             let db = bias.grad!
             for chunk in 0..<chunks {
@@ -154,48 +187,83 @@ public final class Conv2d: Layer {
                 for i in 0..<o { db[i] += acc[i] }
             }
         }
+        guard rows > 0, weightGrad || pdx != nil else { return dx ?? noGradient }
 
-        if isPointwise {
-            let c = geo.channels, cg = geo.groupChannels
-            if weightGrad {
-                for g in 0..<groups {
-                    BLAS.gemm(transA: true, m: og, n: cg, k: x.rows,
-                              a: pdy + g * og, lda: o, b: x.data + g * cg, ldb: c,
-                              beta: 1, c: dw + g * og * cg, ldc: cg)
+        let pointwise = isPointwise, tile = tileRows, slice = columnSlice, pslice = partialSlice
+        let threads = passThreads
+        let ws = workspace.pointer(count: threads * columnSlice + (threads - 1) * partialSlice)
+        let partials = ws + threads * slice
+        // Pointwise: any split of the rows; otherwise whole images per thread, so each scatters
+        // into dx that no other thread touches.
+        let chunks = pointwise ? max(1, min(threads, rows / 16)) : min(threads, dy.batch)
+        let units = pointwise ? rows : dy.batch
+        let imageFloats = geo.inPixels * c
+
+        BLAS.singleThreaded {
+            parallelChunks(units, chunks: chunks) { chunk, unitRange in
+                // Thread 0 accumulates straight into the gradient; the others into zeroed partials.
+                let target = chunk == 0 ? dw : partials + (chunk - 1) * pslice
+                var beta: Float = chunk == 0 ? 1 : 0
+                if pointwise {
+                    let m0 = unitRange.lowerBound
+                    if weightGrad {
+                        for g in 0..<groups {
+                            BLAS.gemm(transA: true, m: og, n: cg, k: unitRange.count,
+                                      a: pdy + m0 * o + g * og, lda: o, b: px + m0 * c + g * cg, ldb: c,
+                                      beta: beta, c: target + g * og * cg, ldc: cg)
+                        }
+                    }
+                    if let pdx {
+                        for g in 0..<groups {
+                            BLAS.gemm(m: unitRange.count, n: cg, k: og,
+                                      a: pdy + m0 * o + g * og, lda: o, b: w + g * og * cg, ldb: cg,
+                                      c: pdx + m0 * c + g * cg, ldc: c)
+                        }
+                    }
+                    return
+                }
+                let col = ws + chunk * slice
+                let end = unitRange.upperBound * op
+                var m0 = unitRange.lowerBound * op
+                while m0 < end {
+                    let r = min(tile, end - m0)
+                    let dyTile = pdy + m0 * o
+                    if weightGrad {
+                        geo.im2col(px, rows: m0..<(m0 + r), into: col)
+                        for g in 0..<groups {
+                            BLAS.gemm(transA: true, m: og, n: kc, k: r,
+                                      a: dyTile + g * og, lda: o, b: col + g * kc, ldb: ld,
+                                      beta: beta, c: target + g * og * kc, ldc: kc)
+                        }
+                        beta = 1
+                    }
+                    if let pdx {
+                        // Zero the dx of every image whose first row is in this tile, before any
+                        // of its rows is scattered.
+                        var n = (m0 + op - 1) / op
+                        while n * op < m0 + r {
+                            (pdx + n * imageFloats).update(repeating: 0, count: imageFloats)
+                            n += 1
+                        }
+                        // The column gradient overwrites the columns (every group's block is written).
+                        for g in 0..<groups {
+                            BLAS.gemm(m: r, n: kc, k: og,
+                                      a: dyTile + g * og, lda: o, b: w + g * og * kc, ldb: kc,
+                                      c: col + g * kc, ldc: ld)
+                        }
+                        geo.col2imAdd(col, rows: m0..<(m0 + r), into: pdx)
+                    }
+                    m0 += r
                 }
             }
-            if let dx {
-                for g in 0..<groups {
-                    BLAS.gemm(m: x.rows, n: cg, k: og,
-                              a: pdy + g * og, lda: o, b: w + g * og * cg, ldb: cg,
-                              c: dx.data + g * cg, ldc: c)
+        }
+        if weightGrad && chunks > 1 {
+            let count = weight.count
+            parallelFor(count, minChunk: 4096) { range in
+                for chunk in 1..<chunks {
+                    let p = partials + (chunk - 1) * pslice
+                    addFloats(dw + range.lowerBound, p + range.lowerBound, range.count)
                 }
-            }
-        } else if weightGrad || dx != nil {
-            var first = 0
-            while first < x.batch {
-                let images = min(imagesPerChunk, x.batch - first)
-                let rows = images * geo.outPixels
-                let col = workspace.pointer(count: rows * ld)
-                let dyChunk = pdy + first * geo.outPixels * o
-                if weightGrad {
-                    geo.im2col(x.data, firstImage: first, images: images, into: col)
-                    for g in 0..<groups {
-                        BLAS.gemm(transA: true, m: og, n: kc, k: rows,
-                                  a: dyChunk + g * og, lda: o, b: col + g * kc, ldb: ld,
-                                  beta: 1, c: dw + g * og * kc, ldc: kc)
-                    }
-                }
-                if let dx {
-                    // The column gradient overwrites the columns (every group's block is written).
-                    for g in 0..<groups {
-                        BLAS.gemm(m: rows, n: kc, k: og,
-                                  a: dyChunk + g * og, lda: o, b: w + g * og * kc, ldb: kc,
-                                  c: col + g * kc, ldc: ld)
-                    }
-                    geo.col2im(col, firstImage: first, images: images, into: dx.data)
-                }
-                first += images
             }
         }
         return dx ?? noGradient

@@ -12,12 +12,25 @@ final class Conv2dFixtureTests: XCTestCase {
         for name in Self.cases { try check(name) }
     }
 
-    func testFixturesWithSmallColumnChunks() throws {
-        // One image per column chunk: the chunked path against the same references.
-        for name in ["stride2", "groups4", "stem7x7s2"] { try check(name, maxColumnFloats: 1) }
+    func testFixturesWithSmallColumnTiles() throws {
+        // One row per column tile, and 7-row tiles that straddle images and leave a partial last
+        // tile: the tiled path against the same references.
+        for name in ["stride2", "groups4", "stem7x7s2", "dilation2"] {
+            try check(name, tileRows: 1)
+            try check(name, tileRows: 7)
+        }
     }
 
-    private func check(_ name: String, maxColumnFloats: Int? = nil) throws {
+    func testFixturesAtSeveralThreadCounts() throws {
+        let saved = Compute.threads
+        defer { Compute.setThreads(saved) }
+        for threads in [1, 2, 3] {
+            Compute.setThreads(threads)
+            for name in Self.cases { try check(name) }
+        }
+    }
+
+    private func check(_ name: String, tileRows: Int? = nil) throws {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "conv_\(name)", withExtension: "safetensors",
                                                   subdirectory: "Fixtures"), "fixture conv_\(name) missing")
         let file = try SafeTensorsFile(contentsOf: url)
@@ -27,7 +40,7 @@ final class Conv2dFixtureTests: XCTestCase {
         let conv = Conv2d(inChannels: try meta("in_channels"), outChannels: try meta("out_channels"),
                           kernelSize: try meta("kernel_size"), stride: try meta("stride"), padding: try meta("padding"),
                           dilation: try meta("dilation"), groups: try meta("groups"), bias: file.metadata["bias"] == "true")
-        if let maxColumnFloats { conv.maxColumnFloats = maxColumnFloats }
+        if let tileRows { conv.minTileRows = tileRows; conv.columnTileFloats = 0 }
         let store = ParameterStore(layer: conv)
         // The parameters point into the store's buffers: keep it alive to the end.
         defer { withExtendedLifetime(store) {} }

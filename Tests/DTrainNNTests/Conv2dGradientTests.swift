@@ -159,14 +159,14 @@ final class Conv2dGradientTests: XCTestCase {
                        FeatureShape(height: 6, width: 5, channels: 2))
     }
 
-    // MARK: batch and chunking
+    // MARK: batch and tiling
 
     /// Runs forward and backward on `batch` samples of a layer built for `maxBatch`, returning
     /// (y, dx, parameter gradients).
     private func run(_ make: () -> Conv2d, input: FeatureShape, maxBatch: Int, batch: Int,
-                     maxColumnFloats: Int? = nil) -> (y: [Float], dx: [Float], grads: [Float]) {
+                     tileRows: Int? = nil) -> (y: [Float], dx: [Float], grads: [Float]) {
         let conv = make()
-        if let maxColumnFloats { conv.maxColumnFloats = maxColumnFloats }
+        if let tileRows { conv.minTileRows = tileRows; conv.columnTileFloats = 0 }
         let store = ParameterStore(layer: conv)
         store.initialize(seed: 11)
         for i in 0..<(conv.bias?.count ?? 0) { conv.bias!.value[i] = Float(i) * 0.1 - 0.2 }
@@ -198,44 +198,52 @@ final class Conv2dGradientTests: XCTestCase {
         }
     }
 
-    func testChunkedColumnsMatchWholeBatch() {
+    func testTiledColumnsMatchWholeBatch() {
         let input = FeatureShape(height: 7, width: 6, channels: 4)
         for make in [{ Conv2d(inChannels: 4, outChannels: 6, kernelSize: 3, stride: 2, padding: 1, bias: true) },
                      { Conv2d(inChannels: 4, outChannels: 8, kernelSize: 3, padding: 2, dilation: 2, groups: 4, bias: true) }] {
-            let whole = run(make, input: input, maxBatch: 5, batch: 5)
-            // One image per chunk (the knob below one image's columns), and two images per chunk
-            // with a partial last chunk.
+            let whole = run(make, input: input, maxBatch: 5, batch: 5, tileRows: 1 << 20)
+            // One row per tile; 5 rows per tile (tiles straddle images; a partial last tile); one
+            // image per tile; the default.
             let probe = make()
             let perImage: Int = {
                 let g = ConvGeometry(input: input, kernel: probe.kernelSize, stride: probe.stride, padding: probe.padding,
                                      dilation: probe.dilation, groups: probe.groups)
-                return g.outPixels * g.columns
+                return g.outPixels
             }()
-            for limit in [1, 2 * perImage] {
-                let chunked = run(make, input: input, maxBatch: 5, batch: 5, maxColumnFloats: limit)
-                for i in 0..<whole.y.count { XCTAssertEqual(chunked.y[i], whole.y[i], accuracy: 1e-5) }
-                for i in 0..<whole.dx.count { XCTAssertEqual(chunked.dx[i], whole.dx[i], accuracy: 1e-5) }
-                for i in 0..<whole.grads.count { XCTAssertEqual(chunked.grads[i], whole.grads[i], accuracy: 1e-4 * max(1, abs(whole.grads[i]))) }
+            for rows: Int? in [1, 5, perImage, nil] {
+                let tiled = run(make, input: input, maxBatch: 5, batch: 5, tileRows: rows)
+                for i in 0..<whole.y.count { XCTAssertEqual(tiled.y[i], whole.y[i], accuracy: 1e-5) }
+                for i in 0..<whole.dx.count { XCTAssertEqual(tiled.dx[i], whole.dx[i], accuracy: 1e-5) }
+                for i in 0..<whole.grads.count { XCTAssertEqual(tiled.grads[i], whole.grads[i], accuracy: 1e-4 * max(1, abs(whole.grads[i]))) }
             }
         }
     }
 
-    func testChunkSizeFollowsTheColumnLimit() {
-        let conv = Conv2d(inChannels: 4, outChannels: 4, kernelSize: 3, padding: 1)
+    func testTileSizeFollowsTheColumnTarget() {
+        let threads = Compute.threads
         let input = FeatureShape(height: 4, width: 4, channels: 4)
-        conv.maxColumnFloats = 3 * 16 * 36 + 5
+        let conv = Conv2d(inChannels: 4, outChannels: 4, kernelSize: 3, padding: 1)
+        conv.columnTileFloats = 40 * 36 + 5
+        conv.minTileRows = 8
         let ws = Workspace()
         _ = conv.build(input: input, maxBatch: 8, inputNeedsGradient: true, context: BuildContext(workspace: ws))
-        XCTAssertEqual(conv.imagesPerChunk, 3)
-        XCTAssertEqual(ws.capacity, 3 * 16 * 36)
-        let big = Conv2d(inChannels: 4, outChannels: 4, kernelSize: 3, padding: 1)
-        let ws2 = Workspace()
-        _ = big.build(input: input, maxBatch: 8, inputNeedsGradient: true, context: BuildContext(workspace: ws2))
-        XCTAssertEqual(big.imagesPerChunk, 8)
+        XCTAssertEqual(conv.tileRows, 40)
+        XCTAssertEqual(conv.plannedThreads, threads)
+        // A column tile per thread (whole 64-byte lines) and a partial dW per thread but the first.
+        XCTAssertEqual(ws.capacity, threads * 1440 + (threads - 1) * 144)
+        // The minimum wins over a small target, and no tile exceeds the batch.
+        conv.columnTileFloats = 1
+        _ = conv.build(input: input, maxBatch: 8, inputNeedsGradient: true, context: BuildContext(workspace: Workspace()))
+        XCTAssertEqual(conv.tileRows, 8)
+        conv.columnTileFloats = 1 << 30
+        _ = conv.build(input: input, maxBatch: 8, inputNeedsGradient: true, context: BuildContext(workspace: Workspace()))
+        XCTAssertEqual(conv.tileRows, 8 * 16)
         let pointwise = Conv2d(inChannels: 4, outChannels: 4, kernelSize: 1)
         let ws3 = Workspace()
         _ = pointwise.build(input: input, maxBatch: 8, inputNeedsGradient: true, context: BuildContext(workspace: ws3))
-        XCTAssertEqual(ws3.capacity, 0)
+        XCTAssertEqual(pointwise.tileRows, 0)
+        XCTAssertEqual(ws3.capacity, (threads - 1) * 16)
     }
 }
 
