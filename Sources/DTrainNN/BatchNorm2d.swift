@@ -4,9 +4,17 @@ import Foundation
 /// Batch normalisation over NHWC activations: per-channel statistics over the N·H·W rows.
 ///
 /// Train mode normalises with the biased batch variance and updates the running statistics with
-/// the unbiased one (as torch); eval mode uses the running statistics. Sums are accumulated in
-/// Double over fixed row chunks combined in chunk order, so results are deterministic for a thread
-/// count.
+/// the unbiased one (as torch); eval mode uses the running statistics.
+///
+/// Each pass reads its inputs twice: once for per-channel sums, once for the elementwise result,
+/// eight channels at a time. Sums are taken in Float over blocks of `blockRows` rows, added into
+/// Double per block, over fixed row chunks combined in chunk order, so results are deterministic
+/// for a thread count. Forward sums are of x − k with k the batch's first row, so that the
+/// variance keeps its precision when |mean| ≫ σ.
+///
+/// With `fusesReLU` (set by `Sequential` when a `ReLU` follows) the output is max(BN(x), 0) and
+/// backward masks dy where BN(x) ≤ 0, recomputing BN(x) from the kept input exactly as forward
+/// did, so the ReLU layer is skipped in both passes and its output and gradient never touch memory.
 ///
 /// With a `reducer` (synchronized BatchNorm) the forward statistics [Σx, Σx², count] and the
 /// backward sums [Σdy, Σdy·x̂] each go through one `reducer.sum` call, so every process normalises
@@ -28,25 +36,37 @@ public final class BatchNorm2d: Layer {
     public let numBatchesTracked = StateCounter()
     /// Sums statistics across processes (synchronized BatchNorm); nil: the local batch only.
     public var reducer: ChannelReducer?
+    /// Apply max(·, 0) to the output (and mask the gradient accordingly): a following ReLU fused in.
+    public var fusesReLU = false
+
+    /// Rows per Float block of a sum before it is added into the Double partials.
+    static let blockRows = 32
 
     private var output: ActivationBuffer!
     private var inputGradient: ActivationBuffer?
     /// Per channel: the mean and 1/σ the last forward normalised with.
     private let mean: Storage
     private let invstd: Storage
-    /// Per channel: y = (x − mean)·scale + shift in forward; dx = dy·scale + (x − mean)·slope + shift
-    /// in backward. Subtracting the mean first keeps precision when |mean| ≫ σ.
+    /// Per channel: y = (x − mean)·scale + shift, as the last forward computed it (kept so that a
+    /// fused backward recomputes exactly the values forward clamped).
     private let scale: Storage
     private let shift: Storage
+    /// Per channel, backward: dx = dy·gradScale + (x − mean)·slope + offset.
+    private let gradScale: Storage
     private let slope: Storage
+    private let offset: Storage
+    /// Per channel: the value subtracted before the forward sums (the batch's first row).
+    private let pivot: Storage
     /// [Σx, Σx², count] in forward, [Σdy, Σdy·x̂] in backward: the buffer handed to the reducer.
     private let stats: ScratchBuffer<Double>
-    /// Per-chunk partial sums, 2·C per chunk.
+    /// Per-chunk partial sums in Double, and the Float sums of the current block, 2·C per chunk.
     private var partials: ScratchBuffer<Double>!
+    private var blockSums: Storage!
     private var maxChunks = 1
 
     private var lastInput: Tensor?
     private var lastMode: Mode = .train
+    private var lastFused = false
     /// Rows the last train-mode statistics were taken over (all processes together).
     private var lastCount = 0.0
 
@@ -63,7 +83,10 @@ public final class BatchNorm2d: Layer {
         invstd = Storage(count: channels)
         scale = Storage(count: channels)
         shift = Storage(count: channels)
+        gradScale = Storage(count: channels)
         slope = Storage(count: channels)
+        offset = Storage(count: channels)
+        pivot = Storage(count: channels)
         stats = ScratchBuffer(count: 2 * channels + 1, fill: 0)
     }
 
@@ -73,6 +96,7 @@ public final class BatchNorm2d: Layer {
         inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
         maxChunks = max(1, Compute.threads)
         partials = ScratchBuffer(count: maxChunks * 2 * channels, fill: 0)
+        blockSums = Storage(count: maxChunks * 2 * channels)
         lastInput = nil
         return input
     }
@@ -91,15 +115,36 @@ public final class BatchNorm2d: Layer {
         min(maxChunks, Compute.threads, max(1, rows * channels / 16384))
     }
 
-    /// Sums `term(row pointer a, row pointer b, channel)` pairs per channel over all rows into
-    /// stats[0..<C] (first) and stats[C..<2C] (second), chunk by chunk in chunk order.
+    /// Per-channel sums of two per-element terms over all rows, into stats[0..<C] and
+    /// stats[C..<2C] (Double). `term(row, c, first, second)` adds eight channels' terms starting at
+    /// channel c of `row` into the Float block sums `first` and `second` when `c + 8 <= C`, else
+    /// one channel's. Blocks of `blockRows` rows are summed in Float and added into per-chunk Double
+    /// partials; chunks are combined in chunk order.
     @inline(__always)
-    private func reduceRows(rows: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void) {
-        let C = channels, chunks = chunkCount(rows: rows), part = partials.pointer
+    private func reduceRows(rows: Int,
+                            vector: (_ row: Int, _ c: Int, _ first: UnsafeMutablePointer<Float>, _ second: UnsafeMutablePointer<Float>) -> Void,
+                            scalar: (_ row: Int, _ c: Int, _ first: UnsafeMutablePointer<Float>, _ second: UnsafeMutablePointer<Float>) -> Void) {
+        let C = channels, chunks = chunkCount(rows: rows), part = partials.pointer, blocks = blockSums.pointer
+        let blockRows = BatchNorm2d.blockRows
         parallelChunks(rows, chunks: chunks) { k, r in
-            let first = part + k * 2 * C, second = first + C
-            first.update(repeating: 0, count: 2 * C)
-            body(r, first, second)
+            let s = part + k * 2 * C, q = s + C
+            let fs = blocks + k * 2 * C, fq = fs + C
+            s.update(repeating: 0, count: 2 * C)
+            var start = r.lowerBound
+            while start < r.upperBound {
+                let end = min(start + blockRows, r.upperBound)
+                fs.update(repeating: 0, count: 2 * C)
+                for row in start..<end {
+                    var c = 0
+                    while c + 8 <= C { vector(row, c, fs, fq); c += 8 }
+                    while c < C { scalar(row, c, fs, fq); c += 1 }
+                }
+                for c in 0..<C {
+                    s[c] += Double(fs[c])
+                    q[c] += Double(fq[c])
+                }
+                start = end
+            }
         }
         let st = stats.pointer
         for c in 0..<(2 * C) {
@@ -122,19 +167,26 @@ public final class BatchNorm2d: Layer {
         let rm = runningMean.pointer, rv = runningVar.pointer
 
         if mode == .train {
-            let px = x.data
-            reduceRows(rows: rows) { r, s, q in
-                for row in r {
-                    let p = px + row * C
-                    for c in 0..<C {
-                        let v = Double(p[c])
-                        s[c] += v
-                        q[c] += v * v
-                    }
-                }
+            let px = UnsafePointer(x.data), k = pivot.pointer
+            if rows > 0 { k.update(from: px, count: C) } else { k.update(repeating: 0, count: C) }
+            let pk = UnsafePointer(k)
+            reduceRows(rows: rows, vector: { row, c, s, q in
+                let d = load8(px + row * C + c) - load8(pk + c)
+                store8(load8(s + c) + d, s + c)
+                store8(load8(q + c) + d * d, q + c)
+            }, scalar: { row, c, s, q in
+                let d = px[row * C + c] - pk[c]
+                s[c] += d
+                q[c] += d * d
+            })
+            // Σ(x − k), Σ(x − k)² → Σx, Σx² (the reducer sums those across processes).
+            let st = stats.pointer, n0 = Double(rows)
+            for c in 0..<C {
+                let kc = Double(k[c]), s = st[c], q = st[C + c]
+                st[c] = s + n0 * kc
+                st[C + c] = q + 2 * kc * s + n0 * kc * kc
             }
-            let st = stats.pointer
-            st[2 * C] = Double(rows)
+            st[2 * C] = n0
             reducer?.sum(stats.buffer)
             let n = st[2 * C]
             precondition(n > 1, "BatchNorm2d in train mode needs more than one value per channel, got \(Int(n))")
@@ -148,8 +200,7 @@ public final class BatchNorm2d: Layer {
                 ps[c] = Float(inv)
                 rm[c] = Float((1 - m) * Double(rm[c]) + m * mu)
                 rv[c] = Float((1 - m) * Double(rv[c]) + m * variance * unbias)
-                let a = Double(gamma[c]) * inv
-                pscale[c] = Float(a)
+                pscale[c] = Float(Double(gamma[c]) * inv)
                 pshift[c] = beta[c]
             }
             numBatchesTracked.value += 1
@@ -158,57 +209,111 @@ public final class BatchNorm2d: Layer {
                 let inv = 1 / (Double(rv[c]) + Double(eps)).squareRoot()
                 pm[c] = rm[c]
                 ps[c] = Float(inv)
-                let a = Double(gamma[c]) * inv
-                pscale[c] = Float(a)
+                pscale[c] = Float(Double(gamma[c]) * inv)
                 pshift[c] = beta[c]
             }
         }
 
-        let px = x.data, py = y.data
-        parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            for row in r {
-                let src = px + row * C, dst = py + row * C
-                for c in 0..<C { dst[c] = (src[c] - pm[c]) * pscale[c] + pshift[c] }
-            }
-        }
+        let fused = fusesReLU
+        if fused { normalize(x, into: y, relu: true) } else { normalize(x, into: y, relu: false) }
         lastInput = x
         lastMode = mode
+        lastFused = fused
         return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        Profiler.measure(.batchNorm) { backwardPass(dy) }
+    /// y = (x − mean)·scale + shift, clamped at 0 when `relu`. Backward recomputes the same
+    /// expression (`preActivation8`/`preActivation`) to mask a fused ReLU's gradient.
+    @inline(__always)
+    private func normalize(_ x: Tensor, into y: Tensor, relu: Bool) {
+        let C = channels
+        let px = UnsafePointer(x.data), py = y.data
+        let pm = UnsafePointer(mean.pointer), pscale = UnsafePointer(scale.pointer), pshift = UnsafePointer(shift.pointer)
+        parallelFor(x.rows, minChunk: max(1, 8192 / C)) { r in
+            for row in r {
+                let src = px + row * C, dst = py + row * C
+                var c = 0
+                while c + 8 <= C {
+                    let v = BatchNorm2d.preActivation8(src, c, pm, pscale, pshift)
+                    store8(relu ? relu8(v) : v, dst + c)
+                    c += 8
+                }
+                while c < C {
+                    let v = BatchNorm2d.preActivation(src, c, pm, pscale, pshift)
+                    dst[c] = relu ? max(v, 0) : v
+                    c += 1
+                }
+            }
+        }
     }
 
-    private func backwardPass(_ dy: Tensor) -> Tensor {
+    @inline(__always)
+    private static func preActivation8(_ row: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+                                       _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
+        (load8(row + c) - load8(m + c)) * load8(scale + c) + load8(shift + c)
+    }
+
+    @inline(__always)
+    private static func preActivation(_ row: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+                                      _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
+        (row[c] - m[c]) * scale[c] + shift[c]
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        Profiler.measure(.batchNorm) { lastFused ? backwardPass(dy, fused: true) : backwardPass(dy, fused: false) }
+    }
+
+    /// dy masked where a fused ReLU clamped the output (eight channels).
+    @inline(__always)
+    private static func masked8(_ d: Float8, fused: Bool, _ xr: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+                                _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
+        if !fused { return d }
+        let v = preActivation8(xr, c, m, scale, shift)
+        return Float8.zero.replacing(with: d, where: v .> 0)
+    }
+
+    @inline(__always)
+    private static func masked(_ d: Float, fused: Bool, _ xr: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+                               _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
+        if !fused { return d }
+        return preActivation(xr, c, m, scale, shift) > 0 ? d : 0
+    }
+
+    @inline(__always)
+    private func backwardPass(_ dy: Tensor, fused: Bool) -> Tensor {
         guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape == x.shape, "BatchNorm2d.backward: dy \(dy.batch)x\(dy.shape) for input \(x.batch)x\(x.shape)")
         let C = channels, rows = x.rows
         let wantWeight = weight.trainable, wantBias = bias.trainable
         let wantInput = inputGradient != nil
         let train = lastMode == .train
-        let pm = mean.pointer, ps = invstd.pointer, px = x.data, pdy = dy.data
+        let pm = UnsafePointer(mean.pointer), ps = invstd.pointer
+        let px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data)
+        let fscale = UnsafePointer(scale.pointer), fshift = UnsafePointer(shift.pointer)
 
         // Σdy and Σdy·x̂ (local) are needed for the parameter gradients, and in train mode for dx.
         if wantWeight || wantBias || (train && wantInput) {
-            reduceRows(rows: rows) { r, s, q in
-                for row in r {
-                    let xr = px + row * C, dr = pdy + row * C
-                    for c in 0..<C {
-                        let d = dr[c]
-                        s[c] += Double(d)
-                        q[c] += Double(d * ((xr[c] - pm[c]) * ps[c]))
-                    }
-                }
-            }
+            // Σdy and Σdy·(x − μ), then ·1/σ per channel.
+            reduceRows(rows: rows, vector: { row, c, s, q in
+                let xr = px + row * C
+                let d = BatchNorm2d.masked8(load8(pdy + row * C + c), fused: fused, xr, c, pm, fscale, fshift)
+                store8(load8(s + c) + d, s + c)
+                store8(load8(q + c) + d * (load8(xr + c) - load8(pm + c)), q + c)
+            }, scalar: { row, c, s, q in
+                let xr = px + row * C
+                let d = BatchNorm2d.masked(pdy[row * C + c], fused: fused, xr, c, pm, fscale, fshift)
+                s[c] += d
+                q[c] += d * (xr[c] - pm[c])
+            })
             let st = stats.pointer
+            for c in 0..<C { st[C + c] *= Double(ps[c]) }
             if wantWeight { let g = weight.grad!; for c in 0..<C { g[c] += Float(st[C + c]) } }
             if wantBias { let g = bias.grad!; for c in 0..<C { g[c] += Float(st[c]) } }
         }
         guard let inputGradient else { return noGradient }
 
         let dx = inputGradient.tensor(batch: dy.batch)
-        let gamma = weight.value!, pscale = scale.pointer, pslope = slope.pointer, poffset = shift.pointer
+        let gamma = weight.value!, pa = gradScale.pointer, pslope = slope.pointer, poffset = offset.pointer
         if train {
             // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)), means over the global count:
             //    = a·dy + (x − μ)·slope + offset with a = γ/σ, slope = −a·k/σ, offset = −a·mdy.
@@ -217,22 +322,33 @@ public final class BatchNorm2d: Layer {
             for c in 0..<C {
                 let inv = Double(ps[c]), a = Double(gamma[c]) * inv
                 let mdy = st[c] / n, k = st[C + c] / n
-                pscale[c] = Float(a)
+                pa[c] = Float(a)
                 pslope[c] = Float(-a * k * inv)
                 poffset[c] = Float(-a * mdy)
             }
         } else {
             for c in 0..<C {
-                pscale[c] = Float(Double(gamma[c]) * Double(ps[c]))
+                pa[c] = Float(Double(gamma[c]) * Double(ps[c]))
                 pslope[c] = 0
                 poffset[c] = 0
             }
         }
         let pdx = dx.data
+        let ga = UnsafePointer(pa), gs = UnsafePointer(pslope), go = UnsafePointer(poffset)
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
             for row in r {
                 let xr = px + row * C, dr = pdy + row * C, out = pdx + row * C
-                for c in 0..<C { out[c] = dr[c] * pscale[c] + (xr[c] - pm[c]) * pslope[c] + poffset[c] }
+                var c = 0
+                while c + 8 <= C {
+                    let d = BatchNorm2d.masked8(load8(dr + c), fused: fused, xr, c, pm, fscale, fshift)
+                    store8(d * load8(ga + c) + (load8(xr + c) - load8(pm + c)) * load8(gs + c) + load8(go + c), out + c)
+                    c += 8
+                }
+                while c < C {
+                    let d = BatchNorm2d.masked(dr[c], fused: fused, xr, c, pm, fscale, fshift)
+                    out[c] = d * ga[c] + (xr[c] - pm[c]) * gs[c] + go[c]
+                    c += 1
+                }
             }
         }
         return dx
