@@ -16,6 +16,10 @@ import DTrainCore
 ///   it recomputes the columns, adds dYᵀ · col to that thread's partial dW, overwrites the tile
 ///   with dcol = dY · W and scatters it into the dx of its own images. The partial dWs are added
 ///   into `weight.grad` in thread order.
+/// Grouped convolutions with narrow groups (depthwise, or groups of 4 or 8 channels as in
+/// ResNeXt's first stages) skip im2col and GEMM: `GroupedConvKernel` computes them directly, with
+/// forward split by output rows, dx by input rows and dW by output rows into per-thread partials.
+///
 /// For a fixed thread count every result is deterministic.
 public final class Conv2d: Layer {
     public let inChannels, outChannels, kernelSize, stride, padding, dilation, groups: Int
@@ -28,6 +32,11 @@ public final class Conv2d: Layer {
     /// Fewest rows a tile has (unless the batch has fewer): thinner GEMMs re-pack the weights too
     /// often and update the whole dW per few rows. Read by `build`.
     var minTileRows = 64
+    /// Whether narrow grouped convolutions use the direct kernel, and the widest group (input or
+    /// output channels) it takes: measured, GEMM is as fast from 8 channels per group and faster
+    /// from 16. Tests widen it to exercise the kernel's general paths. Read by `build`.
+    var useDirectKernel = true
+    var directKernelMaxGroupWidth = 8
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -47,6 +56,9 @@ public final class Conv2d: Layer {
     /// Floats of one thread's column slice, and of one partial dW, in the workspace.
     private var columnSlice = 0
     private var partialSlice = 0
+    /// The direct kernel for narrow groups, with its packed copy of the weights.
+    private var direct: GroupedConvKernel?
+    private var packedWeights: Storage?
     private var macs = 0
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -70,6 +82,9 @@ public final class Conv2d: Layer {
                                      initializer: .uniform(bound: 1 / Float(fanIn).squareRoot())) : nil
     }
 
+    /// Whether the last build chose the direct grouped kernel.
+    var usesDirectKernel: Bool { direct != nil }
+
     /// True when the input is its own column matrix (1×1 kernel, stride 1, no padding).
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 
@@ -85,7 +100,14 @@ public final class Conv2d: Layer {
         inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
         plannedThreads = Compute.threads
-        if isPointwise {
+        direct = useDirectKernel ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil
+        packedWeights = direct != nil ? Storage(count: weight.count) : nil
+        if let direct {
+            tileRows = 0
+            columnSlice = 0
+            partialSlice = Conv2d.aligned(direct.weightCount)
+            context.workspace.reserve(plannedThreads * partialSlice)
+        } else if isPointwise {
             tileRows = 0
             columnSlice = 0
         } else {
@@ -93,8 +115,10 @@ public final class Conv2d: Layer {
             tileRows = max(1, min(rows, max(minTileRows, columnTileFloats / geo.columns)))
             columnSlice = Conv2d.aligned(tileRows * geo.columns)
         }
-        partialSlice = Conv2d.aligned(weight.count)
-        context.workspace.reserve(plannedThreads * columnSlice + (plannedThreads - 1) * partialSlice)
+        if direct == nil {
+            partialSlice = Conv2d.aligned(weight.count)
+            context.workspace.reserve(plannedThreads * columnSlice + (plannedThreads - 1) * partialSlice)
+        }
         biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
         lastInput = nil
         macs = geo.outPixels * outChannels * geo.groupColumns
@@ -115,6 +139,14 @@ public final class Conv2d: Layer {
         lastInput = x
         let rows = y.rows
         if rows == 0 { return y }
+        if let direct, let packed = packedWeights?.pointer {
+            direct.packWeights(weight.value, into: packed)
+            let b = bias.map { UnsafePointer($0.value!) }
+            let px = UnsafePointer(x.data), py = y.data
+            let outRows = x.batch * geo.outHeight
+            parallelFor(outRows) { range in direct.forward(px, packed: packed, bias: b, py, rows: range) }
+            return y
+        }
         let o = outChannels, og = outChannels / groups, kc = geo.groupColumns, ld = geo.columns
         let c = geo.channels, cg = geo.groupChannels, groups = groups
         let w = UnsafePointer(weight.value!)
@@ -188,6 +220,10 @@ public final class Conv2d: Layer {
             }
         }
         guard rows > 0, weightGrad || pdx != nil else { return dx ?? noGradient }
+        if let direct, let packed = packedWeights?.pointer {
+            directBackward(direct, packed: packed, x: px, dy: pdy, dx: pdx, batch: dy.batch)
+            return dx ?? noGradient
+        }
 
         let pointwise = isPointwise, tile = tileRows, slice = columnSlice, pslice = partialSlice
         let threads = passThreads
@@ -267,6 +303,37 @@ public final class Conv2d: Layer {
             }
         }
         return dx ?? noGradient
+    }
+
+    private func directBackward(_ direct: GroupedConvKernel, packed: UnsafeMutablePointer<Float>,
+                                x px: UnsafePointer<Float>, dy pdy: UnsafePointer<Float>,
+                                dx pdx: UnsafeMutablePointer<Float>?, batch: Int) {
+        let geo = geometry!
+        let weightGrad = weight.trainable
+        let w = UnsafePointer(weight.value!)
+        direct.packWeights(w, into: packed)
+        let outRows = batch * geo.outHeight, inRows = batch * geo.height
+        let threads = passThreads
+        let slice = partialSlice, count = direct.weightCount
+        let partials = workspace.pointer(count: threads * slice)
+        // dW: fixed chunks of output rows, one partial each, summed in chunk order. dx: any split.
+        let chunks = min(threads, outRows)
+        parallelChunks(outRows, chunks: chunks) { chunk, range in
+            if weightGrad {
+                let partial = partials + chunk * slice
+                partial.update(repeating: 0, count: count)
+                direct.backwardWeight(px, pdy, partial: partial, rows: range)
+            }
+            if let pdx {
+                direct.backwardData(pdy, weight: w, packed: packed, pdx, rows: chunkRange(chunk, of: chunks, count: inRows))
+            }
+        }
+        if weightGrad {
+            let dw = weight.grad!
+            parallelFor(count, minChunk: 4096) { range in
+                direct.addPartials(partials, count: chunks, stride: slice, into: dw, range: range)
+            }
+        }
     }
 
     public func collectState(prefix: String, into entries: inout [StateEntry]) {

@@ -21,6 +21,13 @@ final class Conv2dFixtureTests: XCTestCase {
         }
     }
 
+    func testGroupedFixturesThroughGEMMAndDirectKernel() throws {
+        for name in ["depthwise"] {
+            try check(name) { $0.useDirectKernel = false }
+            try check(name) { $0.directKernelMaxGroupWidth = 64 }
+        }
+    }
+
     func testFixturesAtSeveralThreadCounts() throws {
         let saved = Compute.threads
         defer { Compute.setThreads(saved) }
@@ -30,7 +37,7 @@ final class Conv2dFixtureTests: XCTestCase {
         }
     }
 
-    private func check(_ name: String, tileRows: Int? = nil) throws {
+    private func check(_ name: String, tileRows: Int? = nil, configure: ((Conv2d) -> Void)? = nil) throws {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "conv_\(name)", withExtension: "safetensors",
                                                   subdirectory: "Fixtures"), "fixture conv_\(name) missing")
         let file = try SafeTensorsFile(contentsOf: url)
@@ -41,6 +48,7 @@ final class Conv2dFixtureTests: XCTestCase {
                           kernelSize: try meta("kernel_size"), stride: try meta("stride"), padding: try meta("padding"),
                           dilation: try meta("dilation"), groups: try meta("groups"), bias: file.metadata["bias"] == "true")
         if let tileRows { conv.minTileRows = tileRows; conv.columnTileFloats = 0 }
+        configure?(conv)
         let store = ParameterStore(layer: conv)
         // The parameters point into the store's buffers: keep it alive to the end.
         defer { withExtendedLifetime(store) {} }

@@ -46,12 +46,13 @@ final class Conv2dReferenceTests: XCTestCase {
 
     /// Forward and backward of `config` at `threads` threads on `batch` images (built for `maxBatch`).
     func run(_ config: Config, batch: Int, maxBatch: Int? = nil, threads: Int, tileRows: Int? = nil,
-             inputGradient: Bool = true) -> Result {
+             inputGradient: Bool = true, configure: ((Conv2d) -> Void)? = nil) -> Result {
         let saved = Compute.threads
         Compute.setThreads(threads)
         defer { Compute.setThreads(saved) }
         let conv = config.make()
         if let tileRows { conv.minTileRows = tileRows; conv.columnTileFloats = 0 }
+        configure?(conv)
         let store = ParameterStore(layer: conv)
         defer { withExtendedLifetime(store) {} }
         store.initialize(seed: 5)
@@ -173,6 +174,49 @@ final class Conv2dReferenceTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Grouped configurations through the GEMM path and through the direct kernel with every
+    /// group width it can take (wider than it takes by default, to cover its general loops).
+    func testDirectKernelAndGEMMPathMatchReference() {
+        for config in Self.configs where config.groups > 1 {
+            for batch in [3, 1] {
+                let ref = reference(config, batch: batch)
+                for threads in [1, 2, 3] {
+                    check(run(config, batch: batch, threads: threads) { $0.useDirectKernel = false }, against: ref,
+                          "\(config) GEMM batch \(batch) threads \(threads)")
+                    check(run(config, batch: batch, threads: threads) { $0.directKernelMaxGroupWidth = 64 }, against: ref,
+                          "\(config) direct batch \(batch) threads \(threads)")
+                }
+            }
+            for threads in [2, 3] {
+                let a = run(config, batch: 5, threads: threads) { $0.directKernelMaxGroupWidth = 64 }
+                let b = run(config, batch: 5, threads: threads) { $0.directKernelMaxGroupWidth = 64 }
+                for (name, u, v) in [("y", a.y, b.y), ("dx", a.dx, b.dx), ("dw", a.dw, b.dw), ("db", a.db, b.db)] {
+                    XCTAssertTrue(u.count == v.count && zip(u, v).allSatisfy { $0.bitPattern == $1.bitPattern },
+                                  "\(config) direct threads \(threads): two runs give different \(name)")
+                }
+            }
+        }
+    }
+
+    func testDirectKernelChoice() {
+        func uses(_ c: Int, _ o: Int, groups: Int, width: Int? = nil) -> Bool {
+            let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 3, padding: 1, groups: groups)
+            if let width { conv.directKernelMaxGroupWidth = width }
+            _ = conv.build(input: FeatureShape(height: 5, width: 5, channels: c), maxBatch: 2, inputNeedsGradient: true,
+                           context: BuildContext(workspace: Workspace()))
+            return conv.usesDirectKernel
+        }
+        XCTAssertTrue(uses(96, 96, groups: 96))        // depthwise
+        XCTAssertTrue(uses(13, 13, groups: 13))        // depthwise, channels not a multiple of 4
+        XCTAssertTrue(uses(128, 128, groups: 32))      // ResNeXt 32x4d, first stage
+        XCTAssertTrue(uses(256, 256, groups: 32))      // 8 per group
+        XCTAssertFalse(uses(512, 512, groups: 32))     // 16 per group: GEMM
+        XCTAssertTrue(uses(512, 512, groups: 32, width: 16))
+        XCTAssertFalse(uses(16, 16, groups: 8))        // 2 per group
+        XCTAssertFalse(uses(8, 16, groups: 8))         // channel multiplier 2
+        XCTAssertFalse(uses(16, 16, groups: 1))
     }
 
     func testWithoutInputGradient() {
