@@ -1,6 +1,7 @@
 import Foundation
 import DTrainCore
 import DTrainNN
+import DTrainDistributed
 
 /// Time per step of one `ProfileKind` in a benchmark.
 public struct ProfileEntry: Codable, Sendable, Equatable {
@@ -48,6 +49,20 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var sgemmPeakSize: Int?
     /// gflopsPerSecond ÷ sgemmPeakGFLOPS.
     public var fractionOfPeak: Double?
+    /// Ranks that ran the benchmark together (batchSize is per rank; imagesPerSecond and
+    /// gflopsPerSecond are one rank's).
+    public var ranks: Int = 1
+    /// Images per second of all ranks together.
+    public var globalImagesPerSecond: Double?
+    /// With several ranks: median seconds of one blocking allreduce of all gradients (in the
+    /// same buckets), run after the timed steps: what communication would cost if nothing hid it.
+    public var allreduceSeconds: Double?
+    /// With several ranks: mean seconds per timed step spent waiting for the overlapped allreduce
+    /// after backward (the part not hidden behind backward), taking each step's least wait over
+    /// the ranks (the others also wait for the slowest rank's backward).
+    public var exposedAllreduceSeconds: Double?
+    /// 1 − exposed ÷ blocking allreduce time, clamped to [0, 1].
+    public var hiddenAllreduceFraction: Double?
 }
 
 /// Times training steps of a zoo model on random data.
@@ -58,6 +73,7 @@ public enum StepBenchmark {
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
                            warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0,
                            profile: Bool = true, peakSize: Int? = 2048,
+                           communicator: Communicator = SingleProcessCommunicator(),
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
@@ -67,6 +83,10 @@ public enum StepBenchmark {
         let loss = SoftmaxCrossEntropy(classes: classes)
         loss.build(maxBatch: batchSize)
         let sgd = SGD(store: model.store, momentum: 0.9, weightDecay: 1e-4)
+        // Under mpirun: gradients are averaged as in training, with the overlapped allreduce.
+        let overlapped = communicator.size > 1 ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator) : nil
+        if let overlapped { model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) } }
+        var waits: [Double] = []
 
         var rng = SeededRandom(seed: seed &+ 1)
         let images = Storage(count: batchSize * model.inputShape.count)
@@ -86,7 +106,12 @@ public enum StepBenchmark {
             Profiler.measure(.optimizer) { model.store.zeroGrads() }
             let logits = model.forward(x, mode: .train)
             _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
+            overlapped?.beginBackward()
             model.backward(loss.backward())
+            if let overlapped {
+                try overlapped.synchronize()
+                if timed { waits.append(overlapped.lastWaitSeconds) }
+            }
             sgd.step(lr: 0.01)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if timed {
@@ -106,6 +131,30 @@ public enum StepBenchmark {
             gflopsPerSecond: gflops, parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9,
             peakRSSBytes: peakRSS())
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
+        if overlapped != nil {
+            model.onGradientsReady = nil
+            let blocking = AllreduceGradients(store: model.store, communicator: communicator)
+            var allreduceTimes: [Double] = []
+            for _ in 0..<3 {
+                try communicator.barrier()
+                let start = DispatchTime.now().uptimeNanoseconds
+                try blocking.synchronize()
+                allreduceTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            let allreduce = allreduceTimes.sorted()[1]
+            // A rank's wait also holds the time until the slowest rank finished backward; the
+            // slowest rank's wait is the communication alone, so take the least wait per step.
+            let timedSteps = waits.count
+            try waits.withUnsafeMutableBytes { try communicator.allreduce($0.baseAddress!, count: timedSteps, type: .float64, op: .min) }
+            let exposedPerStep = waits.reduce(0, +) / Double(steps)
+            result.ranks = communicator.size
+            result.globalImagesPerSecond = Double(batchSize * communicator.size) / median
+            result.allreduceSeconds = allreduce
+            result.exposedAllreduceSeconds = exposedPerStep
+            result.hiddenAllreduceFraction = allreduce > 0 ? min(1, max(0, 1 - exposedPerStep / allreduce)) : nil
+        } else {
+            result.globalImagesPerSecond = Double(batchSize) / median
+        }
         if let n = peakSize {
             let peak = BLAS.measurePeakGFLOPS(size: n)
             result.sgemmPeakGFLOPS = peak

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import DTrainCore
+import DTrainDistributed
 import DTrainTraining
 
 struct BenchCommand: ParsableCommand {
@@ -50,16 +51,23 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        try runJob(purpose: "benchmark") { communicator in try run(communicator) }
+    }
+
+    private func run(_ communicator: Communicator) throws {
         let threads = self.threads ?? Compute.defaultThreads
+        let leader = communicator.rank == 0
         let result = try StepBenchmark.run(
             model: model, batchSize: batchSize, resolution: resolution, threads: threads,
-            warmup: warmup, steps: steps, profile: profile, peakSize: peakSize > 0 ? peakSize : nil
+            warmup: warmup, steps: steps, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
+            communicator: communicator
         ) { step, seconds in
-            if !json {
+            if !json && leader {
                 let tag = step < warmup ? "warm-up" : "step"
                 FileHandle.standardError.write(String(format: "%@ %d: %.3f s (%.1f img/s)\n", tag, step + 1, seconds, Double(batchSize) / seconds).data(using: .utf8)!)
             }
         }
+        guard leader else { return }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -68,6 +76,11 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "%@ batch %d at %dpx, %d threads: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
                          result.model, result.batchSize, result.resolution, result.threads, result.imagesPerSecond,
                          result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
+            if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
+               let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {
+                print(String(format: "%d ranks: %.2f img/s together; gradient allreduce %.1f ms blocking, %.1f ms per step left after backward: %.0f%% hidden",
+                             result.ranks, global, allreduce * 1e3, exposed * 1e3, 100 * hidden))
+            }
             if let peak = result.sgemmPeakGFLOPS, let n = result.sgemmPeakSize, let fraction = result.fractionOfPeak {
                 print(String(format: "sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads): the step achieves %.1f%% of it",
                              peak, n, n, n, result.threads, 100 * fraction))
