@@ -49,16 +49,55 @@ public struct Tensor {
     public func toArray() -> [Float] { Array(buffer) }
 }
 
-/// A tensor together with the storage that backs it at the largest batch it was built for.
+/// Memory shared by buffers that are never in use at the same time (the input gradients of layers
+/// whose backward passes do not overlap): sized to the largest of them, allocated once by
+/// `allocate()` after every user has declared its size.
+public final class SharedSlab {
+    public private(set) var storage: Storage?
+    /// Floats the largest user needs.
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// Declares a user of `floats` floats.
+    public func require(_ floats: Int) { count = max(count, floats) }
+
+    /// Allocates `count` floats (once; again only if users grew).
+    public func allocate() {
+        if let storage, storage.count >= count { return }
+        storage = Storage(count: max(count, 1))
+    }
+}
+
+/// A tensor together with the storage that backs it at the largest batch it was built for: its
+/// own, or a `SharedSlab` it shares with buffers used at other times.
 public final class ActivationBuffer {
-    public let storage: Storage
+    private let own: Storage?
+    private let slab: SharedSlab?
     public let shape: FeatureShape
     public let maxBatch: Int
 
     public init(shape: FeatureShape, maxBatch: Int) {
         self.shape = shape
         self.maxBatch = maxBatch
-        storage = Storage(count: shape.count * maxBatch)
+        own = Storage(count: shape.count * maxBatch)
+        slab = nil
+    }
+
+    /// A buffer in `slab`'s memory (usable once the slab is allocated).
+    public init(shape: FeatureShape, maxBatch: Int, in slab: SharedSlab) {
+        self.shape = shape
+        self.maxBatch = maxBatch
+        own = nil
+        self.slab = slab
+        slab.require(shape.count * maxBatch)
+    }
+
+    /// The memory behind the buffer.
+    public var storage: Storage {
+        if let own { return own }
+        guard let storage = slab!.storage else { preconditionFailure("ActivationBuffer: shared memory used before it was allocated") }
+        return storage
     }
 
     /// The view for a batch of `batch` samples (at most `maxBatch`).

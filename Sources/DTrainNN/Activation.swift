@@ -68,7 +68,7 @@ public class ClampActivation: Layer {
             return input
         }
         output = ActivationBuffer(shape: input, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         return input
     }
 

@@ -26,7 +26,7 @@ public final class AdaptiveAvgPool2d: Layer {
         let out = FeatureShape(height: outputSize, width: outputSize, channels: input.channels)
         inputShape = input
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         lastBatch = -1
         return out
     }

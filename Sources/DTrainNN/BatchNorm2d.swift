@@ -93,7 +93,7 @@ public final class BatchNorm2d: Layer {
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         precondition(input.channels == channels, "BatchNorm2d(\(channels)) built for input \(input)")
         output = ActivationBuffer(shape: input, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         maxChunks = max(1, Compute.threads)
         partials = ScratchBuffer(count: maxChunks * 2 * channels, fill: 0)
         blockSums = Storage(count: maxChunks * 2 * channels)

@@ -35,7 +35,10 @@ public final class Conv2d: Layer {
     /// Whether narrow grouped convolutions use the direct kernel, and the widest group (input or
     /// output channels) it takes: measured, GEMM is as fast from 8 channels per group and faster
     /// from 16. Tests widen it to exercise the kernel's general paths. Read by `build`.
-    var useDirectKernel = true
+    var useDirectKernel = Conv2d.directKernelByDefault
+    /// Whether convolutions created from now on may use the direct grouped kernel (benchmarks
+    /// switch it off to measure what it gives).
+    nonisolated(unsafe) public static var directKernelByDefault = true
     var directKernelMaxGroupWidth = 8
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
@@ -97,7 +100,7 @@ public final class Conv2d: Layer {
         geometry = geo
         let out = FeatureShape(height: geo.outHeight, width: geo.outWidth, channels: outChannels)
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
         plannedThreads = Compute.threads
         direct = useDirectKernel ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil

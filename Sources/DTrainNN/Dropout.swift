@@ -30,7 +30,7 @@ public final class Dropout: Layer {
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         seed = context.seed
         output = ActivationBuffer(shape: input, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         mask = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
         lastBatch = -1
         return input

@@ -14,7 +14,7 @@ public final class Flatten: Layer {
         inputShape = input
         let out = FeatureShape(features: input.count)
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         lastBatch = -1
         return out
     }

@@ -11,10 +11,63 @@ public final class BuildContext {
     public let workspace: Workspace
     /// Seed for layers that draw random numbers while running (dropout).
     public let seed: UInt64
+    /// Where input gradients live, when they share memory (see `inputGradientBuffer`).
+    public let gradientSlots: GradientSlots?
 
-    public init(workspace: Workspace, seed: UInt64 = 0) {
+    public init(workspace: Workspace, seed: UInt64 = 0, sharesGradients: Bool = false) {
         self.workspace = workspace
         self.seed = seed
+        gradientSlots = sharesGradients ? GradientSlots() : nil
+    }
+
+    /// The buffer a layer writes its input gradient dx into: its own, or, when gradients share
+    /// memory, a view of the slot its container assigned to it (`GradientSlots.current`).
+    public func inputGradientBuffer(shape: FeatureShape, maxBatch: Int) -> ActivationBuffer {
+        guard let slots = gradientSlots else { return ActivationBuffer(shape: shape, maxBatch: maxBatch) }
+        return ActivationBuffer(shape: shape, maxBatch: maxBatch, in: slots.slab(slots.current))
+    }
+
+    /// Allocates the shared gradient memory once every layer is built.
+    public func allocateSharedMemory() {
+        gradientSlots?.slabs.forEach { $0.allocate() }
+    }
+}
+
+/// Input-gradient memory shared between layers whose gradients are never alive together.
+///
+/// During backward a layer's dx is read only by the layer before it, so gradients need a few
+/// slots, not one buffer per layer. Containers assign the slots while building: `current` is the
+/// slot the next layer's dx goes into, `incoming` the slot its dy will be in (−1: memory outside
+/// the plan), and `reserved` the slots an enclosing container still needs while the layer runs
+/// (a residual block's dy, read by both branches). A layer's dx slot is never its dy's slot or a
+/// reserved one. Each slot is a `SharedSlab` sized to its largest user.
+public final class GradientSlots {
+    public var current = 0
+    public var incoming = -1
+    public var reserved: Set<Int> = []
+    public private(set) var slabs: [SharedSlab] = []
+
+    /// The memory of slot `i`.
+    public func slab(_ i: Int) -> SharedSlab {
+        while slabs.count <= i { slabs.append(SharedSlab()) }
+        return slabs[i]
+    }
+
+    /// The lowest slot not in `excluded` and not reserved.
+    public func free(excluding excluded: Set<Int>) -> Int {
+        var i = 0
+        while excluded.contains(i) || reserved.contains(i) { i += 1 }
+        return i
+    }
+
+    /// Runs `body` with the plan set to (current, incoming, reserved), then restores it.
+    public func with<T>(current: Int, incoming: Int, reserved: Set<Int>, _ body: () -> T) -> T {
+        let saved = (self.current, self.incoming, self.reserved)
+        self.current = current
+        self.incoming = incoming
+        self.reserved = reserved
+        defer { (self.current, self.incoming, self.reserved) = saved }
+        return body()
     }
 }
 

@@ -29,7 +29,7 @@ public final class Linear: Layer {
         precondition(input.count == inFeatures, "Linear(\(inFeatures), \(outFeatures)) built for input \(input) of \(input.count) features")
         let out = FeatureShape(features: outFeatures)
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         lastInput = nil
         return out
     }

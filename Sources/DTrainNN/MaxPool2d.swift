@@ -32,7 +32,7 @@ public final class MaxPool2d: Layer {
         let out = FeatureShape(height: oh, width: ow, channels: input.channels)
         inputShape = input
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         argmax = inputNeedsGradient ? ScratchBuffer(count: out.count * maxBatch, fill: 0) : nil
         lastBatch = -1
         return out

@@ -30,7 +30,7 @@ public final class PadShortcut: Layer {
                                channels: outChannels)
         inputShape = input
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         lastBatch = -1
         return out
     }

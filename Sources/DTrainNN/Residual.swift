@@ -4,7 +4,8 @@ import DTrainCore
 ///
 /// `main`'s children are named directly under the block (torchvision: "layer1.0.conv1"); the
 /// shortcut under `shortcutName` ("downsample" in torchvision). The add and the optional ReLU are
-/// fused into one pass, and backward masks with the stored output.
+/// fused into one pass, and backward masks with the stored output. The block's dx is main's dx with
+/// the shortcut's gradient added in place.
 public final class Residual: Layer, InspectableContainer {
     public let main: Sequential
     public let shortcut: Layer?
@@ -12,8 +13,8 @@ public final class Residual: Layer, InspectableContainer {
     public let reluAfterAdd: Bool
 
     private var output: ActivationBuffer!
-    private var inputGradient: ActivationBuffer?
     private var dsum: ActivationBuffer?
+    private var needsInputGradient = false
     private var lastOutput: Tensor?
 
     public init(main: Sequential, shortcut: Layer? = nil, shortcutName: String = "downsample", reluAfterAdd: Bool = true) {
@@ -24,12 +25,36 @@ public final class Residual: Layer, InspectableContainer {
     }
 
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
-        let out = main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
-        let sc = shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context) ?? input
+        needsInputGradient = inputNeedsGradient
+        guard let slots = context.gradientSlots else {
+            let out = main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
+            let sc = shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context) ?? input
+            precondition(sc == out, "residual branches disagree: main gives \(out), shortcut \(sc)")
+            return finishBuild(out, maxBatch: maxBatch, dsum: reluAfterAdd ? ActivationBuffer(shape: out, maxBatch: maxBatch) : nil)
+        }
+        // Gradient slots: dx in `current` (main's dx, to which the shortcut's is added); with the
+        // ReLU, the masked dy (dsum) in a slot of its own; both branches read the branch dy, so it
+        // is reserved while main runs, and main's dx is reserved while the shortcut runs.
+        let dxSlot = slots.current, dySlot = slots.incoming, outer = slots.reserved
+        let dsumSlot = reluAfterAdd ? slots.free(excluding: [dxSlot, dySlot]) : -1
+        let branchDy = reluAfterAdd ? dsumSlot : dySlot
+        let out = slots.with(current: dxSlot, incoming: branchDy, reserved: outer.union([branchDy])) {
+            main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
+        }
+        let sc = slots.with(current: slots.free(excluding: [dxSlot, branchDy]), incoming: branchDy, reserved: outer.union([dxSlot])) {
+            shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
+        } ?? input
         precondition(sc == out, "residual branches disagree: main gives \(out), shortcut \(sc)")
+        let dsum = reluAfterAdd ? slots.with(current: dsumSlot, incoming: dySlot, reserved: outer) {
+            context.inputGradientBuffer(shape: out, maxBatch: maxBatch)
+        } : nil
+        return finishBuild(out, maxBatch: maxBatch, dsum: dsum)
+    }
+
+    private func finishBuild(_ out: FeatureShape, maxBatch: Int, dsum: ActivationBuffer?) -> FeatureShape {
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
-        dsum = reluAfterAdd ? ActivationBuffer(shape: out, maxBatch: maxBatch) : nil
-        inputGradient = inputNeedsGradient ? ActivationBuffer(shape: input, maxBatch: maxBatch) : nil
+        self.dsum = dsum
+        lastOutput = nil
         return out
     }
 
@@ -57,15 +82,15 @@ public final class Residual: Layer, InspectableContainer {
                 parallelFor(d.count, minChunk: 8192) { r in for i in r { pd[i] = py[i] > 0 ? pdy[i] : 0 } }
             }
         }
+        // dx = dMain + dShort, summed into main's dx (no longer needed by anything else).
         let dMain = main.backward(d)
         let dShort = shortcut.map { measuredBackward($0, d) } ?? d
-        guard let inputGradient else { return noGradient }
-        let dx = inputGradient.tensor(batch: dy.batch)
-        let p = dx.data, pa = dMain.data, pb = dShort.data
+        guard needsInputGradient else { return noGradient }
+        let p = dMain.data, pb = dShort.data
         Profiler.measure(.elementwise) {
-            parallelFor(dx.count, minChunk: 8192) { r in for i in r { p[i] = pa[i] + pb[i] } }
+            parallelFor(dMain.count, minChunk: 8192) { r in for i in r { p[i] += pb[i] } }
         }
-        return dx
+        return dMain
     }
 
     func attach(_ inspector: LayerInspector?, prefix: String) {

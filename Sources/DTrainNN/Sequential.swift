@@ -38,12 +38,36 @@ public final class Sequential: Layer, InspectableContainer {
             bn.fusesReLU = fuse
             relu?.isFusedIntoPrevious = fuse
         }
+        let gradientSlots = context.gradientSlots.map(planGradientSlots)
         var shape = input
         for (i, child) in children.enumerated() {
-            shape = child.layer.build(input: shape, maxBatch: maxBatch,
-                                      inputNeedsGradient: i == 0 ? inputNeedsGradient : true, context: context)
+            let needs = i == 0 ? inputNeedsGradient : true
+            if let slots = context.gradientSlots, let plan = gradientSlots {
+                shape = slots.with(current: plan[i].dx, incoming: plan[i].dy, reserved: slots.reserved) {
+                    child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
+                }
+            } else {
+                shape = child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
+            }
         }
         return shape
+    }
+
+    /// The gradient slot of each child's dx and dy. Backward runs from the last child, whose dy is
+    /// the container's incoming one; the first child's dx is the container's (slot `current`).
+    /// Other children take the lowest slot that is neither their dy's, the container's nor
+    /// reserved, so consecutive gradients alternate between two slots. A ReLU applied by the
+    /// BatchNorm before it returns its dy as its dx, so its dx slot is its dy's.
+    private func planGradientSlots(_ slots: GradientSlots) -> [(dx: Int, dy: Int)] {
+        var plan = [(dx: Int, dy: Int)](repeating: (0, 0), count: children.count)
+        var dy = slots.incoming
+        for i in children.indices.reversed() {
+            let passesThrough = (children[i].layer as? ClampActivation)?.isFusedIntoPrevious == true
+            let dx = passesThrough ? dy : (i == 0 ? slots.current : slots.free(excluding: [dy, slots.current]))
+            plan[i] = (dx, dy)
+            dy = dx
+        }
+        return plan
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DTrainCore
 import DTrainDistributed
+import DTrainNN
 import DTrainTraining
 
 struct BenchCommand: ParsableCommand {
@@ -38,6 +39,8 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .customLong("peak-size"), help: "n of the n×n×n sgemm whose GFLOP/s is taken as the peak (0: skip).")
     var peakSize: Int = 2048
+    @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: fuse-bn-relu, direct-grouped, shared-gradients (comma-separated).", valueName: "list"))
+    var without: String?
 
     @Flag(help: "Print one JSON object.")
     var json = false
@@ -47,6 +50,9 @@ struct BenchCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8 pixels, got \(r)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        for name in (without ?? "").split(separator: ",").map(String.init) where !Self.optimisations.contains(name) {
+            throw ValidationError("--without \(name): expected one of \(Self.optimisations.joined(separator: ", "))")
+        }
         guard peakSize >= 0 else { throw ValidationError("--peak-size must be 0 or more, got \(peakSize)") }
     }
 
@@ -54,7 +60,18 @@ struct BenchCommand: ParsableCommand {
         try runJob(purpose: "benchmark") { communicator in try run(communicator) }
     }
 
+    /// Optimisations `--without` can switch off.
+    static let optimisations = ["fuse-bn-relu", "direct-grouped", "shared-gradients"]
+
     private func run(_ communicator: Communicator) throws {
+        for name in (without ?? "").split(separator: ",").map(String.init) {
+            switch name {
+            case "fuse-bn-relu": Sequential.fusesBatchNormReLU = false
+            case "direct-grouped": Conv2d.directKernelByDefault = false
+            case "shared-gradients": Model.sharesGradientMemory = false
+            default: break
+            }
+        }
         let threads = self.threads ?? Compute.defaultThreads
         let leader = communicator.rank == 0
         let result = try StepBenchmark.run(

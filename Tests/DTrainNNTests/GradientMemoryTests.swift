@@ -1,0 +1,92 @@
+import XCTest
+@testable import DTrainCore
+@testable import DTrainNN
+
+/// Input gradients share a few slots of memory (`GradientSlots`): the parameter gradients of two
+/// training steps must be bit-identical to those of the same model with one buffer per layer, for
+/// every kind of container in the zoo (plain and nested Sequentials, residual blocks with and
+/// without the ReLU after the add, with identity, padding and convolution shortcuts, fused and
+/// unfused ReLUs, dropout), and the shared model must hold less memory.
+final class GradientMemoryTests: XCTestCase {
+    override func tearDown() {
+        Model.sharesGradientMemory = true
+        Sequential.fusesBatchNormReLU = true
+    }
+
+    /// Gradients after two steps on different batches (the second step runs over memory the first
+    /// left behind), and the bytes the built model holds.
+    func run(_ name: String, batch: Int, resolution: Int, shared: Bool) throws -> (grads: [Float], bytes: Int) {
+        Model.sharesGradientMemory = shared
+        Compute.setThreads(2)
+        let before = Storage.liveBytes
+        let model = try ModelZoo.make(name)
+        model.initialize(seed: 3)
+        model.build(batch: batch, resolution: resolution, seed: 5)
+        let bytes = Storage.liveBytes - before
+        let loss = SoftmaxCrossEntropy(classes: model.numClasses)
+        loss.build(maxBatch: batch)
+        var rng = SeededRandom(seed: 7)
+        let images = Storage(count: batch * model.inputShape.count)
+        model.store.zeroGrads()
+        for step in 0..<2 {
+            for i in 0..<images.count { images.pointer[i] = Float(rng.normal()) }
+            var labels = (0..<batch).map { Int32(($0 + step) % model.numClasses) }
+            // The second step runs a smaller batch than built for.
+            let n = step == 0 ? batch : batch - 1
+            let x = Tensor(storage: images, batch: n, shape: model.inputShape)
+            let logits = model.forward(x, mode: .train)
+            _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
+            model.backward(loss.backward())
+        }
+        return (Array(model.store.grads.buffer), bytes)
+    }
+
+    func check(_ name: String, batch: Int = 3, resolution: Int) throws {
+        let own = try run(name, batch: batch, resolution: resolution, shared: false)
+        let shared = try run(name, batch: batch, resolution: resolution, shared: true)
+        XCTAssertEqual(own.grads.count, shared.grads.count)
+        let differing = zip(own.grads, shared.grads).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+        XCTAssertEqual(differing, 0, "\(name): \(differing) of \(own.grads.count) gradients differ with shared gradient memory")
+        XCTAssertTrue(own.grads.contains { $0 != 0 }, "\(name): no gradient at all")
+        XCTAssertLessThan(shared.bytes, own.bytes, "\(name): sharing gradient memory saved nothing")
+    }
+
+    func testCIFARResNetsWithPaddingAndConvolutionShortcuts() throws {
+        try check("resnet20", resolution: 32)
+        try check("resnet20_b", resolution: 32)
+    }
+
+    func testBasicAndBottleneckBlocks() throws {
+        try check("resnet18", resolution: 32)
+        try check("resnet50", batch: 2, resolution: 32)
+    }
+
+    func testGroupedBottlenecksAndInvertedResiduals() throws {
+        try check("resnext29_8x64d", batch: 2, resolution: 16)
+        try check("mobilenet_v2", batch: 2, resolution: 32)
+    }
+
+    func testPlainNetworkWithDropout() throws {
+        try check("vgg16_bn", batch: 2, resolution: 32)
+    }
+
+    func testUnfusedReLUs() throws {
+        Sequential.fusesBatchNormReLU = false
+        try check("resnet20", resolution: 32)
+    }
+
+    /// resnet50 at batch 16: the gradient memory is a few slots, not one buffer per layer.
+    func testResNet50SavesMostOfItsGradientMemory() throws {
+        Model.sharesGradientMemory = false
+        let own = try ModelZoo.make("resnet50")
+        var before = Storage.liveBytes
+        own.build(batch: 16, resolution: 64)
+        let ownBytes = Storage.liveBytes - before
+        Model.sharesGradientMemory = true
+        let shared = try ModelZoo.make("resnet50")
+        before = Storage.liveBytes
+        shared.build(batch: 16, resolution: 64)
+        let sharedBytes = Storage.liveBytes - before
+        XCTAssertLessThan(Double(sharedBytes), 0.7 * Double(ownBytes), "resnet50: \(sharedBytes) bytes shared against \(ownBytes) own")
+    }
+}
