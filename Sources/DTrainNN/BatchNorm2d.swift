@@ -28,6 +28,9 @@ public final class BatchNorm2d: Layer {
     public let numBatchesTracked = StateCounter()
     /// Sums statistics across processes (synchronized BatchNorm); nil: the local batch only.
     public var reducer: ChannelReducer?
+    /// A frozen BatchNorm (transfer learning) behaves as in eval mode even while the model
+    /// trains: it normalises with the running statistics and never updates them.
+    public var frozenStatistics = false
 
     private var output: ActivationBuffer!
     private var inputGradient: ActivationBuffer?
@@ -116,6 +119,7 @@ public final class BatchNorm2d: Layer {
         let pm = mean.pointer, ps = invstd.pointer, pscale = scale.pointer, pshift = shift.pointer
         let gamma = weight.value!, beta = bias.value!
         let rm = runningMean.pointer, rv = runningVar.pointer
+        let mode: Mode = frozenStatistics ? .eval : mode
 
         if mode == .train {
             let px = x.data
