@@ -18,16 +18,20 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var gmacsPerImage: Double
     /// Peak resident set size of the process so far.
     public var peakRSSBytes: Int
+    /// `--freeze` setting timed (none: every parameter trains).
+    public var freeze = "none"
+    public var trainableParameters = 0
 }
 
 /// Times training steps of a zoo model on random data.
 public enum StepBenchmark {
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
-                           warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0,
+                           warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0, freeze: TrainConfig.Freeze = .none,
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
         model.initialize(seed: seed)
+        try freeze.apply(to: model)
         model.build(batch: batchSize, resolution: resolution, seed: seed)
         let classes = model.numClasses
         let loss = SoftmaxCrossEntropy(classes: classes)
@@ -58,7 +62,8 @@ public enum StepBenchmark {
             model: name, batchSize: batchSize, resolution: model.builtResolution, threads: threads, steps: steps,
             medianStepSeconds: median, imagesPerSecond: Double(batchSize) / median,
             gflopsPerSecond: 6 * Double(macs) * Double(batchSize) / median / 1e9,
-            parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9, peakRSSBytes: peakRSS())
+            parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9, peakRSSBytes: peakRSS(),
+            freeze: freeze.description, trainableParameters: model.trainableParameterCount)
     }
 
     /// Peak resident set size in bytes.
