@@ -8,7 +8,7 @@ import PackageDescription
 //   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
 //   CDTrainSupport                   C helpers for the thread pool (closure hand-off, spin hint)
-//   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, safetensors
+//   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, safetensors, PyTorch .pth files
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
 //   DTrainData                       image sources, JPEG/PNG decoding, augmentation, sharded loader
 //   DTrainDistributed                Communicator (MPI and single-process), gradient allreduce, SyncBN
@@ -25,6 +25,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -34,7 +35,7 @@ let package = Package(
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
         .target(name: "CDTrainSupport"),
-        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport"], swiftSettings: optimize),
+        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], exclude: ["make_embedded_digits.py"], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),

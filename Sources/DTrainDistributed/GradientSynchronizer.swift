@@ -26,26 +26,42 @@ public final class LocalGradients: GradientSynchronizer {
 /// Buckets of the flat gradient buffer, in the order backward completes them (from the end of the
 /// buffer): the first bucket small so communication starts early, the others about `bucketBytes`,
 /// as PyTorch DDP's 1 MB first bucket and 25 MB buckets. Bucket edges fall on parameter boundaries.
+/// Only the parameters given are covered: frozen ones are left out, so they are never sent, and a
+/// bucket never spans a gap between the parameters given.
 public struct GradientBuckets: Sendable {
     /// Flat ranges, first to be ready first.
     public let ranges: [Range<Int>]
 
     public init(parameters: [(offset: Int, count: Int)], bucketBytes: Int = 25 << 20, firstBucketBytes: Int = 1 << 20) {
         var ranges: [Range<Int>] = []
-        var end = parameters.last.map { $0.offset + $0.count } ?? 0
-        var start = end
+        var end: Int?  // end of the bucket being filled
+        var start = 0
         var limit = firstBucketBytes / 4
         for p in parameters.reversed() {
+            if let e = end, p.offset + p.count != start {
+                ranges.append(start..<e)
+                end = nil
+                limit = bucketBytes / 4
+            }
+            if end == nil { end = p.offset + p.count }
             start = p.offset
-            if end - start >= limit {
-                ranges.append(start..<end)
-                end = start
+            if let e = end, e - start >= limit {
+                ranges.append(start..<e)
+                end = nil
                 limit = bucketBytes / 4
             }
         }
-        if end > start { ranges.append(start..<end) }
+        if let e = end, e > start { ranges.append(start..<e) }
         self.ranges = ranges
     }
+
+    /// Buckets over the trainable parameters of `store`.
+    public init(trainableOf store: ParameterStore, bucketBytes: Int = 25 << 20) {
+        self.init(parameters: store.parameters.filter(\.trainable).map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+    }
+
+    /// Values the buckets cover (what one allreduce round sends per rank).
+    public var count: Int { ranges.reduce(0) { $0 + $1.count } }
 
     /// `communicator` labelled "gradient bucket i of n" for each bucket, in order.
     func labelled(_ communicator: Communicator) -> [Communicator] {
@@ -64,7 +80,7 @@ public final class AllreduceGradients: GradientSynchronizer {
     public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) {
         self.store = store
         self.communicator = communicator
-        buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+        buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(communicator)
     }
 
@@ -107,7 +123,7 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) throws {
         self.store = store
         self.communicator = try communicator.duplicate()
-        buckets = GradientBuckets(parameters: store.parameters.map { ($0.offset, $0.count) }, bucketBytes: bucketBytes)
+        buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(self.communicator)
         pending = [PendingCollective?](repeating: nil, count: buckets.ranges.count)
     }

@@ -42,6 +42,10 @@ public final class BatchNorm2d: Layer {
     /// Rows per Float block of a sum before it is added into the Double partials.
     static let blockRows = 32
 
+    /// A frozen BatchNorm (transfer learning) behaves as in eval mode even while the model
+    /// trains: it normalises with the running statistics and never updates them.
+    public var frozenStatistics = false
+
     private var output: ActivationBuffer!
     private var inputGradient: ActivationBuffer?
     /// Per channel: the mean and 1/σ the last forward normalised with.
@@ -165,6 +169,7 @@ public final class BatchNorm2d: Layer {
         let pm = mean.pointer, ps = invstd.pointer, pscale = scale.pointer, pshift = shift.pointer
         let gamma = weight.value!, beta = bias.value!
         let rm = runningMean.pointer, rv = runningVar.pointer
+        let mode: Mode = frozenStatistics ? .eval : mode
 
         if mode == .train {
             let px = UnsafePointer(x.data), k = pivot.pointer

@@ -91,4 +91,35 @@ public final class Model {
 
     /// Looks a state entry up by its torch name.
     public func entry(named name: String) -> StateEntry? { state.first { $0.name == name } }
+
+    /// The classifier head's name in the state_dict ("fc" for torchvision's ResNets, "classifier.6"
+    /// for VGG): the module of the last two-dimensional (Linear) weight.
+    public var headName: String {
+        guard let last = state.last(where: { $0.name.hasSuffix(".weight") && $0.torchShape.count == 2 }) else { return "" }
+        return String(last.name.dropLast(".weight".count))
+    }
+
+    /// The head's state entries (weight and bias).
+    public var headEntries: [StateEntry] {
+        let head = headName
+        return state.filter { $0.name.hasPrefix(head + ".") && !$0.name.dropFirst(head.count + 1).contains(".") }
+    }
+
+    /// Number of values that train (torch's sum of p.numel() over parameters with requires_grad).
+    public var trainableParameterCount: Int { store.parameters.filter(\.trainable).reduce(0) { $0 + $1.count } }
+
+    /// Freezes the parameters whose state names `isFrozen` selects and unfreezes the others. A
+    /// BatchNorm whose weight and bias are both frozen also keeps its running statistics: it
+    /// normalises as in eval mode and updates nothing. Backward then stops at the first layer that
+    /// trains. Takes effect at the next `build`, which it forces.
+    public func freeze(where isFrozen: (String) -> Bool) {
+        for entry in state {
+            if case .parameter(let p) = entry.kind { p.trainable = !isFrozen(entry.name) }
+        }
+        visitLayers { layer in
+            if let bn = layer as? BatchNorm2d { bn.frozenStatistics = !bn.weight.trainable && !bn.bias.trainable }
+        }
+        builtBatch = 0
+        builtResolution = 0
+    }
 }

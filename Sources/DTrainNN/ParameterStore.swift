@@ -31,19 +31,24 @@ public final class ParameterStore {
     /// Initialises every parameter from its `Initializer`, drawing from one seeded stream in order.
     public func initialize(seed: UInt64) {
         var rng = SeededRandom(seed: seed)
-        for p in parameters {
-            let v = p.values
-            switch p.initializer {
-            case .kaimingNormalFanOut(let fan), .kaimingNormalFanIn(let fan):
-                let std = (2.0 / Double(max(fan, 1))).squareRoot()
-                for i in 0..<v.count { v[i] = Float(rng.normal() * std) }
-            case .uniform(let bound):
-                for i in 0..<v.count { v[i] = Float(rng.uniform(-Double(bound), Double(bound))) }
-            case .normal(let std):
-                for i in 0..<v.count { v[i] = Float(rng.normal() * Double(std)) }
-            case .constant(let c):
-                v.update(repeating: c)
-            }
+        for p in parameters { p.initialize(p.initializer, random: &rng) }
+    }
+}
+
+extension Parameter {
+    /// Sets the values as `initializer` draws them from `random`.
+    public func initialize(_ initializer: Initializer, random rng: inout SeededRandom) {
+        let v = values
+        switch initializer {
+        case .kaimingNormalFanOut(let fan), .kaimingNormalFanIn(let fan):
+            let std = (2.0 / Double(max(fan, 1))).squareRoot()
+            for i in 0..<v.count { v[i] = Float(rng.normal() * std) }
+        case .uniform(let bound):
+            for i in 0..<v.count { v[i] = Float(rng.uniform(-Double(bound), Double(bound))) }
+        case .normal(let std):
+            for i in 0..<v.count { v[i] = Float(rng.normal() * Double(std)) }
+        case .constant(let c):
+            v.update(repeating: c)
         }
     }
 }

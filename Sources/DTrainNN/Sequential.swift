@@ -3,6 +3,10 @@ import DTrainCore
 /// Layers applied one after another. Children are named as torch names them: attribute names
 /// ("conv1", "layer1") or indices ("0", "1") of an nn.Sequential. A Sequential adds no level to the
 /// names itself: its parent's prefix is the one its children are named under.
+///
+/// Backward stops at the first child that has trainable parameters (or whose input gradient is
+/// needed): children before it hold only frozen parameters, are built without input gradients, and
+/// their backward is never run (`Parameter.trainable` is read when the sequence is built).
 public final class Sequential: Layer, InspectableContainer {
     public private(set) var children: [(name: String, layer: Layer)]
     private var inspector: LayerInspector?
@@ -11,6 +15,8 @@ public final class Sequential: Layer, InspectableContainer {
     /// gradient is final (see `Model.onGradientsReady`).
     private var readyHook: ((Int) -> Void)?
     private var readyOffsets: [Int?] = []
+    /// Index of the first child whose backward runs (children.count: none), set by `build`.
+    private var firstBackward = 0
 
     public init(_ children: [(String, Layer)]) {
         self.children = children.map { (name: $0.0, layer: $0.1) }
@@ -40,8 +46,13 @@ public final class Sequential: Layer, InspectableContainer {
         }
         let gradientSlots = context.gradientSlots.map(planGradientSlots)
         var shape = input
+        // A child needs its input gradient once the sequence's input does or a trainable child precedes it.
+        var needsGradient = inputNeedsGradient
+        firstBackward = children.count
         for (i, child) in children.enumerated() {
-            let needs = i == 0 ? inputNeedsGradient : true
+            let trainable = child.layer.parameters.contains { $0.trainable }
+            if firstBackward == children.count && (needsGradient || trainable) { firstBackward = i }
+            let needs = needsGradient
             if let slots = context.gradientSlots, let plan = gradientSlots {
                 shape = slots.with(current: plan[i].dx, incoming: plan[i].dy, reserved: slots.reserved) {
                     child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
@@ -49,6 +60,7 @@ public final class Sequential: Layer, InspectableContainer {
             } else {
                 shape = child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
             }
+            needsGradient = needsGradient || trainable
         }
         return shape
     }
@@ -85,22 +97,22 @@ public final class Sequential: Layer, InspectableContainer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         var d = dy
+        let running = (firstBackward..<children.count).reversed()
         if let inspector {
-            for (i, child) in children.enumerated().reversed() {
-                d = measuredBackward(child.layer, d)
+            for i in running {
+                d = measuredBackward(children[i].layer, d)
                 if d.batch > 0 { inspector.inspectBackward(paths[i], d) }
             }
-            return d
-        }
-        if let readyHook {
-            for (i, child) in children.enumerated().reversed() {
-                d = measuredBackward(child.layer, d)
+        } else if let readyHook {
+            for i in running {
+                d = measuredBackward(children[i].layer, d)
                 if let offset = readyOffsets[i] { readyHook(offset) }
             }
-            return d
+        } else {
+            for i in running { d = measuredBackward(children[i].layer, d) }
         }
-        for child in children.reversed() { d = measuredBackward(child.layer, d) }
-        return d
+        // Stopped early: nothing before needs a gradient, the sequence's input included.
+        return firstBackward == 0 ? d : noGradient
     }
 
     /// Installs `hook` here and in nested Sequentials. Residual blocks are not entered: inside one,

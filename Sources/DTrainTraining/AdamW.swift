@@ -11,6 +11,7 @@ public final class AdamW: Optimizer {
     public var beta2: Float
     public var eps: Float
     public var steps = 0
+    public var learningRateScales: LearningRateScales
     public let expAvg: Storage
     public let expAvgSq: Storage
     private let decay: Storage
@@ -24,6 +25,7 @@ public final class AdamW: Optimizer {
         expAvg = Storage(count: store.count)
         expAvgSq = Storage(count: store.count)
         decay = Storage(count: store.count)
+        learningRateScales = LearningRateScales(count: store.count)
         for p in store.parameters {
             (decay.pointer + p.offset).update(repeating: p.trainable ? decayFor(p) : 0, count: p.count)
         }
@@ -39,17 +41,20 @@ public final class AdamW: Optimizer {
         steps += 1
         let t = Double(steps)
         let c1 = Float(1 - pow(Double(beta1), t)), c2 = Float(1 - pow(Double(beta2), t))
-        let w = store.values.pointer, g = store.grads.pointer
-        let m = expAvg.pointer, v = expAvgSq.pointer, wd = decay.pointer
         let b1 = beta1, b2 = beta2, e = eps
         let sqrtC2 = c2.squareRoot()
-        parallelFor(store.count, minChunk: 16384) { range in
-            for i in range {
-                let gi = g[i]
-                w[i] -= lr * wd[i] * w[i]
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                w[i] -= lr * (m[i] / c1) / (v[i].squareRoot() / sqrtC2 + e)
+        for segment in learningRateScales.segments {
+            let lr = lr * segment.scale, base = segment.range.lowerBound
+            let w = store.values.pointer + base, g = store.grads.pointer + base
+            let m = expAvg.pointer + base, v = expAvgSq.pointer + base, wd = decay.pointer + base
+            parallelFor(segment.range.count, minChunk: 16384) { range in
+                for i in range {
+                    let gi = g[i]
+                    w[i] -= lr * wd[i] * w[i]
+                    m[i] = b1 * m[i] + (1 - b1) * gi
+                    v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                    w[i] -= lr * (m[i] / c1) / (v[i].squareRoot() / sqrtC2 + e)
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import DTrainCore
 import DTrainNN
+import DTrainData
 
 /// Everything besides tensors that a checkpoint records, stored as JSON in the safetensors
 /// header's metadata under "dtrain".
@@ -81,13 +82,27 @@ public enum Checkpoint {
     }
 
     /// Reads and verifies a checkpoint (structure, format version, checksum) without applying it.
-    public static func read(_ url: URL) throws -> (file: SafeTensorsFile, info: CheckpointInfo) {
+    /// Either format is read: dtrain's safetensors, or a .pth that `dtrain export` wrote (its
+    /// metadata in an extra record; the zip's CRCs stand for the checksum).
+    ///
+    /// With `plainModel`, weights without dtrain's metadata (a torchvision .pth, a safetensors
+    /// state_dict) are taken as that model's, with the number of classes of their head and the
+    /// model family's preprocessing at its default resolution.
+    public static func read(_ url: URL, plainModel: String? = nil) throws -> (file: SafeTensorsFile, info: CheckpointInfo) {
         let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(contentsOf: url) } catch {
+        do { file = try WeightsFile.open(url).file } catch let e as PthError {
+            throw e  // names the file and what is wrong with it
+        } catch {
             throw CheckpointError(path: url.path, reason: "not a readable checkpoint (\(error))")
         }
-        guard let text = file.metadata["dtrain"], let info = try? JSONDecoder().decode(CheckpointInfo.self, from: Data(text.utf8)) else {
-            throw CheckpointError(path: url.path, reason: "no dtrain training state in the header; expected a checkpoint written by dtrain")
+        guard let text = file.metadata["dtrain"] else {
+            guard let plainModel else {
+                throw CheckpointError(path: url.path, reason: "no dtrain training state in it (plain weights); give the model (--model NAME) or make a checkpoint with `dtrain import`")
+            }
+            return (file, try plainInfo(file, model: plainModel, path: url.path))
+        }
+        guard let info = try? JSONDecoder().decode(CheckpointInfo.self, from: Data(text.utf8)) else {
+            throw CheckpointError(path: url.path, reason: "dtrain training state in the header is not readable; expected a checkpoint written by dtrain")
         }
         guard info.formatVersion <= CheckpointInfo.currentFormatVersion else {
             throw CheckpointError(path: url.path, reason: "checkpoint format \(info.formatVersion) is newer than this dtrain understands (\(CheckpointInfo.currentFormatVersion))")
@@ -100,6 +115,23 @@ public enum Checkpoint {
             }
         }
         return (file, info)
+    }
+
+    /// What plain weights of `model` stand for: the head's classes, the family's preprocessing.
+    static func plainInfo(_ file: SafeTensorsFile, model name: String, path: String) throws -> CheckpointInfo {
+        let spec = try ModelZoo.spec(named: name)
+        let probe = try ModelZoo.make(name, options: ModelOptions(numClasses: 1))
+        let headWeight = probe.headName + ".weight"
+        guard let head = file.entries[headWeight], head.shape.count == 2 else {
+            throw CheckpointError(path: path, reason: "no \(headWeight) of two dimensions, so not weights of \(name) (its head)")
+        }
+        var info = CheckpointInfo(model: name, numClasses: head.shape[0])
+        let preset: Preset = spec.family == .cifar ? .cifar : .imagenet
+        info.preset = preset.rawValue
+        info.mean = preset.mean.map(Double.init)
+        info.std = preset.std.map(Double.init)
+        info.resolution = spec.defaultResolution
+        return info
     }
 
     /// Loads model tensors (and optimizer state, if given) from a verified file.

@@ -10,14 +10,16 @@ public struct LoadedCheckpoint {
     public let info: CheckpointInfo
     public let path: String
 
-    /// Reads, verifies and applies `path`. With `expectedModel`, a checkpoint of another model is
-    /// refused; with `numClasses`, one with another head size.
+    /// Reads, verifies and applies `path` (dtrain's safetensors or an exported .pth). With
+    /// `expectedModel`, a checkpoint of another model is refused, and plain weights without dtrain's
+    /// metadata (a torchvision .pth) are read as that model's; with `numClasses`, one with another
+    /// head size is refused.
     public init(path: String, expectedModel: String? = nil, numClasses: Int? = nil, batchSize: Int, resolution: Int? = nil) throws {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError(path: path, reason: "no such checkpoint")
         }
-        let (file, info) = try Checkpoint.read(url)
+        let (file, info) = try Checkpoint.read(url, plainModel: expectedModel)
         if let expectedModel, expectedModel != info.model {
             throw CheckpointError(path: path, reason: "checkpoint is of model \(info.model), not \(expectedModel)")
         }

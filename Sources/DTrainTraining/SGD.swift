@@ -15,6 +15,7 @@ public final class SGD: Optimizer {
     /// Weight decay per element (0 where a parameter is excluded from decay).
     private let decay: Storage
     public var steps = 0
+    public var learningRateScales: LearningRateScales
     public var stateBuffers: [(name: String, storage: Storage)] { [("momentum_buffer", momentumBuffer)] }
 
     /// `decayFor` gives each parameter's weight decay (for example 0 for BatchNorm parameters).
@@ -25,6 +26,7 @@ public final class SGD: Optimizer {
         self.nesterov = nesterov
         momentumBuffer = Storage(count: store.count)
         decay = Storage(count: store.count)
+        learningRateScales = LearningRateScales(count: store.count)
         for p in store.parameters {
             (decay.pointer + p.offset).update(repeating: p.trainable ? decayFor(p) : 0, count: p.count)
         }
@@ -40,15 +42,18 @@ public final class SGD: Optimizer {
     }
 
     private func update(lr: Float) {
-        let w = store.values.pointer, g = store.grads.pointer
-        let buf = momentumBuffer.pointer, wd = decay.pointer
         let mu = momentum, first = steps == 0, nest = nesterov
-        parallelFor(store.count, minChunk: 16384) { range in
-            for i in range {
-                let gi = g[i] + wd[i] * w[i]
-                let b = first ? gi : mu * buf[i] + gi
-                buf[i] = b
-                w[i] -= lr * (nest ? gi + mu * b : b)
+        for segment in learningRateScales.segments {
+            let lr = lr * segment.scale, base = segment.range.lowerBound
+            let w = store.values.pointer + base, g = store.grads.pointer + base
+            let buf = momentumBuffer.pointer + base, wd = decay.pointer + base
+            parallelFor(segment.range.count, minChunk: 16384) { range in
+                for i in range {
+                    let gi = g[i] + wd[i] * w[i]
+                    let b = first ? gi : mu * buf[i] + gi
+                    buf[i] = b
+                    w[i] -= lr * (nest ? gi + mu * b : b)
+                }
             }
         }
         steps += 1

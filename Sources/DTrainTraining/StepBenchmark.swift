@@ -63,6 +63,9 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var exposedAllreduceSeconds: Double?
     /// 1 − exposed ÷ blocking allreduce time, clamped to [0, 1].
     public var hiddenAllreduceFraction: Double?
+    /// `--freeze` setting timed (none: every parameter trains).
+    public var freeze = "none"
+    public var trainableParameters = 0
 }
 
 /// Times training steps of a zoo model on random data.
@@ -71,13 +74,14 @@ public enum StepBenchmark {
     ///   - profile: record time per `ProfileKind` during the timed steps.
     ///   - peakSize: measure the sgemm peak on an n×n×n product after the steps (nil: skip).
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
-                           warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0,
+                           warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0, freeze: TrainConfig.Freeze = .none,
                            profile: Bool = true, peakSize: Int? = 2048,
                            communicator: Communicator = SingleProcessCommunicator(),
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
         model.initialize(seed: seed)
+        try freeze.apply(to: model)
         model.build(batch: batchSize, resolution: resolution, seed: seed)
         let classes = model.numClasses
         let loss = SoftmaxCrossEntropy(classes: classes)
@@ -129,7 +133,7 @@ public enum StepBenchmark {
             model: name, batchSize: batchSize, resolution: model.builtResolution, threads: threads, steps: steps,
             medianStepSeconds: median, meanStepSeconds: mean, imagesPerSecond: Double(batchSize) / median,
             gflopsPerSecond: gflops, parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9,
-            peakRSSBytes: peakRSS())
+            peakRSSBytes: peakRSS(), freeze: freeze.description, trainableParameters: model.trainableParameterCount)
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
         if overlapped != nil {
             model.onGradientsReady = nil

@@ -5,6 +5,8 @@ import DTrainNN
 public struct TrainConfig: Sendable {
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adamw }
     public enum LRScaling: String, CaseIterable, Sendable { case none, linear }
+    /// Which parameters train (`--freeze`): `none` fine-tunes everything, `backbone` only the
+    /// classifier head (feature extraction), `until(LAYER)` what comes after LAYER.
     public enum Freeze: Equatable, Sendable {
         case none, backbone
         case until(String)
@@ -58,6 +60,11 @@ public struct TrainConfig: Sendable {
     public var mean: [Double]?
     public var std: [Double]?
     public var collectiveTimeout: Double = 300
+    /// Weights to start from (.pth or safetensors); the head is replaced when its size differs.
+    public var pretrained: String?
+    public var freeze: Freeze = .none
+    /// The classifier head's learning rate as a multiple of the schedule's.
+    public var headLRMultiplier: Double?
 
     public init(model: String, epochs: Int, batchSize: Int, lr: Double, schedule: LRSchedule.Kind, output: URL) {
         self.model = model

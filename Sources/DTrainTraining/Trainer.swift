@@ -48,6 +48,8 @@ public final class Trainer {
     private let inspector: DebugInspector?
     private var info: CheckpointInfo
     private let metricsLog: JSONLinesLog?
+    /// What --pretrained and --freeze did, reported by rank 0 when training starts.
+    public let transferLines: [String]
 
     public init(config: TrainConfig, communicator: Communicator, progress: ProgressReporter) throws {
         self.config = config
@@ -95,6 +97,18 @@ public final class Trainer {
         options.numClasses = classes
         model = try ModelZoo.make(config.model, options: options)
         model.initialize(seed: config.seed)
+        // Transfer learning: pretrained weights (a resumed run has them in its checkpoint), then
+        // the frozen part, before the model is built (backward stops at the first layer that trains).
+        var transferLines: [String] = []
+        if let path = config.pretrained {
+            if resumeFrom == nil {
+                transferLines += try Pretrained.load(path, into: model, seed: config.seed).lines
+            } else {
+                transferLines.append("pretrained \(path): not loaded, the weights come from the resumed checkpoint")
+            }
+        }
+        if let line = try config.freeze.apply(to: model) { transferLines.append(line) }
+        self.transferLines = transferLines
         model.build(batch: config.batchSize, resolution: resolution, seed: config.seed)
         dropouts = Trainer.layers(of: Dropout.self, in: model)
         if config.syncBN && communicator.size > 1 { model.synchronizeBatchNorm(over: communicator) }
@@ -105,6 +119,12 @@ public final class Trainer {
         switch config.optimizer {
         case .sgd: optimizer = SGD(store: model.store, momentum: Float(config.momentum), nesterov: config.nesterov, decayFor: decayFor)
         case .adamw: optimizer = AdamW(store: model.store, decayFor: decayFor)
+        }
+        if let mult = config.headLRMultiplier {
+            let head = model.headEntries.compactMap { if case .parameter(let p) = $0.kind { return p } else { return nil } }
+            if let first = head.map(\.offset).min(), let end = head.map({ $0.offset + $0.count }).max() {
+                optimizer.learningRateScales.set(Float(mult), on: first..<end)
+            }
         }
 
         var lr = config.lr
@@ -153,6 +173,9 @@ public final class Trainer {
         info.resolution = resolution
         info.preset = preset.rawValue
         info.optimizer = config.optimizer.rawValue
+        if let p = config.pretrained { info.settings["pretrained"] = p }
+        if config.freeze != .none { info.settings["freeze"] = config.freeze.description }
+        if let m = config.headLRMultiplier { info.settings["head_lr_mult"] = String(m) }
 
         if let r = resumeFrom {
             try Checkpoint.restore(r.file, path: r.path, into: model, optimizer: optimizer)
@@ -205,6 +228,10 @@ public final class Trainer {
             ("seed", String(config.seed)),
             ("gradient accumulation", String(config.gradAccum)),
             ("synchronized BatchNorm", String(config.syncBN)),
+            ("pretrained weights", config.pretrained ?? "none"),
+            ("frozen layers", config.freeze.description),
+            ("head learning-rate multiplier", config.headLRMultiplier.map { String($0) } ?? "none"),
+            ("trainable parameters", String(model.trainableParameterCount)),
             ("resumed step", "\(info.epoch)/\(info.globalStep)/\(info.samplesIntoEpoch)"),
         ]
         try RankAgreement.check(fields, over: communicator)
@@ -223,7 +250,10 @@ public final class Trainer {
         var finalTrainTop1 = 0.0
         let stepsPerEpoch = max(1, config.overfitBatches ?? sampler.stepsPerEpoch(batchSize: config.batchSize, dropLastPartial: config.dropLast))
         if isRoot {
-            progress.message("dtrain: \(config.model) (\(model.parameterCount) parameters) on \(trainSource.count) training images, \(trainSource.classNames.count) classes, \(communicator.size) rank(s) × \(Compute.threads) thread(s), batch \(config.batchSize) per rank, \(config.epochs) epochs")
+            for line in transferLines { progress.message(line) }
+            let trainable = model.trainableParameterCount
+            let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
+            progress.message("dtrain: \(config.model) (\(parameters)) on \(trainSource.count) training images, \(trainSource.classNames.count) classes, \(communicator.size) rank(s) × \(Compute.threads) thread(s), batch \(config.batchSize) per rank, \(config.epochs) epochs")
         }
         while info.epoch < config.epochs {
             let epoch = info.epoch

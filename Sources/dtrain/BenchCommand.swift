@@ -42,7 +42,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: fuse-bn-relu, direct-grouped, shared-gradients (comma-separated).", valueName: "list"))
     var without: String?
 
-    @Flag(help: "Print one JSON object.")
+    @Option(help: ArgumentHelp("Comma-separated --freeze settings to time one after the other in this run, e.g. none,backbone (GFLOP/s counts a full training step's work).", valueName: "none|backbone|until=LAYER,…"))
+    var freeze: String = "none"
+
+    @Flag(help: "Print one JSON object (one per --freeze setting).")
     var json = false
 
     func validate() throws {
@@ -54,6 +57,9 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--without \(name): expected one of \(Self.optimisations.joined(separator: ", "))")
         }
         guard peakSize >= 0 else { throw ValidationError("--peak-size must be 0 or more, got \(peakSize)") }
+        for f in freeze.split(separator: ",") where TrainConfig.Freeze.parse(String(f)) == nil {
+            throw ValidationError("--freeze \(f): expected none, backbone or until=LAYER")
+        }
     }
 
     func run() throws {
@@ -74,44 +80,50 @@ struct BenchCommand: ParsableCommand {
         }
         let threads = self.threads ?? Compute.defaultThreads
         let leader = communicator.rank == 0
-        let result = try StepBenchmark.run(
-            model: model, batchSize: batchSize, resolution: resolution, threads: threads,
-            warmup: warmup, steps: steps, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
-            communicator: communicator
-        ) { step, seconds in
-            if !json && leader {
-                let tag = step < warmup ? "warm-up" : "step"
-                FileHandle.standardError.write(String(format: "%@ %d: %.3f s (%.1f img/s)\n", tag, step + 1, seconds, Double(batchSize) / seconds).data(using: .utf8)!)
+        for setting in freeze.split(separator: ",").map({ TrainConfig.Freeze.parse(String($0))! }) {
+            let result = try StepBenchmark.run(
+                model: model, batchSize: batchSize, resolution: resolution, threads: threads,
+                warmup: warmup, steps: steps, freeze: setting, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
+                communicator: communicator
+            ) { step, seconds in
+                if !json && leader {
+                    let tag = step < warmup ? "warm-up" : "step"
+                    FileHandle.standardError.write(String(format: "%@ %d: %.3f s (%.1f img/s)\n", tag, step + 1, seconds, Double(batchSize) / seconds).data(using: .utf8)!)
+                }
             }
+            if leader { try report(result) }
         }
-        guard leader else { return }
+    }
+
+    private func report(_ result: StepBenchmarkResult) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(data: try encoder.encode(result), encoding: .utf8)!)
-        } else {
-            print(String(format: "%@ batch %d at %dpx, %d threads: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
-                         result.model, result.batchSize, result.resolution, result.threads, result.imagesPerSecond,
-                         result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
-            if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
-               let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {
-                print(String(format: "%d ranks: %.2f img/s together; gradient allreduce %.1f ms blocking, %.1f ms per step left after backward: %.0f%% hidden",
-                             result.ranks, global, allreduce * 1e3, exposed * 1e3, 100 * hidden))
-            }
-            if let peak = result.sgemmPeakGFLOPS, let n = result.sgemmPeakSize, let fraction = result.fractionOfPeak {
-                print(String(format: "sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads): the step achieves %.1f%% of it",
-                             peak, n, n, n, result.threads, 100 * fraction))
-            }
-            if let profile = result.profile {
-                print(String(format: "time per step by kind (mean of %d timed steps, %.1f ms):", result.steps, result.meanStepSeconds * 1e3))
-                let unsplitConv = !profile.contains { $0.kind == ProfileKind.convBackwardWeight.name }
-                for e in profile {
-                    var label = e.kind
-                    if unsplitConv && e.kind == ProfileKind.convBackwardData.name { label = "conv_backward (data+weight)" }
-                    let calls = e.calls > 0 ? String(format: "  %6.0f calls", e.calls) : ""
-                    let padded = label.padding(toLength: max(label.count, 28), withPad: " ", startingAt: 0)
-                    print("  " + padded + String(format: "%10.1f ms %6.1f%%", e.milliseconds, e.percent) + calls)
-                }
+            return
+        }
+        let frozen = result.freeze == "none" ? "" : String(format: ", --freeze %@ (%d of %d parameters train)", result.freeze, result.trainableParameters, result.parameters)
+        print(String(format: "%@ batch %d at %dpx, %d threads%@: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
+                     result.model, result.batchSize, result.resolution, result.threads, frozen, result.imagesPerSecond,
+                     result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
+        if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
+           let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {
+            print(String(format: "%d ranks: %.2f img/s together; gradient allreduce %.1f ms blocking, %.1f ms per step left after backward: %.0f%% hidden",
+                         result.ranks, global, allreduce * 1e3, exposed * 1e3, 100 * hidden))
+        }
+        if let peak = result.sgemmPeakGFLOPS, let n = result.sgemmPeakSize, let fraction = result.fractionOfPeak {
+            print(String(format: "sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads): the step achieves %.1f%% of it",
+                         peak, n, n, n, result.threads, 100 * fraction))
+        }
+        if let profile = result.profile {
+            print(String(format: "time per step by kind (mean of %d timed steps, %.1f ms):", result.steps, result.meanStepSeconds * 1e3))
+            let unsplitConv = !profile.contains { $0.kind == ProfileKind.convBackwardWeight.name }
+            for e in profile {
+                var label = e.kind
+                if unsplitConv && e.kind == ProfileKind.convBackwardData.name { label = "conv_backward (data+weight)" }
+                let calls = e.calls > 0 ? String(format: "  %6.0f calls", e.calls) : ""
+                let padded = label.padding(toLength: max(label.count, 28), withPad: " ", startingAt: 0)
+                print("  " + padded + String(format: "%10.1f ms %6.1f%%", e.milliseconds, e.percent) + calls)
             }
         }
     }

@@ -6,7 +6,7 @@ struct DTrain: ParsableCommand {
         commandName: "dtrain",
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, BenchCommand.self,
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ImportCommand.self, ExportCommand.self, ModelsCommand.self, BenchCommand.self,
                       BenchDataCommand.self, StatsCommand.self, DatasetCommand.self, SelfTestCollectives.self, SelfTestSyncBN.self],
         defaultSubcommand: TrainCommand.self)
 

@@ -12,7 +12,7 @@ struct EvalCommand: ParsableCommand {
 
     @Argument(help: "Model name; must match the checkpoint.")
     var model: String
-    @Option(help: "Checkpoint to evaluate (safetensors written by dtrain).")
+    @Option(help: "Checkpoint to evaluate: safetensors or .pth, written by dtrain or plain weights of MODEL (a torchvision .pth).")
     var checkpoint: String?
     @Option(help: "Watch a training run's output directory: evaluate each new epoch checkpoint once, appending to DIR/eval.jsonl.")
     var watch: String?

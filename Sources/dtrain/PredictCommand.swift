@@ -9,8 +9,10 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Classify images with a checkpoint: top-k class names and probabilities per image.")
 
-    @Option(help: "Checkpoint (safetensors written by dtrain); class names and preprocessing come from it.")
+    @Option(help: "Checkpoint (safetensors or .pth written by dtrain); class names and preprocessing come from it. Plain weights (a torchvision .pth) need --model.")
     var checkpoint: String
+    @Option(help: "The model of plain weights without dtrain's metadata; their preprocessing is the model family's.")
+    var model: String?
     @Option(help: "Classes to show per image. Default: 5.")
     var topk: Int = 5
     @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 32.")
@@ -31,7 +33,7 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         Compute.setThreads(threads ?? Compute.defaultThreads)
         let files = try Predictor.imageFiles(inputs)
-        let loaded = try LoadedCheckpoint(path: checkpoint, batchSize: min(batchSize, files.count))
+        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count))
         let predictor = Predictor(checkpoint: loaded)
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in

@@ -65,6 +65,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "CIFAR ResNet shortcut: A (parameter-free) or B (projection).")
     var shortcut: String?
 
+    // Transfer learning
+    @Option(help: "Start from these weights: a .pth written by torch.save (torchvision's), safetensors, or a dtrain checkpoint. When --num-classes differs from the file's head, the head is replaced and initialised as nn.Linear.")
+    var pretrained: String?
+    @Option(help: ArgumentHelp("none (fine-tune everything), backbone (train only the head; frozen BatchNorms use their running statistics), or until=LAYER (freeze up to and including LAYER, e.g. until=layer3). Default: none.", valueName: "none|backbone|until=LAYER"))
+    var freeze: String = "none"
+    @Option(name: .customLong("head-lr-mult"), help: "The classifier head's learning rate as a multiple of the schedule's. Default: 1.")
+    var headLRMult: Double?
+
     // Output and resume
     @Option(help: "Output directory for checkpoints and metrics.jsonl. Default: runs/MODEL.")
     var output: String?
@@ -130,6 +138,9 @@ struct TrainCommand: ParsableCommand {
         if evalEvery < 1 { throw ValidationError("--eval-every must be at least 1, got \(evalEvery)") }
         if keep < 1 { throw ValidationError("--keep must be at least 1, got \(keep)") }
         if let t = collectiveTimeout, !(t >= 0 && t.isFinite) { throw ValidationError("--collective-timeout must be 0 or more seconds, got \(t)") }
+        if TrainConfig.Freeze.parse(freeze) == nil { throw ValidationError("--freeze \(freeze): expected none, backbone or until=LAYER (e.g. until=layer3)") }
+        if let m = headLRMult, !(m > 0 && m.isFinite) { throw ValidationError("--head-lr-mult must be a positive number, got \(m)") }
+        if let p = pretrained, !FileManager.default.fileExists(atPath: p) { throw ValidationError("--pretrained \(p): no such file") }
     }
 
     func makeConfig() throws -> TrainConfig {
@@ -187,6 +198,9 @@ struct TrainCommand: ParsableCommand {
         c.gradAccum = gradAccum
         c.dropLast = dropLast
         if let t = collectiveTimeout { c.collectiveTimeout = t }
+        c.pretrained = pretrained
+        c.freeze = TrainConfig.Freeze.parse(freeze)!
+        c.headLRMultiplier = headLRMult
         c.preset = preset
         if noFlip { c.flip = false }
         c.mean = try mean.map { try parseTriple($0, flag: "--mean") }

@@ -1,0 +1,87 @@
+"""Small .pth files written by torch.save, and the tensors they must give, for dtrain's .pth reader.
+
+Writes into Tests/DTrainCoreTests/Fixtures/pth/:
+  two_layer.pth          state_dict of nn.Sequential(Linear(4, 3), ReLU(), Linear(3, 2))
+  dtypes.pth             float16, bfloat16 and int64 entries (a 0-d num_batches_tracked, negative
+                         and large int64 values) and a tensor saved as an nn.Parameter
+  views.pth              a transposed (non-contiguous) tensor, two tensors sharing one storage at
+                         offsets, a permuted 3-d view and an expanded (stride 0) view
+  protocol4.pth          two_layer's state_dict saved with pickle_protocol=4 (STACK_GLOBAL, MEMOIZE, FRAME)
+  NAME.safetensors       for each of the above, the same tensors made contiguous: the expected values
+  float64.pth            a float64 tensor (a dtype dtrain refuses)
+  malicious_global.pth   torch.save's layout with a data.pkl that calls os.system via GLOBAL + REDUCE
+  malicious_stack_global.pth  the same via STACK_GLOBAL (protocol 4)
+  malicious_builtins.pth builtins.eval via GLOBAL, hidden inside a tensor's argument tuple
+
+    /path/to/python Tests/FixtureScripts/pth_fixtures.py
+"""
+import collections
+import io
+import os
+import pickle
+import zipfile
+
+import torch
+from safetensors.torch import save_file
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "DTrainCoreTests", "Fixtures", "pth")
+os.makedirs(OUT, exist_ok=True)
+torch.manual_seed(20261123)
+
+
+def save(name, state, **kwargs):
+    torch.save(state, os.path.join(OUT, name + ".pth"), **kwargs)
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, os.path.join(OUT, name + ".safetensors"))
+    print(name, {k: (tuple(v.shape), str(v.dtype), v.stride(), v.storage_offset()) for k, v in state.items()})
+
+
+net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+save("two_layer", net.state_dict())
+save("protocol4", net.state_dict(), pickle_protocol=4)
+
+dtypes = collections.OrderedDict()
+dtypes["half"] = torch.randn(2, 3).half()
+dtypes["bfloat"] = torch.randn(5).bfloat16()
+dtypes["bn.num_batches_tracked"] = torch.tensor(12345, dtype=torch.int64)
+dtypes["ints"] = torch.tensor([-1, 0, 7, -(2**40), 2**62], dtype=torch.int64)
+dtypes["param"] = torch.nn.Parameter(torch.randn(2, 2))
+save("dtypes", dtypes)
+
+base = torch.randn(4, 5)
+cube = torch.randn(2, 3, 4)
+views = collections.OrderedDict()
+views["transposed"] = base.t()
+views["rows"] = base[1:3]
+views["tail"] = base.view(-1)[13:]
+views["permuted"] = cube.permute(2, 0, 1)
+views["expanded"] = torch.randn(3, 1).expand(3, 4)
+views["column"] = base[:, 2]
+assert not views["transposed"].is_contiguous() and views["rows"].storage_offset() == 5
+save("views", views)
+
+torch.save({"x": torch.randn(3, dtype=torch.float64)}, os.path.join(OUT, "float64.pth"))
+
+
+class Exploit:
+    """Unpickling this runs os.system: what a restricted reader must never do."""
+
+    def __reduce__(self):
+        return (os.system, ("echo dtrain-must-not-run-this",))
+
+
+def with_pickle(name, payload):
+    """two_layer.pth with its data.pkl replaced by `payload`."""
+    src = zipfile.ZipFile(os.path.join(OUT, "two_layer.pth"))
+    with zipfile.ZipFile(os.path.join(OUT, name + ".pth"), "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            data = payload if info.filename.endswith("data.pkl") else src.read(info.filename)
+            z.writestr(info.filename, data)
+    print(name, payload[:60])
+
+
+with_pickle("malicious_global", pickle.dumps(collections.OrderedDict(w=Exploit()), protocol=2))
+with_pickle("malicious_stack_global", pickle.dumps(collections.OrderedDict(w=Exploit()), protocol=4))
+# builtins.eval reached only through a nested tuple: refused when the GLOBAL is read.
+evil = (b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w"
+        b"cbuiltins\neval\nX\x07\x00\x00\x00print()\x85Rtu.")
+with_pickle("malicious_builtins", evil)
