@@ -172,4 +172,22 @@ final class DistributedTrainingTests: XCTestCase {
             return fields.count > 2 && Int32(fields[1]) == pid
         }.sorted()
     }
+
+    /// `dtrain bench` under mpirun averages gradients as training does and reports all ranks'
+    /// throughput and the allreduce it hid behind backward.
+    func testBenchUnderMPIReportsTheAllreduce() throws {
+        let run = try ProcessRunner.mpirun(ranks: 2, ["bench", "resnet20", "--batch-size", "4", "--threads", "1", "--steps", "2",
+                                                      "--warmup", "1", "--peak-size", "0", "--no-profile", "--json"])
+        assertSucceeded(run)
+        let jsonLines = run.lines.filter { $0.hasPrefix("{") }
+        XCTAssertEqual(jsonLines.count, 1, "only rank 0 reports: \(run.transcript)")
+        let result = try JSONDecoder().decode(StepBenchmarkResult.self, from: Data(try XCTUnwrap(jsonLines.first).utf8))
+        XCTAssertEqual(result.ranks, 2)
+        let global = try XCTUnwrap(result.globalImagesPerSecond)
+        XCTAssertEqual(global, 2 * result.imagesPerSecond, accuracy: 1e-6 * global)
+        XCTAssertGreaterThan(try XCTUnwrap(result.allreduceSeconds), 0)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(result.exposedAllreduceSeconds), 0)
+        let hidden = try XCTUnwrap(result.hiddenAllreduceFraction)
+        XCTAssertTrue((0...1).contains(hidden), "hidden share \(hidden)")
+    }
 }
