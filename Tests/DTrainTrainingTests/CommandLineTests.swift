@@ -101,7 +101,8 @@ final class CommandLineTests: XCTestCase {
 }
 
 final class EvalWatchTests: XCTestCase {
-    /// `eval --watch` beside a 3-epoch run evaluates every epoch checkpoint exactly once.
+    /// `eval --watch` beside a 3-epoch run on 2 ranks under mpirun evaluates every epoch checkpoint
+    /// exactly once.
     func testWatchEvaluatesEveryCheckpointOnce() throws {
         let dir = temporaryDirectory(self)
         let run = dir.appendingPathComponent("run")
@@ -118,7 +119,7 @@ final class EvalWatchTests: XCTestCase {
         try watcher.run()
         defer { if watcher.isRunning { watcher.terminate() } }
 
-        let trained = try ProcessRunner.dtrain(["resnet20", "--epochs", "3", "--batch-size", "16", "--limit-train-batches", "3",
+        let trained = try ProcessRunner.mpirun(ranks: 2, ["resnet20", "--epochs", "3", "--batch-size", "16", "--limit-train-batches", "3",
                                                 "--limit-val-batches", "1", "--threads", "1", "--workers", "1", "--keep", "3",
                                                 "--output", run.path])
         XCTAssertEqual(trained.status, 0, trained.transcript)
