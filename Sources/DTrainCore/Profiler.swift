@@ -124,6 +124,24 @@ public enum Profiler {
         activeSince = now
     }
 
+    /// Moves `amount` seconds already counted for `from` to `to` (at most what `from` holds), for
+    /// work whose parts run interleaved on the pool's threads and are told apart by per-thread
+    /// timers (a convolution's weight and data gradients, tile by tile). Counted inside a running
+    /// measure, call it after that measure has added its time, or from inside it: the running
+    /// measure's own stretch is added on exit either way.
+    public static func reattribute(_ amount: Double, from: ProfileKind, to: ProfileKind) {
+        guard isEnabled, amount > 0 else { return }
+        if let active, active == from {
+            // The running measure's time so far has not been added yet: add it first.
+            let now = monotonicNanoseconds()
+            seconds[from.rawValue] += Double(now &- activeSince) * 1e-9
+            activeSince = now
+        }
+        let moved = min(amount, seconds[from.rawValue])
+        seconds[from.rawValue] -= moved
+        seconds[to.rawValue] += moved
+    }
+
     /// Clears the accumulated times (a measure running now keeps running).
     public static func reset() {
         seconds.initialize(repeating: 0, count: ProfileKind.count)

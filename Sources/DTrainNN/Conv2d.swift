@@ -238,11 +238,15 @@ public final class Conv2d: Layer {
         let units = pointwise ? rows : dy.batch
         let imageFloats = geo.inPixels * c
 
+        // With the profiler on, each thread times its weight-gradient and data-gradient parts, and
+        // the pass's wall time is split between the two kinds in that proportion.
+        let timers = ConvPartTimers(enabled: Profiler.isEnabled, chunks: chunks)
         BLAS.singleThreaded {
             parallelChunks(units, chunks: chunks) { chunk, unitRange in
                 // Thread 0 accumulates straight into the gradient; the others into zeroed partials.
                 let target = chunk == 0 ? dw : partials + (chunk - 1) * pslice
                 var beta: Float = chunk == 0 ? 1 : 0
+                var clock = timers.start()
                 if pointwise {
                     let m0 = unitRange.lowerBound
                     if weightGrad {
@@ -251,6 +255,7 @@ public final class Conv2d: Layer {
                                       a: pdy + m0 * o + g * og, lda: o, b: px + m0 * c + g * cg, ldb: c,
                                       beta: beta, c: target + g * og * cg, ldc: cg)
                         }
+                        timers.lap(&clock, chunk: chunk, weight: true)
                     }
                     if let pdx {
                         for g in 0..<groups {
@@ -258,6 +263,7 @@ public final class Conv2d: Layer {
                                       a: pdy + m0 * o + g * og, lda: o, b: w + g * og * cg, ldb: cg,
                                       c: pdx + m0 * c + g * cg, ldc: c)
                         }
+                        timers.lap(&clock, chunk: chunk, weight: false)
                     }
                     return
                 }
@@ -275,6 +281,7 @@ public final class Conv2d: Layer {
                                       beta: beta, c: target + g * og * kc, ldc: kc)
                         }
                         beta = 1
+                        timers.lap(&clock, chunk: chunk, weight: true)
                     }
                     if let pdx {
                         // Zero the dx of every image whose first row is in this tile, before any
@@ -291,17 +298,21 @@ public final class Conv2d: Layer {
                                       c: col + g * kc, ldc: ld)
                         }
                         geo.col2imAdd(col, rows: m0..<(m0 + r), into: pdx)
+                        timers.lap(&clock, chunk: chunk, weight: false)
                     }
                     m0 += r
                 }
             }
         }
+        timers.attributeWeightShare()
         if weightGrad && chunks > 1 {
             let count = weight.count
-            parallelFor(count, minChunk: 4096) { range in
-                for chunk in 1..<chunks {
-                    let p = partials + (chunk - 1) * pslice
-                    addFloats(dw + range.lowerBound, p + range.lowerBound, range.count)
+            Profiler.measure(.convBackwardWeight) {
+                parallelFor(count, minChunk: 4096) { range in
+                    for chunk in 1..<chunks {
+                        let p = partials + (chunk - 1) * pslice
+                        addFloats(dw + range.lowerBound, p + range.lowerBound, range.count)
+                    }
                 }
             }
         }
@@ -321,20 +332,27 @@ public final class Conv2d: Layer {
         let partials = workspace.pointer(count: threads * slice)
         // dW: fixed chunks of output rows, one partial each, summed in chunk order. dx: any split.
         let chunks = min(threads, outRows)
+        let timers = ConvPartTimers(enabled: Profiler.isEnabled, chunks: chunks)
         parallelChunks(outRows, chunks: chunks) { chunk, range in
+            var clock = timers.start()
             if weightGrad {
                 let partial = partials + chunk * slice
                 partial.update(repeating: 0, count: count)
                 direct.backwardWeight(px, pdy, partial: partial, rows: range)
+                timers.lap(&clock, chunk: chunk, weight: true)
             }
             if let pdx {
                 direct.backwardData(pdy, weight: w, packed: packed, pdx, rows: chunkRange(chunk, of: chunks, count: inRows))
+                timers.lap(&clock, chunk: chunk, weight: false)
             }
         }
+        timers.attributeWeightShare()
         if weightGrad {
             let dw = weight.grad!
-            parallelFor(count, minChunk: 4096) { range in
-                direct.addPartials(partials, count: chunks, stride: slice, into: dw, range: range)
+            Profiler.measure(.convBackwardWeight) {
+                parallelFor(count, minChunk: 4096) { range in
+                    direct.addPartials(partials, count: chunks, stride: slice, into: dw, range: range)
+                }
             }
         }
     }

@@ -11,7 +11,8 @@ protocol MeasuredByContainer: AnyObject {
 
 extension Conv2d: MeasuredByContainer {
     var forwardProfileKind: ProfileKind { .convForward }
-    /// The whole backward (data and weight gradients) until Conv2d measures its parts.
+    /// The whole backward; Conv2d moves its weight gradient's share to `.convBackwardWeight`
+    /// (`ConvPartTimers`).
     var backwardProfileKind: ProfileKind { .convBackwardData }
 }
 

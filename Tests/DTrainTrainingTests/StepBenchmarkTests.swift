@@ -11,7 +11,7 @@ final class StepBenchmarkTests: XCTestCase {
         XCTAssertFalse(Profiler.isEnabled)
         let profile = try XCTUnwrap(result.profile)
         let kinds = Set(profile.map(\.kind))
-        for kind in [ProfileKind.convForward, .convBackwardData, .batchNorm, .elementwise, .pooling, .linear, .loss, .optimizer] {
+        for kind in [ProfileKind.convForward, .convBackwardData, .convBackwardWeight, .batchNorm, .elementwise, .pooling, .linear, .loss, .optimizer] {
             XCTAssertTrue(kinds.contains(kind.name), "missing \(kind.name) in \(kinds)")
         }
         XCTAssertEqual(profile.last?.kind, "unattributed")
@@ -26,6 +26,22 @@ final class StepBenchmarkTests: XCTestCase {
         let decoded = try JSONDecoder().decode(StepBenchmarkResult.self, from: data)
         XCTAssertEqual(decoded.profile, result.profile)
         XCTAssertEqual(decoded.sgemmPeakGFLOPS, result.sgemmPeakGFLOPS)
+    }
+
+    /// Interleaved per thread, a convolution's weight and data gradients are told apart by
+    /// per-thread timers: moving the weight share keeps the total, and it never goes negative.
+    func testReattributionMovesTimeBetweenKinds() {
+        let ((), snapshot) = Profiler.profile {
+            Profiler.measure(.convBackwardData) {
+                usleep(20_000)
+                Profiler.reattribute(0.005, from: .convBackwardData, to: .convBackwardWeight)
+                Profiler.reattribute(10, from: .convBackwardData, to: .other)
+            }
+        }
+        XCTAssertEqual(snapshot[.convBackwardWeight], 0.005, accuracy: 1e-9)
+        XCTAssertGreaterThanOrEqual(snapshot[.convBackwardData], 0)
+        XCTAssertGreaterThan(snapshot[.other], 0.01)
+        XCTAssertEqual(snapshot.total, snapshot[.convBackwardWeight] + snapshot[.convBackwardData] + snapshot[.other], accuracy: 1e-12)
     }
 
     func testUnprofiledBenchmarkHasNoBreakdown() throws {
