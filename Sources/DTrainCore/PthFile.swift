@@ -9,6 +9,9 @@ import ZIPFoundation
 /// The zip is read with ZIPFoundation (stored or deflated records, CRC-checked); the pickle with
 /// `TorchUnpickler`, which builds values and never runs code. Tensors are returned contiguous in
 /// torch's row-major order, whatever their strides and storage offsets, in the dict's order.
+/// A training script's checkpoint is accepted too: a dict whose state_dict sits under
+/// "state_dict", "model_state_dict", "model" or "net" (its other entries are read but not used),
+/// and a "module." prefix on every key is dropped.
 public struct PthFile {
     /// One entry of the state_dict.
     public struct Tensor {
@@ -24,6 +27,12 @@ public struct PthFile {
     public let tensors: [Tensor]
     /// Records under `ARCHIVE/extra/` by name (dtrain keeps its training metadata there).
     public let extras: [String: Data]
+    /// The key of a training checkpoint's dict the state_dict was found under ("state_dict",
+    /// "model", …), nil when the file is a state_dict itself.
+    public let wrapperKey: String?
+    /// Whether every key started with "module." (DataParallel, DistributedDataParallel) and the
+    /// prefix was dropped.
+    public let strippedModulePrefix: Bool
 
     public init(contentsOf url: URL) throws {
         do { try self.init(reading: url) } catch let e as PthError {
@@ -60,16 +69,22 @@ public struct PthFile {
         }
         guard let pickle = try record("data.pkl") else { throw PthError("\(prefix)data.pkl cannot be read") }
         let root = try TorchUnpickler.load(pickle)
-        guard case .dict(let dict) = root else {
+        guard case .dict(let top) = root else {
             throw PthError("data.pkl holds \(root.kindDescription); expected a state_dict (an OrderedDict of tensors)")
         }
+        let (dict, wrapper) = try PthFile.stateDict(in: top)
+        self.wrapperKey = wrapper
+        // DataParallel and DistributedDataParallel save their module's keys under "module.".
+        let stripsModule = !dict.keys.isEmpty && dict.keys.allSatisfy { if case .string(let k) = $0 { return k.hasPrefix("module.") } else { return false } }
+        self.strippedModulePrefix = stripsModule
 
         var storages: [String: Data] = [:]
         var tensors: [Tensor] = []
         for key in dict.keys {
-            guard case .string(let name) = key else { throw PthError("state_dict key \(key) is not a string") }
+            guard case .string(let fullName) = key else { throw PthError("state_dict key \(key) is not a string") }
+            let name = stripsModule ? String(fullName.dropFirst("module.".count)) : fullName
             guard case .tensor(let ref)? = dict[key] else {
-                throw PthError("state_dict entry \(name) is \(dict[key]!.kindDescription); expected a tensor")
+                throw PthError("state_dict entry \(fullName) is \(dict[key]!.kindDescription); expected a tensor")
             }
             let s = ref.storage
             if storages[s.key] == nil {
@@ -89,6 +104,26 @@ public struct PthFile {
             extras[name] = try record("extra/" + name)
         }
         self.extras = extras
+    }
+
+    /// The keys under which training scripts' checkpoints keep the model's state_dict.
+    static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net"]
+
+    /// The state_dict in a pickled top-level dict: the dict itself when every value is a tensor,
+    /// else a dict of tensors under one of `wrapperKeys` (a checkpoint such as {"epoch": …,
+    /// "state_dict": …, "optimizer": …}), with that key.
+    static func stateDict(in top: PickleDict) throws -> (PickleDict, String?) {
+        func allTensors(_ d: PickleDict) -> Bool {
+            d.keys.allSatisfy { if case .tensor? = d[$0] { return true } else { return false } }
+        }
+        if allTensors(top) { return (top, nil) }
+        for key in wrapperKeys {
+            if case .dict(let inner)? = top[.string(key)], !inner.keys.isEmpty, allTensors(inner) { return (inner, key) }
+        }
+        let offending = top.keys.first { if case .tensor? = top[$0] { return false } else { return true } }!
+        throw PthError("data.pkl holds a dict whose entry \(offending) is \(top[offending]!.kindDescription), and none of "
+                       + wrapperKeys.map { "\"\($0)\"" }.joined(separator: ", ")
+                       + " holds a dict of tensors; expected a state_dict (an OrderedDict of tensors) or a checkpoint with one under those keys")
     }
 
     /// The elements of a strided view, copied out in row-major order.

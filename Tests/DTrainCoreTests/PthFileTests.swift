@@ -30,6 +30,22 @@ final class PthFileTests: XCTestCase {
         XCTAssertEqual(pth.tensors.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
     }
 
+    /// A training script's checkpoint ({"epoch", "state_dict" with DDP's "module." keys,
+    /// "optimizer", "best_acc"}) gives the model's tensors, under the model's own names.
+    func testWrappedCheckpointGivesTheStateDict() throws {
+        let pth = try PthFile(contentsOf: try fixture("wrapped_checkpoint.pth"))
+        let expected = try SafeTensorsFile(contentsOf: try fixture("two_layer.safetensors"))
+        XCTAssertEqual(pth.wrapperKey, "state_dict")
+        XCTAssertTrue(pth.strippedModulePrefix)
+        XCTAssertEqual(pth.tensors.map(\.name), ["0.weight", "0.bias", "2.weight", "2.bias"])
+        for t in pth.tensors {
+            XCTAssertEqual(t.data, try expected.bytes(t.name), t.name)
+        }
+        let plain = try PthFile(contentsOf: try fixture("two_layer.pth"))
+        XCTAssertNil(plain.wrapperKey)
+        XCTAssertFalse(plain.strippedModulePrefix)
+    }
+
     func testHalfBFloat16AndInt64() throws {
         try assertSameTensors("dtypes")
         let f = try WeightsFile.open(try fixture("dtypes.pth")).file

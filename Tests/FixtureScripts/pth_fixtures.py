@@ -7,6 +7,9 @@ Writes into Tests/DTrainCoreTests/Fixtures/pth/:
   views.pth              a transposed (non-contiguous) tensor, two tensors sharing one storage at
                          offsets, a permuted 3-d view and an expanded (stride 0) view
   protocol4.pth          two_layer's state_dict saved with pickle_protocol=4 (STACK_GLOBAL, MEMOIZE, FRAME)
+  wrapped_checkpoint.pth a training script's checkpoint: {"epoch", "state_dict" (two_layer's, keys
+                         prefixed "module." as DistributedDataParallel saves them), "optimizer"
+                         (SGD with momentum after one step), "best_acc"}
   NAME.safetensors       for each of the above, the same tensors made contiguous: the expected values
   float64.pth            a float64 tensor (a dtype dtrain refuses)
   malicious_global.pth   torch.save's layout with a data.pkl that calls os.system via GLOBAL + REDUCE
@@ -38,6 +41,26 @@ def save(name, state, **kwargs):
 net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
 save("two_layer", net.state_dict())
 save("protocol4", net.state_dict(), pickle_protocol=4)
+
+
+def save_wrapped_checkpoint():
+    """A checkpoint as training scripts write it, around two_layer's weights."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    model.load_state_dict(torch.load(os.path.join(OUT, "two_layer.pth"), weights_only=True))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt.zero_grad()
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    optimizer_state = opt.state_dict()
+    # The weights saved are two_layer's again, so the expected tensors are two_layer.safetensors.
+    model.load_state_dict(torch.load(os.path.join(OUT, "two_layer.pth"), weights_only=True))
+    wrapped = collections.OrderedDict(("module." + k, v) for k, v in model.state_dict().items())
+    torch.save({"epoch": 3, "state_dict": wrapped, "optimizer": optimizer_state, "best_acc": 0.5},
+               os.path.join(OUT, "wrapped_checkpoint.pth"))
+    print("wrapped_checkpoint", list(wrapped))
+
+
+save_wrapped_checkpoint()
 
 dtypes = collections.OrderedDict()
 dtypes["half"] = torch.randn(2, 3).half()
