@@ -97,30 +97,39 @@ struct GroupedConvKernel {
             } else {
                 yRow.update(repeating: 0, count: ow * o)
             }
-            let rowTaps = t.outRows + r * k * 2
-            // Blocks of output columns small enough that their outputs and inputs stay in L1
-            // while every tap passes over them.
-            var block = 0
-            while block < ow {
-                let blockEnd = min(ow, block + columnBlock)
-                for a in 0..<Int(t.outRowCount[r]) {
-                    let kh = Int(rowTaps[2 * a]), ih = Int(rowTaps[2 * a + 1])
-                    let xRow = image + ih * w * c
-                    for kw in 0..<k {
-                        let lo = max(block, Int(t.colRange[2 * kw])), hi = min(blockEnd, Int(t.colRange[2 * kw + 1]))
-                        if lo >= hi { continue }
-                        let tap = kh * k + kw
-                        let input = xRow + (lo * s - p + kw * d) * c, output = yRow + lo * o
-                        if depthwise {
-                            depthwisePass(hi - lo, input, s * c, output, o, packed + tap * c, c)
-                        } else {
-                            groupedPass(hi - lo, input, s * c, output, o, groups: g, inWidth: cg, outWidth: og,
-                                        matrix: packed + tap * cg * og, groupStride: kk * cg * og, rowStride: og)
-                        }
-                    }
+            forEachTapSpan(t.outRows + r * k * 2, count: Int(t.outRowCount[r])) { kh, ih, kw, lo, hi in
+                let tap = kh * k + kw
+                let input = image + ih * w * c + (lo * s - p + kw * d) * c, output = yRow + lo * o
+                if depthwise {
+                    depthwisePass(hi - lo, input, s * c, output, o, packed + tap * c, c)
+                } else {
+                    groupedPass(hi - lo, input, s * c, output, o, groups: g, inWidth: cg, outWidth: og,
+                                matrix: packed + tap * cg * og, groupStride: kk * cg * og, rowStride: og)
                 }
-                block = blockEnd
             }
+        }
+    }
+
+    /// Walks one row's taps in blocks of output columns small enough that their outputs and
+    /// inputs stay in L1 while every tap passes over them: `rowTaps` holds `count` pairs (kernel
+    /// row, row on the other side: the input row in forward, the dy row in backward-data), and
+    /// `body(kh, row, kw, lo, hi)` runs for each kernel column whose reach within the block,
+    /// output columns lo..<hi, is not empty. The order is fixed: block, row tap, kernel column.
+    @inline(__always)
+    private func forEachTapSpan(_ rowTaps: UnsafePointer<Int32>, count: Int,
+                                _ body: (_ kh: Int, _ row: Int, _ kw: Int, _ lo: Int, _ hi: Int) -> Void) {
+        let k = geo.kernel, ow = geo.outWidth, colRange = tables.colRange, step = columnBlock
+        var block = 0
+        while block < ow {
+            let blockEnd = min(ow, block + step)
+            for a in 0..<count {
+                let kh = Int(rowTaps[2 * a]), row = Int(rowTaps[2 * a + 1])
+                for kw in 0..<k {
+                    let lo = max(block, Int(colRange[2 * kw])), hi = min(blockEnd, Int(colRange[2 * kw + 1]))
+                    if lo < hi { body(kh, row, kw, lo, hi) }
+                }
+            }
+            block = blockEnd
         }
     }
 
@@ -144,28 +153,16 @@ struct GroupedConvKernel {
             let image = dy + n * oh * ow * o
             let dxRow = dx + row * w * c
             dxRow.update(repeating: 0, count: w * c)
-            let rowTaps = t.inRows + r * k * 2
             // Blocks of dy columns, as in forward.
-            var block = 0
-            while block < ow {
-                let blockEnd = min(ow, block + columnBlock)
-                for a in 0..<Int(t.inRowCount[r]) {
-                let kh = Int(rowTaps[2 * a]), orow = Int(rowTaps[2 * a + 1])
-                let dyRow = image + orow * ow * o
-                for kw in 0..<k {
-                    let lo = max(block, Int(t.colRange[2 * kw])), hi = min(blockEnd, Int(t.colRange[2 * kw + 1]))
-                    if lo >= hi { continue }
-                    let tap = kh * k + kw
-                    let input = dyRow + lo * o, output = dxRow + (lo * s - p + kw * d) * c
-                    if depthwise {
-                        depthwisePass(hi - lo, input, o, output, s * c, packed + tap * c, c)
-                    } else {
-                        groupedPass(hi - lo, input, o, output, s * c, groups: g, inWidth: og, outWidth: cg,
-                                    matrix: wgt + tap * cg, groupStride: og * kk * cg, rowStride: kk * cg)
-                    }
+            forEachTapSpan(t.inRows + r * k * 2, count: Int(t.inRowCount[r])) { kh, orow, kw, lo, hi in
+                let tap = kh * k + kw
+                let input = image + orow * ow * o + lo * o, output = dxRow + (lo * s - p + kw * d) * c
+                if depthwise {
+                    depthwisePass(hi - lo, input, o, output, s * c, packed + tap * c, c)
+                } else {
+                    groupedPass(hi - lo, input, o, output, s * c, groups: g, inWidth: og, outWidth: cg,
+                                matrix: wgt + tap * cg, groupStride: og * kk * cg, rowStride: kk * cg)
                 }
-                }
-                block = blockEnd
             }
         }
     }
