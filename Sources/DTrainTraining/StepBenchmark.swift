@@ -91,6 +91,7 @@ public enum StepBenchmark {
         let overlapped = communicator.size > 1 ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator) : nil
         if let overlapped { model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) } }
         var waits: [Double] = []
+        waits.reserveCapacity(steps)
 
         var rng = SeededRandom(seed: seed &+ 1)
         let images = Storage(count: batchSize * model.inputShape.count)

@@ -19,10 +19,7 @@ struct BenchDataCommand: ParsableCommand {
             reported too: images per CPU second depend less on other load on a shared machine.
             """)
 
-    @Option(help: "Dataset path: an ImageFolder root, a CIFAR binary directory or an annotation list. Default: the embedded digits.")
-    var data: String?
-    @Option(help: "Dataset kind: folder, list, cifar10, cifar100, digits or synthetic. Default: detected from --data.")
-    var dataset: String?
+    @OptionGroup var dataOptions: DataOptions
     @Option(help: "Loader worker threads (0 decodes on the main thread). Default: cores ÷ ranks on this node.")
     var workers: Int?
     @Option(name: .customLong("batch-size"), help: "Images per batch.")
@@ -56,16 +53,14 @@ struct BenchDataCommand: ParsableCommand {
         if let r = resolution, r < 1 { throw ValidationError("--resolution must be at least 1, got \(r)") }
         guard DatasetWriteCommand.parseSize(size) != nil else { throw ValidationError("--size must be WIDTHxHEIGHT, e.g. 500x375, got \(size)") }
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
-        if let d = dataset, DatasetKind(rawValue: d) == nil {
-            throw ValidationError("--dataset \(d): expected one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
     }
 
     func run() throws {
         let preset = Preset(rawValue: self.preset)!
         let resolution = self.resolution ?? preset.defaultResolution
-        let source = try DataSourceFactory.open(path: data, dataset: dataset.flatMap(DatasetKind.init(rawValue:)), split: .train,
-                                                syntheticSize: DatasetWriteCommand.parseSize(size), syntheticCount: count, seed: seed)
+        let data = dataOptions.data, dataset = dataOptions.dataset
+        let source = try DataSourceFactory.open(path: data, dataset: DatasetKind.parse(dataset), split: .train,
+                                                valSplit: dataOptions.valSplit, syntheticSize: DatasetWriteCommand.parseSize(size), syntheticCount: count, seed: seed)
         let workers = self.workers ?? BatchLoader.defaultWorkers(computeThreads: 0)
         let result = LoaderBenchmark.measure(source: source, transform: preset.train(resolution: resolution), batchSize: batchSize,
                                              resolution: resolution, workers: workers, batches: batches, passes: passes,
