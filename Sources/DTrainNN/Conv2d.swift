@@ -40,6 +40,13 @@ public final class Conv2d: Layer {
     /// switch it off to measure what it gives).
     nonisolated(unsafe) public static var directKernelByDefault = true
     var directKernelMaxGroupWidth = 8
+    /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd F(2×2, 3×3)
+    /// (`WinogradKernel`), and the fewest input and output channels for which they do. Read by `build`.
+    var useWinograd = Conv2d.winogradByDefault
+    var winogradMinChannels = 8
+    /// Whether convolutions created from now on may use Winograd (benchmarks switch it off to
+    /// measure what it gives).
+    nonisolated(unsafe) public static var winogradByDefault = true
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -62,6 +69,11 @@ public final class Conv2d: Layer {
     /// The direct kernel for narrow groups, with its packed copy of the weights.
     private var direct: GroupedConvKernel?
     private var packedWeights: Storage?
+    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, and its workspace slices: transformed
+    /// weights, then one dU partial and one block scratch per thread.
+    private var winograd: WinogradKernel?
+    private var winogradWeightSlice = 0
+    private var winogradScratchSlice = 0
     private var macs = 0
 
     public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -87,6 +99,8 @@ public final class Conv2d: Layer {
 
     /// Whether the last build chose the direct grouped kernel.
     var usesDirectKernel: Bool { direct != nil }
+    /// Whether the last build chose Winograd.
+    var usesWinograd: Bool { winograd != nil }
 
     /// True when the input is its own column matrix (1×1 kernel, stride 1, no padding).
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
@@ -105,7 +119,18 @@ public final class Conv2d: Layer {
         plannedThreads = Compute.threads
         direct = useDirectKernel ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil
         packedWeights = direct != nil ? Storage(count: weight.count) : nil
-        if let direct {
+        winograd = direct == nil && useWinograd && min(inChannels, outChannels) >= winogradMinChannels
+            ? WinogradKernel(geo: geo, outChannels: outChannels, maxBatch: maxBatch, threads: plannedThreads,
+                             blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2))
+            : nil
+        if let winograd {
+            tileRows = 0
+            columnSlice = 0
+            partialSlice = 0
+            winogradWeightSlice = Conv2d.aligned(winograd.transformedWeightFloats)
+            winogradScratchSlice = Conv2d.aligned(winograd.scratchFloats)
+            context.workspace.reserve(winogradWorkspaceFloats(threads: plannedThreads))
+        } else if let direct {
             tileRows = 0
             columnSlice = 0
             partialSlice = Conv2d.aligned(direct.weightCount)
@@ -118,7 +143,7 @@ public final class Conv2d: Layer {
             tileRows = max(1, min(rows, max(minTileRows, columnTileFloats / geo.columns)))
             columnSlice = Conv2d.aligned(tileRows * geo.columns)
         }
-        if direct == nil {
+        if direct == nil && winograd == nil {
             partialSlice = Conv2d.aligned(weight.count)
             context.workspace.reserve(plannedThreads * columnSlice + (plannedThreads - 1) * partialSlice)
         }
@@ -134,6 +159,12 @@ public final class Conv2d: Layer {
     /// Threads a pass uses: those in force, at most those the workspace was reserved for.
     private var passThreads: Int { max(1, min(Compute.threads, plannedThreads)) }
 
+    /// Workspace floats of the Winograd passes: transformed weights, then per thread a dU
+    /// partial and a block scratch.
+    private func winogradWorkspaceFloats(threads: Int) -> Int {
+        winogradWeightSlice + threads * (winogradWeightSlice + winogradScratchSlice)
+    }
+
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let geo = geometry!
         precondition(x.shape.height == geo.height && x.shape.width == geo.width && x.shape.channels == geo.channels,
@@ -148,6 +179,11 @@ public final class Conv2d: Layer {
             let px = UnsafePointer(x.data), py = y.data
             let outRows = x.batch * geo.outHeight
             parallelFor(outRows) { range in direct.forward(px, packed: packed, bias: b, py, rows: range) }
+            return y
+        }
+        if let winograd {
+            winogradConvolve(winograd, UnsafePointer(x.data), bias: bias.map { UnsafePointer($0.value!) },
+                             into: y.data, batch: x.batch, dataGradient: false)
             return y
         }
         let o = outChannels, og = outChannels / groups, kc = geo.groupColumns, ld = geo.columns
@@ -225,6 +261,13 @@ public final class Conv2d: Layer {
         guard rows > 0, weightGrad || pdx != nil else { return dx ?? noGradient }
         if let direct, let packed = packedWeights?.pointer {
             directBackward(direct, packed: packed, x: px, dy: pdy, dx: pdx, batch: dy.batch)
+            return dx ?? noGradient
+        }
+        if let winograd {
+            if weightGrad {
+                Profiler.measure(.convBackwardWeight) { winogradWeightGradient(winograd, x: px, dy: pdy, batch: dy.batch) }
+            }
+            if let pdx { winogradConvolve(winograd, pdy, bias: nil, into: pdx, batch: dy.batch, dataGradient: true) }
             return dx ?? noGradient
         }
 
@@ -317,6 +360,45 @@ public final class Conv2d: Layer {
             }
         }
         return dx ?? noGradient
+    }
+
+    /// Forward (x → y) or backward-data (dy → dx) through Winograd: the weights are transformed,
+    /// then each thread convolves its share of the tiles.
+    private func winogradConvolve(_ winograd: WinogradKernel, _ input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                  into output: UnsafeMutablePointer<Float>, batch: Int, dataGradient: Bool) {
+        let threads = passThreads
+        let ws = workspace.pointer(count: winogradWorkspaceFloats(threads: threads))
+        let u = ws, scratch = ws + winogradWeightSlice + threads * winogradWeightSlice
+        let w = UnsafePointer(weight.value!)
+        parallelFor(outChannels) { range in winograd.transformWeights(w, into: u, outputs: range) }
+        let tiles = batch * winograd.tilesPerImage
+        let chunks = min(threads, tiles), slice = winogradScratchSlice
+        BLAS.singleThreaded {
+            parallelChunks(tiles, chunks: chunks) { chunk, range in
+                winograd.convolve(input, u: u, bias: bias, into: output, tiles: range, dataGradient: dataGradient,
+                                  scratch: scratch + chunk * slice)
+            }
+        }
+    }
+
+    /// weight.grad += dW through Winograd: each thread writes the transformed-domain gradient of a
+    /// fixed share of the tiles to its own partial; the partials are summed in thread order and
+    /// transformed back.
+    private func winogradWeightGradient(_ winograd: WinogradKernel, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, batch: Int) {
+        let threads = passThreads
+        let ws = workspace.pointer(count: winogradWorkspaceFloats(threads: threads))
+        let partials = ws + winogradWeightSlice, scratch = partials + threads * winogradWeightSlice
+        let tiles = batch * winograd.tilesPerImage
+        let chunks = min(threads, tiles), pslice = winogradWeightSlice, slice = winogradScratchSlice
+        BLAS.singleThreaded {
+            parallelChunks(tiles, chunks: chunks) { chunk, range in
+                winograd.weightGradient(x, dy, tiles: range, into: partials + chunk * pslice, scratch: scratch + chunk * slice)
+            }
+        }
+        let dw = weight.grad!
+        parallelFor(outChannels) { range in
+            winograd.addWeightGradient(partials: partials, count: chunks, stride: pslice, into: dw, outputs: range)
+        }
     }
 
     private func directBackward(_ direct: GroupedConvKernel, packed: UnsafeMutablePointer<Float>,

@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .customLong("peak-size"), help: "n of the n×n×n sgemm whose GFLOP/s is taken as the peak (0: skip).")
     var peakSize: Int = 2048
-    @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: fuse-bn-relu, direct-grouped, shared-gradients (comma-separated).", valueName: "list"))
+    @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: fuse-bn-relu, direct-grouped, winograd, shared-gradients (comma-separated).", valueName: "list"))
     var without: String?
 
     @Option(help: ArgumentHelp("Comma-separated --freeze settings to time one after the other in this run, e.g. none,backbone (GFLOP/s counts a full training step's work).", valueName: "none|backbone|until=LAYER,…"))
@@ -67,13 +67,14 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// Optimisations `--without` can switch off.
-    static let optimisations = ["fuse-bn-relu", "direct-grouped", "shared-gradients"]
+    static let optimisations = ["fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"]
 
     private func run(_ communicator: Communicator) throws {
         for name in (without ?? "").split(separator: ",").map(String.init) {
             switch name {
             case "fuse-bn-relu": Sequential.fusesBatchNormReLU = false
             case "direct-grouped": Conv2d.directKernelByDefault = false
+            case "winograd": Conv2d.winogradByDefault = false
             case "shared-gradients": Model.sharesGradientMemory = false
             default: break
             }

@@ -219,6 +219,62 @@ final class Conv2dReferenceTests: XCTestCase {
         XCTAssertFalse(uses(16, 16, groups: 1))
     }
 
+    /// Every configuration Winograd applies to (3×3, stride 1, padding 1, dense), with channel
+    /// counts that are and are not multiples of the eight-lane blocks, odd and even sides, and
+    /// tiny blocks of tiles that straddle images, through Winograd and through im2col + GEMM.
+    static let winogradConfigs: [Config] = [
+        Config(c: 16, o: 16, k: 3, padding: 1, h: 9, w: 8),
+        Config(c: 5, o: 11, k: 3, padding: 1, h: 7, w: 5, bias: true),
+        Config(c: 24, o: 9, k: 3, padding: 1, h: 1, w: 3),
+        Config(c: 3, o: 16, k: 3, padding: 1, h: 6, w: 6),
+        Config(c: 32, o: 64, k: 3, padding: 1, h: 4, w: 7, bias: true),
+    ]
+
+    func testWinogradMatchesReference() {
+        for config in Self.winogradConfigs {
+            for batch in [3, 1] {
+                let ref = reference(config, batch: batch)
+                for threads in [1, 2, 3] {
+                    for block in [nil, 1, 5] as [Int?] {
+                        let r = run(config, batch: batch, threads: threads) { conv in
+                            conv.winogradMinChannels = 1
+                            if let block { conv.columnTileFloats = 0; conv.minTileRows = 2 * block }
+                        }
+                        check(r, against: ref, "\(config) winograd batch \(batch) threads \(threads) block \(block ?? 0)")
+                    }
+                    check(run(config, batch: batch, threads: threads) { $0.useWinograd = false }, against: ref,
+                          "\(config) GEMM batch \(batch) threads \(threads)")
+                }
+            }
+            let partial = run(config, batch: 2, maxBatch: 5, threads: 2) { $0.winogradMinChannels = 1 }
+            check(partial, against: reference(config, batch: 2), "\(config) winograd 2 of 5")
+            let a = run(config, batch: 5, threads: 2) { $0.winogradMinChannels = 1 }
+            let b = run(config, batch: 5, threads: 2) { $0.winogradMinChannels = 1 }
+            for (name, u, v) in [("y", a.y, b.y), ("dx", a.dx, b.dx), ("dw", a.dw, b.dw), ("db", a.db, b.db)] {
+                XCTAssertTrue(u.count == v.count && zip(u, v).allSatisfy { $0.bitPattern == $1.bitPattern },
+                              "\(config) winograd: two runs give different \(name)")
+            }
+        }
+    }
+
+    func testWinogradChoice() {
+        func uses(_ c: Int, _ o: Int, k: Int = 3, stride: Int = 1, padding: Int = 1, dilation: Int = 1, groups: Int = 1) -> Bool {
+            let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: k, stride: stride, padding: padding,
+                              dilation: dilation, groups: groups)
+            _ = conv.build(input: FeatureShape(height: 8, width: 8, channels: c), maxBatch: 2, inputNeedsGradient: true,
+                           context: BuildContext(workspace: Workspace()))
+            return conv.usesWinograd
+        }
+        XCTAssertTrue(uses(16, 16))
+        XCTAssertTrue(uses(512, 512))
+        XCTAssertFalse(uses(3, 16))                 // too few input channels for the GEMMs to pay
+        XCTAssertFalse(uses(16, 16, stride: 2))
+        XCTAssertFalse(uses(16, 16, padding: 2, dilation: 2))
+        XCTAssertFalse(uses(16, 16, padding: 0))
+        XCTAssertFalse(uses(16, 16, k: 1, padding: 0))
+        XCTAssertFalse(uses(32, 32, groups: 2))
+    }
+
     func testWithoutInputGradient() {
         for config in Self.configs {
             let ref = reference(config, batch: 4)

@@ -1,0 +1,349 @@
+import DTrainCore
+
+/// Winograd F(2×2, 3×3) for dense 3×3 convolutions with stride 1, padding 1 and no dilation, over
+/// NHWC activations: the output has the input's height and width.
+///
+/// The output is cut into 2×2 tiles, `tilesHigh` × `tilesWide` per image, numbered across the
+/// batch image-major; each tile reads a 4×4 input patch d (zero outside the image). With the
+/// transforms of Lavin & Gray (2015):
+/// - input  V = Bᵀ d B per tile and input channel (16 values, one per position ξ);
+/// - weight U = G g Gᵀ per (output, input) channel pair;
+/// - per ξ one GEMM over a block of tiles: M[ξ] (tiles × O) = V[ξ] (tiles × C) · U[ξ]ᵀ;
+/// - output Y = Aᵀ M A per tile and output channel (the 2×2 outputs).
+/// A tile costs 16 multiply-adds per channel pair where direct convolution costs 36: 2.25× fewer,
+/// paid for with the transforms, which are passes over memory vectorised across NHWC channels.
+///
+/// Backward-data is the same convolution of dy with the weights flipped and transposed. Flipping
+/// g in both axes swaps rows 0 and 3 of G g Gᵀ and columns 0 and 3 (G·J = P·G for the reversal J
+/// and the swap P), so it reads the forward's U, laid out [ξ][O][C], as a [ξ'][O][C] matrix without
+/// a transpose, ξ' being ξ with its 0 and 3 indices swapped.
+///
+/// Backward-weight follows the forward's algebra exactly: dM = A dY Aᵀ per tile (dY its 2×2
+/// output gradient, zero outside the image), dU[ξ] (O × C) = Σ_tiles dM[ξ]ᵀ V[ξ], and
+/// dW = Gᵀ dU G per channel pair.
+///
+/// Work is split by callers into ranges of tiles. A range is processed in blocks of `blockTiles`
+/// tiles whose transformed inputs and GEMM outputs (`scratchFloats`) stay in cache between the
+/// transforms and the GEMMs. Every GEMM runs single-threaded in its caller's thread.
+struct WinogradKernel {
+    /// Values per transformed tile: 4×4.
+    static let positions = 16
+
+    let height, width, inChannels, outChannels: Int
+    let tilesHigh, tilesWide: Int
+    /// Tiles transformed and multiplied together.
+    let blockTiles: Int
+
+    var tilesPerImage: Int { tilesHigh * tilesWide }
+    /// Floats of the transformed weights U: 16·O·C, laid out [ξ][O][C] (also the size of a dU).
+    var transformedWeightFloats: Int { Self.positions * outChannels * inChannels }
+    /// Floats one thread needs for a block: its transformed inputs and GEMM outputs, 16·T·(C + O).
+    var scratchFloats: Int { Self.positions * blockTiles * (inChannels + outChannels) }
+
+    /// Whether a convolution of this geometry is one the kernel computes.
+    static func applies(to geo: ConvGeometry) -> Bool {
+        geo.kernel == 3 && geo.stride == 1 && geo.padding == 1 && geo.dilation == 1 && geo.groups == 1
+    }
+
+    /// `blockFloats`: about what one thread's block may occupy; blocks have at least `minBlockTiles`
+    /// tiles (GEMMs thinner than that re-pack U too often) and at most what a thread gets of
+    /// `maxBatch` images.
+    init?(geo: ConvGeometry, outChannels: Int, maxBatch: Int, threads: Int, blockFloats: Int, minBlockTiles: Int) {
+        guard Self.applies(to: geo) else { return nil }
+        height = geo.height
+        width = geo.width
+        inChannels = geo.channels
+        self.outChannels = outChannels
+        tilesHigh = (geo.height + 1) / 2
+        tilesWide = (geo.width + 1) / 2
+        let perThread = max(1, (maxBatch * tilesHigh * tilesWide + threads - 1) / max(1, threads))
+        let fitting = blockFloats / (Self.positions * (geo.channels + outChannels))
+        blockTiles = max(1, min(perThread, max(minBlockTiles, fitting)))
+    }
+
+    // MARK: - Passes over a range of tiles (one thread's share)
+
+    /// Forward (or, with `dataGradient`, backward-data) over `tiles`: `input` has `inChannels`
+    /// channels (`outChannels` for backward-data), `output` the other count; `u` is the
+    /// forward's transformed weights. Every output value of the range's tiles is written once.
+    func convolve(_ input: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                  into output: UnsafeMutablePointer<Float>, tiles: Range<Int>, dataGradient: Bool,
+                  scratch: UnsafeMutablePointer<Float>) {
+        let ci = dataGradient ? outChannels : inChannels, co = dataGradient ? inChannels : outChannels
+        let oc = outChannels * inChannels
+        var t0 = tiles.lowerBound
+        while t0 < tiles.upperBound {
+            let block = t0..<min(t0 + blockTiles, tiles.upperBound)
+            let count = block.count
+            let v = scratch, m = scratch + Self.positions * blockTiles * ci
+            transformInput(input, channels: ci, tiles: block, into: v)
+            for xi in 0..<Self.positions {
+                if dataGradient {
+                    // dX[ξ] (tiles × C) = dYᵥ[ξ] (tiles × O) · U[ξ'] (O × C).
+                    BLAS.gemm(m: count, n: co, k: ci, a: v + xi * count * ci, lda: ci,
+                              b: u + Self.flipped(xi) * oc, ldb: co, c: m + xi * count * co, ldc: co)
+                } else {
+                    // M[ξ] (tiles × O) = V[ξ] (tiles × C) · U[ξ]ᵀ.
+                    BLAS.gemm(transB: true, m: count, n: co, k: ci, a: v + xi * count * ci, lda: ci,
+                              b: u + xi * oc, ldb: ci, c: m + xi * count * co, ldc: co)
+                }
+            }
+            transformOutput(m, channels: co, tiles: block, bias: bias, into: output)
+            t0 += count
+        }
+    }
+
+    /// Writes the weight gradient of `tiles` in the transformed domain to `partial` (16·O·C,
+    /// [ξ][O][C]), overwriting it; `tiles` must not be empty.
+    func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
+                        into partial: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let c = inChannels, o = outChannels
+        var beta: Float = 0
+        var t0 = tiles.lowerBound
+        while t0 < tiles.upperBound {
+            let block = t0..<min(t0 + blockTiles, tiles.upperBound)
+            let count = block.count
+            let v = scratch, dm = scratch + Self.positions * blockTiles * c
+            transformInput(x, channels: c, tiles: block, into: v)
+            transformOutputGradient(dy, tiles: block, into: dm)
+            for xi in 0..<Self.positions {
+                // dU[ξ] (O × C) += dM[ξ]ᵀ (O × tiles) · V[ξ] (tiles × C).
+                BLAS.gemm(transA: true, m: o, n: c, k: count, a: dm + xi * count * o, lda: o,
+                          b: v + xi * count * c, ldb: c, beta: beta, c: partial + xi * o * c, ldc: c)
+            }
+            beta = 1
+            t0 += count
+        }
+    }
+
+    /// ξ with both of its indices' 0 and 3 swapped: U of the flipped kernel.
+    @inline(__always)
+    static func flipped(_ xi: Int) -> Int {
+        let i = xi >> 2, j = xi & 3
+        let fi = i == 0 ? 3 : (i == 3 ? 0 : i), fj = j == 0 ? 3 : (j == 3 ? 0 : j)
+        return fi * 4 + fj
+    }
+
+    // MARK: - Transforms
+
+    /// U = G g Gᵀ for output channels `outputs` of the O×3×3×C weights `w`, into `u` ([ξ][O][C]).
+    func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, outputs: Range<Int>) {
+        let c = inChannels, plane = outChannels * c
+        for o in outputs {
+            let g = w + o * 9 * c, dst = u + o * c
+            forEachLaneBlock(c) { ch, lanes in
+                @inline(__always) func tap(_ i: Int, _ j: Int) -> Float8 { load8(g + (i * 3 + j) * c + ch, count: lanes) }
+                // Columns of G g (4×3), then rows of (G g) Gᵀ.
+                let c0 = Self.weightRow(tap(0, 0), tap(1, 0), tap(2, 0))
+                let c1 = Self.weightRow(tap(0, 1), tap(1, 1), tap(2, 1))
+                let c2 = Self.weightRow(tap(0, 2), tap(1, 2), tap(2, 2))
+                @inline(__always) func put(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
+                    store8(r.0, dst + (i * 4) * plane + ch, count: lanes)
+                    store8(r.1, dst + (i * 4 + 1) * plane + ch, count: lanes)
+                    store8(r.2, dst + (i * 4 + 2) * plane + ch, count: lanes)
+                    store8(r.3, dst + (i * 4 + 3) * plane + ch, count: lanes)
+                }
+                put(0, Self.weightRow(c0.0, c1.0, c2.0))
+                put(1, Self.weightRow(c0.1, c1.1, c2.1))
+                put(2, Self.weightRow(c0.2, c1.2, c2.2))
+                put(3, Self.weightRow(c0.3, c1.3, c2.3))
+            }
+        }
+    }
+
+    /// dW += Gᵀ (Σ partials) G for output channels `outputs`: the `count` partials (each a dU,
+    /// `stride` floats apart) are summed in order, then transformed and added to the O×3×3×C `dw`.
+    func addWeightGradient(partials: UnsafePointer<Float>, count: Int, stride: Int,
+                           into dw: UnsafeMutablePointer<Float>, outputs: Range<Int>) {
+        let c = inChannels, plane = outChannels * c
+        for o in outputs {
+            let src = partials + o * c, dst = dw + o * 9 * c
+            forEachLaneBlock(c) { ch, lanes in
+                @inline(__always) func du(_ i: Int, _ j: Int) -> Float8 {
+                    let at = src + (i * 4 + j) * plane + ch
+                    var sum = load8(at, count: lanes)
+                    for k in 1..<max(1, count) { sum += load8(at + k * stride, count: lanes) }
+                    return sum
+                }
+                // Columns of Gᵀ dU (3×4), then rows of (Gᵀ dU) G.
+                let c0 = Self.weightGradientRow(du(0, 0), du(1, 0), du(2, 0), du(3, 0))
+                let c1 = Self.weightGradientRow(du(0, 1), du(1, 1), du(2, 1), du(3, 1))
+                let c2 = Self.weightGradientRow(du(0, 2), du(1, 2), du(2, 2), du(3, 2))
+                let c3 = Self.weightGradientRow(du(0, 3), du(1, 3), du(2, 3), du(3, 3))
+                @inline(__always) func add(_ k: Int, _ r: (Float8, Float8, Float8)) {
+                    let at = dst + k * 3 * c + ch
+                    store8(load8(at, count: lanes) + r.0, at, count: lanes)
+                    store8(load8(at + c, count: lanes) + r.1, at + c, count: lanes)
+                    store8(load8(at + 2 * c, count: lanes) + r.2, at + 2 * c, count: lanes)
+                }
+                add(0, Self.weightGradientRow(c0.0, c1.0, c2.0, c3.0))
+                add(1, Self.weightGradientRow(c0.1, c1.1, c2.1, c3.1))
+                add(2, Self.weightGradientRow(c0.2, c1.2, c2.2, c3.2))
+            }
+        }
+    }
+
+    /// V = Bᵀ d B for `tiles` of `x` (`channels` channels) into `v`: [ξ][tile][channel], each ξ a
+    /// tiles.count × channels matrix.
+    func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let plane = tiles.count * c
+        for t in tiles {
+            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
+            let y0 = 2 * ty - 1, x0 = 2 * tx - 1
+            let image = x + n * h * w * c
+            let dst = v + (t - tiles.lowerBound) * c
+            let inside = y0 >= 0 && y0 + 4 <= h && x0 >= 0 && x0 + 4 <= w
+            forEachLaneBlock(c) { ch, lanes in
+                @inline(__always) func d(_ i: Int, _ j: Int) -> Float8 {
+                    let yy = y0 + i, xx = x0 + j
+                    if !inside && (yy < 0 || yy >= h || xx < 0 || xx >= w) { return .zero }
+                    return load8(image + (yy * w + xx) * c + ch, count: lanes)
+                }
+                // Columns of Bᵀ d, then rows of (Bᵀ d) B.
+                let c0 = Self.inputRow(d(0, 0), d(1, 0), d(2, 0), d(3, 0))
+                let c1 = Self.inputRow(d(0, 1), d(1, 1), d(2, 1), d(3, 1))
+                let c2 = Self.inputRow(d(0, 2), d(1, 2), d(2, 2), d(3, 2))
+                let c3 = Self.inputRow(d(0, 3), d(1, 3), d(2, 3), d(3, 3))
+                @inline(__always) func put(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
+                    store8(r.0, dst + (i * 4) * plane + ch, count: lanes)
+                    store8(r.1, dst + (i * 4 + 1) * plane + ch, count: lanes)
+                    store8(r.2, dst + (i * 4 + 2) * plane + ch, count: lanes)
+                    store8(r.3, dst + (i * 4 + 3) * plane + ch, count: lanes)
+                }
+                put(0, Self.inputRow(c0.0, c1.0, c2.0, c3.0))
+                put(1, Self.inputRow(c0.1, c1.1, c2.1, c3.1))
+                put(2, Self.inputRow(c0.2, c1.2, c2.2, c3.2))
+                put(3, Self.inputRow(c0.3, c1.3, c2.3, c3.3))
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A (+ bias) for `tiles` from `m` ([ξ][tile][channel]) into the NHWC `y`
+    /// (`channels` channels), writing only the outputs inside the image.
+    func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
+                         into y: UnsafeMutablePointer<Float>) {
+        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let plane = tiles.count * o
+        for t in tiles {
+            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
+            let y0 = 2 * ty, x0 = 2 * tx
+            let rows = min(2, h - y0), cols = min(2, w - x0)
+            let image = y + n * h * w * o
+            let src = m + (t - tiles.lowerBound) * o
+            forEachLaneBlock(o) { ch, lanes in
+                @inline(__always) func mv(_ i: Int, _ j: Int) -> Float8 { load8(src + (i * 4 + j) * plane + ch, count: lanes) }
+                // Columns of Aᵀ M (2×4), then rows of (Aᵀ M) A.
+                let c0 = Self.outputRow(mv(0, 0), mv(1, 0), mv(2, 0), mv(3, 0))
+                let c1 = Self.outputRow(mv(0, 1), mv(1, 1), mv(2, 1), mv(3, 1))
+                let c2 = Self.outputRow(mv(0, 2), mv(1, 2), mv(2, 2), mv(3, 2))
+                let c3 = Self.outputRow(mv(0, 3), mv(1, 3), mv(2, 3), mv(3, 3))
+                let b = bias.map { load8($0 + ch, count: lanes) } ?? .zero
+                let top = Self.outputRow(c0.0, c1.0, c2.0, c3.0), bottom = Self.outputRow(c0.1, c1.1, c2.1, c3.1)
+                let base = image + (y0 * w + x0) * o + ch
+                store8(top.0 + b, base, count: lanes)
+                if cols > 1 { store8(top.1 + b, base + o, count: lanes) }
+                if rows > 1 {
+                    store8(bottom.0 + b, base + w * o, count: lanes)
+                    if cols > 1 { store8(bottom.1 + b, base + w * o + o, count: lanes) }
+                }
+            }
+        }
+    }
+
+    /// dM = A dY Aᵀ for `tiles` of the output gradient `dy` (`outChannels` channels; outputs
+    /// outside the image count as zero) into `dm`: [ξ][tile][channel].
+    func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage, o = outChannels
+        let plane = tiles.count * o
+        for t in tiles {
+            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
+            let y0 = 2 * ty, x0 = 2 * tx
+            let rows = min(2, h - y0), cols = min(2, w - x0)
+            let base = dy + ((n * h + y0) * w + x0) * o
+            let dst = dm + (t - tiles.lowerBound) * o
+            forEachLaneBlock(o) { ch, lanes in
+                let e00 = load8(base + ch, count: lanes)
+                let e01 = cols > 1 ? load8(base + o + ch, count: lanes) : .zero
+                let e10 = rows > 1 ? load8(base + w * o + ch, count: lanes) : .zero
+                let e11 = rows > 1 && cols > 1 ? load8(base + w * o + o + ch, count: lanes) : .zero
+                // Columns of A dY (4×2), then rows of (A dY) Aᵀ.
+                let c0 = Self.gradientRow(e00, e10), c1 = Self.gradientRow(e01, e11)
+                @inline(__always) func put(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
+                    store8(r.0, dst + (i * 4) * plane + ch, count: lanes)
+                    store8(r.1, dst + (i * 4 + 1) * plane + ch, count: lanes)
+                    store8(r.2, dst + (i * 4 + 2) * plane + ch, count: lanes)
+                    store8(r.3, dst + (i * 4 + 3) * plane + ch, count: lanes)
+                }
+                put(0, Self.gradientRow(c0.0, c1.0))
+                put(1, Self.gradientRow(c0.1, c1.1))
+                put(2, Self.gradientRow(c0.2, c1.2))
+                put(3, Self.gradientRow(c0.3, c1.3))
+            }
+        }
+    }
+
+    // MARK: - One-dimensional transforms (applied to columns, then rows)
+
+    /// Bᵀ a: Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
+    @inline(__always)
+    static func inputRow(_ a0: Float8, _ a1: Float8, _ a2: Float8, _ a3: Float8) -> (Float8, Float8, Float8, Float8) {
+        (a0 - a2, a1 + a2, a2 - a1, a1 - a3)
+    }
+
+    /// Aᵀ m: Aᵀ = [1 1 1 0; 0 1 −1 −1].
+    @inline(__always)
+    static func outputRow(_ m0: Float8, _ m1: Float8, _ m2: Float8, _ m3: Float8) -> (Float8, Float8) {
+        (m0 + m1 + m2, m1 - m2 - m3)
+    }
+
+    /// G g: G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+    @inline(__always)
+    static func weightRow(_ g0: Float8, _ g1: Float8, _ g2: Float8) -> (Float8, Float8, Float8, Float8) {
+        let even = 0.5 * (g0 + g2), odd = 0.5 * g1
+        return (g0, even + odd, even - odd, g2)
+    }
+
+    /// A e: A = [1 0; 1 1; 1 −1; 0 −1].
+    @inline(__always)
+    static func gradientRow(_ e0: Float8, _ e1: Float8) -> (Float8, Float8, Float8, Float8) {
+        (e0, e0 + e1, e0 - e1, -e1)
+    }
+
+    /// Gᵀ u: Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
+    @inline(__always)
+    static func weightGradientRow(_ u0: Float8, _ u1: Float8, _ u2: Float8, _ u3: Float8) -> (Float8, Float8, Float8) {
+        let sum = 0.5 * (u1 + u2)
+        return (u0 + sum, 0.5 * (u1 - u2), sum + u3)
+    }
+}
+
+/// Calls `body(channel, lanes)` for each block of eight channels of `count`, the last block
+/// possibly narrower (`lanes` < 8).
+@inline(__always)
+func forEachLaneBlock(_ count: Int, _ body: (Int, Int) -> Void) {
+    var ch = 0
+    while ch < count {
+        body(ch, min(8, count - ch))
+        ch += 8
+    }
+}
+
+/// Up to eight floats from `p`, zero in the lanes past `count`.
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>, count: Int) -> Float8 {
+    if count >= 8 { return load8(p) }
+    var v = Float8.zero
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
+@inline(__always)
+func load8(_ p: UnsafeMutablePointer<Float>, count: Int) -> Float8 { load8(UnsafePointer(p), count: count) }
+
+/// The first `count` (at most eight) lanes of `v` to `p`.
+@inline(__always)
+func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, count: Int) {
+    if count >= 8 { store8(v, p); return }
+    for i in 0..<count { p[i] = v[i] }
+}
