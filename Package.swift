@@ -1,4 +1,5 @@
 // swift-tools-version:5.9
+import Foundation
 import PackageDescription
 
 // dtrain: data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.
@@ -15,7 +16,26 @@ import PackageDescription
 //   DTrainTraining                   optimizers, schedules, the training step, benchmarks
 //   dtrain                           the command line (one file per subcommand)
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// Release builds are compiled for the CPU they are built on (`-target-cpu native`, like C's
+// `-march=native`): the kernels' eight-lane vectors become AVX2 registers on x86-64 CPUs that have
+// them, and their multiply-adds fused (DTRAIN_FMA) where the CPU has FMA. To build a binary for
+// other machines, name the oldest CPU it must run on: DTRAIN_CPU=x86-64 (any x86-64), or e.g.
+// DTRAIN_CPU=haswell, znver2, neoverse-n1 (with DTRAIN_FMA=1 if that CPU has FMA).
+let environment = ProcessInfo.processInfo.environment
+let targetCPU = environment["DTRAIN_CPU"] ?? "native"
+let fusedMultiplyAdd: Bool = {
+    if let choice = environment["DTRAIN_FMA"] { return choice == "1" }
+    guard targetCPU == "native" else { return false }
+    #if arch(x86_64)
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("fma") }
+    #else
+    return false
+    #endif
+}()
+let optimize: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release)),
+] + (fusedMultiplyAdd ? [.define("DTRAIN_FMA", .when(configuration: .release))] : [])
 
 let package = Package(
     name: "dtrain",
