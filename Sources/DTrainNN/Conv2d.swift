@@ -370,7 +370,7 @@ public final class Conv2d: Layer {
         let ws = workspace.pointer(count: winogradWorkspaceFloats(threads: threads))
         let u = ws, scratch = ws + winogradWeightSlice + threads * winogradWeightSlice
         let w = UnsafePointer(weight.value!)
-        parallelFor(outChannels) { range in winograd.transformWeights(w, into: u, outputs: range) }
+        parallelFor(outChannels) { range in winograd.transformWeights(w, into: u, outputs: range, dataGradient: dataGradient) }
         let tiles = batch * winograd.tilesPerImage
         let chunks = min(threads, tiles), slice = winogradScratchSlice
         BLAS.singleThreaded {

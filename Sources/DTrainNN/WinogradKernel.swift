@@ -15,8 +15,8 @@ import DTrainCore
 ///
 /// Backward-data is the same convolution of dy with the weights flipped and transposed. Flipping
 /// g in both axes swaps rows 0 and 3 of G g Gᵀ and columns 0 and 3 (G·J = P·G for the reversal J
-/// and the swap P), so it reads the forward's U, laid out [ξ][O][C], as a [ξ'][O][C] matrix without
-/// a transpose, ξ' being ξ with its 0 and 3 indices swapped.
+/// and the swap P), so its U is the forward's with ξ's 0 and 3 indices swapped and each matrix
+/// transposed: `transformWeights` writes either.
 ///
 /// Backward-weight follows the forward's algebra exactly: dM = A dY Aᵀ per tile (dY its 2×2
 /// output gradient, zero outside the image), dU[ξ] (O × C) = Σ_tiles dM[ξ]ᵀ V[ξ], and
@@ -24,7 +24,8 @@ import DTrainCore
 ///
 /// Work is split by callers into ranges of tiles. A range is processed in blocks of `blockTiles`
 /// tiles whose transformed inputs and GEMM outputs (`scratchFloats`) stay in cache between the
-/// transforms and the GEMMs. Every GEMM runs single-threaded in its caller's thread.
+/// transforms and the GEMMs. The GEMMs of few channels run on `SmallGEMM`'s register-blocked
+/// kernels, wider ones on BLAS, single-threaded in the caller's thread.
 struct WinogradKernel {
     /// Values per transformed tile: 4×4.
     static let positions = 16
@@ -35,7 +36,7 @@ struct WinogradKernel {
     let blockTiles: Int
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
-    /// Floats of the transformed weights U: 16·O·C, laid out [ξ][O][C] (also the size of a dU).
+    /// Floats of the transformed weights U: 16·O·C (also the size of a dU).
     var transformedWeightFloats: Int { Self.positions * outChannels * inChannels }
     /// Floats one thread needs for a block: its transformed inputs and GEMM outputs, 16·T·(C + O).
     var scratchFloats: Int { Self.positions * blockTiles * (inChannels + outChannels) }
@@ -65,12 +66,14 @@ struct WinogradKernel {
 
     /// Forward (or, with `dataGradient`, backward-data) over `tiles`: `input` has `inChannels`
     /// channels (`outChannels` for backward-data), `output` the other count; `u` is the
-    /// forward's transformed weights. Every output value of the range's tiles is written once.
+    /// weights `transformWeights` wrote for the same pass. Every output value of the range's tiles
+    /// is written once.
     func convolve(_ input: UnsafePointer<Float>, u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                   into output: UnsafeMutablePointer<Float>, tiles: Range<Int>, dataGradient: Bool,
                   scratch: UnsafeMutablePointer<Float>) {
         let ci = dataGradient ? outChannels : inChannels, co = dataGradient ? inChannels : outChannels
         let oc = outChannels * inChannels
+        let small = SmallGEMM.appliesToProduct(columns: co, depth: ci)
         var t0 = tiles.lowerBound
         while t0 < tiles.upperBound {
             let block = t0..<min(t0 + blockTiles, tiles.upperBound)
@@ -78,14 +81,12 @@ struct WinogradKernel {
             let v = scratch, m = scratch + Self.positions * blockTiles * ci
             transformInput(input, channels: ci, tiles: block, into: v)
             for xi in 0..<Self.positions {
-                if dataGradient {
-                    // dX[ξ] (tiles × C) = dYᵥ[ξ] (tiles × O) · U[ξ'] (O × C).
-                    BLAS.gemm(m: count, n: co, k: ci, a: v + xi * count * ci, lda: ci,
-                              b: u + Self.flipped(xi) * oc, ldb: co, c: m + xi * count * co, ldc: co)
+                // M[ξ] (tiles × co) = V[ξ] (tiles × ci) · U[ξ] (ci × co).
+                let a = v + xi * count * ci, b = u + xi * oc, c = m + xi * count * co
+                if small {
+                    SmallGEMM.multiply(rows: count, n: co, k: ci, a: a, lda: ci, b: b, ldb: co, c: c, ldc: co)
                 } else {
-                    // M[ξ] (tiles × O) = V[ξ] (tiles × C) · U[ξ]ᵀ.
-                    BLAS.gemm(transB: true, m: count, n: co, k: ci, a: v + xi * count * ci, lda: ci,
-                              b: u + xi * oc, ldb: ci, c: m + xi * count * co, ldc: co)
+                    BLAS.gemm(m: count, n: co, k: ci, a: a, lda: ci, b: b, ldb: co, c: c, ldc: co)
                 }
             }
             transformOutput(m, channels: co, tiles: block, bias: bias, into: output)
@@ -98,6 +99,7 @@ struct WinogradKernel {
     func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
                         into partial: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let c = inChannels, o = outChannels
+        let small = SmallGEMM.appliesToTransposedProduct(m: o, n: c)
         var beta: Float = 0
         var t0 = tiles.lowerBound
         while t0 < tiles.upperBound {
@@ -108,8 +110,13 @@ struct WinogradKernel {
             transformOutputGradient(dy, tiles: block, into: dm)
             for xi in 0..<Self.positions {
                 // dU[ξ] (O × C) += dM[ξ]ᵀ (O × tiles) · V[ξ] (tiles × C).
-                BLAS.gemm(transA: true, m: o, n: c, k: count, a: dm + xi * count * o, lda: o,
-                          b: v + xi * count * c, ldb: c, beta: beta, c: partial + xi * o * c, ldc: c)
+                let a = dm + xi * count * o, b = v + xi * count * c, du = partial + xi * o * c
+                if small {
+                    SmallGEMM.multiplyTransposed(m: o, n: c, k: count, a: a, lda: o, b: b, ldb: c, c: du, ldc: c,
+                                                 accumulate: beta != 0)
+                } else {
+                    BLAS.gemm(transA: true, m: o, n: c, k: count, a: a, lda: o, b: b, ldb: c, beta: beta, c: du, ldc: c)
+                }
             }
             beta = 1
             t0 += count
@@ -126,22 +133,32 @@ struct WinogradKernel {
 
     // MARK: - Transforms
 
-    /// U = G g Gᵀ for output channels `outputs` of the O×3×3×C weights `w`, into `u` ([ξ][O][C]).
-    func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, outputs: Range<Int>) {
-        let c = inChannels, plane = outChannels * c
-        for o in outputs {
-            let g = w + o * 9 * c, dst = u + o * c
+    /// U = G g Gᵀ for output channels `outputs` of the O×3×3×C weights `w`, into `u`: for the
+    /// forward [ξ][C][O]; for backward-data (`dataGradient`), the flipped kernel's [ξ'][O][C].
+    func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, outputs: Range<Int>,
+                          dataGradient: Bool) {
+        let c = inChannels, o = outChannels, plane = o * c
+        for oi in outputs {
+            let g = w + oi * 9 * c
             forEachLaneBlock(c) { ch, lanes in
                 @inline(__always) func tap(_ i: Int, _ j: Int) -> Float8 { load8(g + (i * 3 + j) * c + ch, count: lanes) }
                 // Columns of G g (4×3), then rows of (G g) Gᵀ.
                 let c0 = Self.weightRow(tap(0, 0), tap(1, 0), tap(2, 0))
                 let c1 = Self.weightRow(tap(0, 1), tap(1, 1), tap(2, 1))
                 let c2 = Self.weightRow(tap(0, 2), tap(1, 2), tap(2, 2))
+                @inline(__always) func store(_ xi: Int, _ value: Float8) {
+                    if dataGradient {
+                        store8(value, u + Self.flipped(xi) * plane + oi * c + ch, count: lanes)
+                    } else {
+                        let at = u + xi * plane + ch * o + oi
+                        for l in 0..<lanes { at[l * o] = value[l] }
+                    }
+                }
                 @inline(__always) func put(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
-                    store8(r.0, dst + (i * 4) * plane + ch, count: lanes)
-                    store8(r.1, dst + (i * 4 + 1) * plane + ch, count: lanes)
-                    store8(r.2, dst + (i * 4 + 2) * plane + ch, count: lanes)
-                    store8(r.3, dst + (i * 4 + 3) * plane + ch, count: lanes)
+                    store(i * 4, r.0)
+                    store(i * 4 + 1, r.1)
+                    store(i * 4 + 2, r.2)
+                    store(i * 4 + 3, r.3)
                 }
                 put(0, Self.weightRow(c0.0, c1.0, c2.0))
                 put(1, Self.weightRow(c0.1, c1.1, c2.1))
