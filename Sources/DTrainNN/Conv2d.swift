@@ -35,18 +35,12 @@ public final class Conv2d: Layer {
     /// Whether narrow grouped convolutions use the direct kernel, and the widest group (input or
     /// output channels) it takes: measured, GEMM is as fast from 8 channels per group and faster
     /// from 16. Tests widen it to exercise the kernel's general paths. Read by `build`.
-    var useDirectKernel = Conv2d.directKernelByDefault
-    /// Whether convolutions created from now on may use the direct grouped kernel (benchmarks
-    /// switch it off to measure what it gives).
-    nonisolated(unsafe) public static var directKernelByDefault = true
+    var useDirectKernel = EngineOptimisations.enabled.contains(.directGroupedConvolution)
     var directKernelMaxGroupWidth = 8
     /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd F(2×2, 3×3)
     /// (`WinogradKernel`), and the fewest input and output channels for which they do. Read by `build`.
-    var useWinograd = Conv2d.winogradByDefault
+    var useWinograd = EngineOptimisations.enabled.contains(.winograd)
     var winogradMinChannels = 8
-    /// Whether convolutions created from now on may use Winograd (benchmarks switch it off to
-    /// measure what it gives).
-    nonisolated(unsafe) public static var winogradByDefault = true
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.

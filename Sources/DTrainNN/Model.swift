@@ -43,15 +43,10 @@ public final class Model {
 
     /// Allocates activations, gradients and workspace for batches of up to `batch` images of
     /// `resolution`² pixels (default: the model's). A no-op when already built for that.
-    /// Whether models built from now on share input-gradient memory between layers whose
-    /// gradients are never alive together (`GradientSlots`); off, every layer owns its dx buffer.
-    /// Results are identical either way; benchmarks switch it off to measure what it saves.
-    nonisolated(unsafe) public static var sharesGradientMemory = true
-
     public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0) {
         let res = resolution ?? spec.defaultResolution
         if batch == builtBatch && res == builtResolution { return }
-        let context = BuildContext(workspace: workspace, seed: seed, sharesGradients: Model.sharesGradientMemory)
+        let context = BuildContext(workspace: workspace, seed: seed, sharesGradients: EngineOptimisations.enabled.contains(.sharedGradientMemory))
         outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
                                  maxBatch: batch, inputNeedsGradient: false, context: context)
         context.allocateSharedMemory()

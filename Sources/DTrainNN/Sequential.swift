@@ -29,18 +29,13 @@ public final class Sequential: Layer, InspectableContainer {
 
     public func append(_ name: String, _ layer: Layer) { children.append((name: name, layer: layer)) }
 
-    /// Whether containers built from now on let a BatchNorm2d apply the ReLU that follows it
-    /// (`BatchNorm2d.fusesReLU`). The results are the same either way; off, each layer's own
-    /// output is kept (layer inspection then sees the BatchNorm's output before the ReLU).
-    nonisolated(unsafe) public static var fusesBatchNormReLU = true
-
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         // A ReLU directly after a BatchNorm2d is applied by the BatchNorm (one pass less each way).
         for child in children { (child.layer as? ReLU)?.isFusedIntoPrevious = false }
         for (i, child) in children.enumerated() {
             guard let bn = child.layer as? BatchNorm2d else { continue }
             let relu = i + 1 < children.count ? children[i + 1].layer as? ReLU : nil
-            let fuse = Sequential.fusesBatchNormReLU && relu != nil
+            let fuse = EngineOptimisations.enabled.contains(.fuseBatchNormReLU) && relu != nil
             bn.fusesReLU = fuse
             relu?.isFusedIntoPrevious = fuse
         }

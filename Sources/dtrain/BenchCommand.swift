@@ -53,8 +53,9 @@ struct BenchCommand: ParsableCommand {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8 pixels, got \(r)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
-        for name in (without ?? "").split(separator: ",").map(String.init) where !Self.optimisations.contains(name) {
-            throw ValidationError("--without \(name): expected one of \(Self.optimisations.joined(separator: ", "))")
+        let known = EngineOptimisations.names.map(\.name)
+        for name in (without ?? "").split(separator: ",").map(String.init) where !known.contains(name) {
+            throw ValidationError("--without \(name): expected one of \(known.joined(separator: ", "))")
         }
         guard peakSize >= 0 else { throw ValidationError("--peak-size must be 0 or more, got \(peakSize)") }
         for f in freeze.split(separator: ",") where TrainConfig.Freeze.parse(String(f)) == nil {
@@ -66,17 +67,10 @@ struct BenchCommand: ParsableCommand {
         try runJob(purpose: "benchmark") { communicator in try run(communicator) }
     }
 
-    /// Optimisations `--without` can switch off.
-    static let optimisations = ["fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"]
-
     private func run(_ communicator: Communicator) throws {
         for name in (without ?? "").split(separator: ",").map(String.init) {
-            switch name {
-            case "fuse-bn-relu": Sequential.fusesBatchNormReLU = false
-            case "direct-grouped": Conv2d.directKernelByDefault = false
-            case "winograd": Conv2d.winogradByDefault = false
-            case "shared-gradients": Model.sharesGradientMemory = false
-            default: break
+            if let named = EngineOptimisations.names.first(where: { $0.name == name }) {
+                EngineOptimisations.enabled.remove(named.option)
             }
         }
         let threads = self.threads ?? Compute.defaultThreads

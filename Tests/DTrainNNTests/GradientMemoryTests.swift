@@ -9,14 +9,13 @@ import XCTest
 /// unfused ReLUs, dropout), and the shared model must hold less memory.
 final class GradientMemoryTests: XCTestCase {
     override func tearDown() {
-        Model.sharesGradientMemory = true
-        Sequential.fusesBatchNormReLU = true
+        EngineOptimisations.enabled = .all
     }
 
     /// Gradients after two steps on different batches (the second step runs over memory the first
     /// left behind), and the bytes the built model holds.
     func run(_ name: String, batch: Int, resolution: Int, shared: Bool) throws -> (grads: [Float], bytes: Int) {
-        Model.sharesGradientMemory = shared
+        if shared { EngineOptimisations.enabled.insert(.sharedGradientMemory) } else { EngineOptimisations.enabled.remove(.sharedGradientMemory) }
         Compute.setThreads(2)
         let before = Storage.liveBytes
         let model = try ModelZoo.make(name)
@@ -71,18 +70,18 @@ final class GradientMemoryTests: XCTestCase {
     }
 
     func testUnfusedReLUs() throws {
-        Sequential.fusesBatchNormReLU = false
+        EngineOptimisations.enabled.remove(.fuseBatchNormReLU)
         try check("resnet20", resolution: 32)
     }
 
     /// resnet50 at batch 16: the gradient memory is a few slots, not one buffer per layer.
     func testResNet50SavesMostOfItsGradientMemory() throws {
-        Model.sharesGradientMemory = false
+        EngineOptimisations.enabled.remove(.sharedGradientMemory)
         let own = try ModelZoo.make("resnet50")
         var before = Storage.liveBytes
         own.build(batch: 16, resolution: 64)
         let ownBytes = Storage.liveBytes - before
-        Model.sharesGradientMemory = true
+        EngineOptimisations.enabled.insert(.sharedGradientMemory)
         let shared = try ModelZoo.make("resnet50")
         before = Storage.liveBytes
         shared.build(batch: 16, resolution: 64)

@@ -55,6 +55,19 @@ final class CommandLineTests: XCTestCase {
         assertFails(try dtrain(["eval", "resnet20", "--checkpoint", corrupt.path]), mentioning: ["checksum"])
     }
 
+    /// `dtrain bench --without` switches named optimisations off (the step still runs and reports)
+    /// and refuses a name it does not know, listing those it takes.
+    func testBenchWithoutOptimisations() throws {
+        let run = try dtrain(["bench", "resnet20", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--peak-size", "0",
+                              "--json", "--without", "winograd,fuse-bn-relu,shared-gradients,direct-grouped"])
+        XCTAssertEqual(run.status, 0, run.transcript)
+        let line = try XCTUnwrap(run.lines.last { $0.hasPrefix("{") }, run.transcript)
+        let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertGreaterThan(try XCTUnwrap(result["imagesPerSecond"] as? Double), 0)
+        assertFails(try dtrain(["bench", "resnet20", "--without", "winograd,im2col"]),
+                    mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"])
+    }
+
     /// `dtrain eval` and `dtrain predict` on a trained checkpoint: predict's per-image answers give
     /// exactly eval's top-1 on the same images.
     func testEvalAndPredictAgree() throws {

@@ -1,0 +1,31 @@
+/// The engine's optimisations that can be switched off: to measure what each gives (`dtrain bench
+/// --without`), or to keep every layer's own output for inspection. Results are the same either
+/// way (Winograd's to float rounding). Read when models and layers are built.
+public struct EngineOptimisations: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// A BatchNorm2d applies the ReLU that follows it (`BatchNorm2d.fusesReLU`): one pass less
+    /// each way. Off, each layer keeps its own output (inspection sees the BatchNorm's before the ReLU).
+    public static let fuseBatchNormReLU = EngineOptimisations(rawValue: 1 << 0)
+    /// Depthwise and narrow grouped convolutions run on `GroupedConvKernel` instead of im2col + GEMM.
+    public static let directGroupedConvolution = EngineOptimisations(rawValue: 1 << 1)
+    /// Dense 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3) (`WinogradKernel`).
+    public static let winograd = EngineOptimisations(rawValue: 1 << 2)
+    /// Layers whose input gradients are never alive together share their memory (`GradientSlots`);
+    /// off, every layer owns its dx buffer.
+    public static let sharedGradientMemory = EngineOptimisations(rawValue: 1 << 3)
+
+    public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory]
+
+    /// The names `dtrain bench --without` takes.
+    public static let names: [(name: String, option: EngineOptimisations)] = [
+        ("fuse-bn-relu", .fuseBatchNormReLU),
+        ("direct-grouped", .directGroupedConvolution),
+        ("winograd", .winograd),
+        ("shared-gradients", .sharedGradientMemory),
+    ]
+
+    /// The optimisations models and layers built from now on use.
+    nonisolated(unsafe) public static var enabled: EngineOptimisations = .all
+}
