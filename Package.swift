@@ -33,6 +33,23 @@ let fusedMultiplyAdd: Bool = {
     return false
     #endif
 }()
+// The instruction-set extensions a native build may use, as /proc/cpuinfo names them and as
+// CDTrainSupport's start-up check (DTRAIN_NEEDS_*) does: a binary copied to an older CPU stops
+// with a one-line error naming the missing extension instead of an illegal instruction.
+let hostExtensions: [String] = {
+    guard targetCPU == "native" else { return [] }
+    #if arch(x86_64)
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    guard let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    let present = Set(flags.split(separator: " ").map(String.init))
+    return ["avx", "avx2", "fma", "bmi1", "bmi2", "avx512f", "avx512dq", "avx512bw", "avx512vl"].filter(present.contains)
+    #else
+    return []
+    #endif
+}()
+let cpuCheck: [CSetting] = hostExtensions.map { name in
+    .define("DTRAIN_NEEDS_" + (name == "bmi1" ? "BMI" : name.uppercased()))
+}
 let optimize: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release)),
 ] + (fusedMultiplyAdd ? [.define("DTRAIN_FMA", .when(configuration: .release))] : [])
@@ -54,7 +71,7 @@ let package = Package(
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
-        .target(name: "CDTrainSupport"),
+        .target(name: "CDTrainSupport", cSettings: cpuCheck),
         .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], exclude: ["make_embedded_digits.py"], swiftSettings: optimize),
