@@ -24,64 +24,24 @@ enum SmallGEMM {
     /// c (rows × n, ldc) = a (rows × k, lda) · b (k × n, ldb).
     static func multiply(rows: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                          b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        var j = 0
-        while j + 16 <= n {
-            var r = 0
-            while r + 4 <= rows {
-                var c00 = Float8.zero, c01 = Float8.zero, c10 = Float8.zero, c11 = Float8.zero
-                var c20 = Float8.zero, c21 = Float8.zero, c30 = Float8.zero, c31 = Float8.zero
-                let a0 = a + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda
-                var bp = b + j
-                for p in 0..<k {
-                    let b0 = load8(bp), b1 = load8(bp + 8)
-                    let x0 = Float8(repeating: a0[p]), x1 = Float8(repeating: a1[p])
-                    let x2 = Float8(repeating: a2[p]), x3 = Float8(repeating: a3[p])
-                    c00 = fma8(c00, x0, b0); c01 = fma8(c01, x0, b1)
-                    c10 = fma8(c10, x1, b0); c11 = fma8(c11, x1, b1)
-                    c20 = fma8(c20, x2, b0); c21 = fma8(c21, x2, b1)
-                    c30 = fma8(c30, x3, b0); c31 = fma8(c31, x3, b1)
-                    bp += ldb
-                }
-                let out = c + r * ldc + j
-                store8(c00, out); store8(c01, out + 8)
-                store8(c10, out + ldc); store8(c11, out + ldc + 8)
-                store8(c20, out + 2 * ldc); store8(c21, out + 2 * ldc + 8)
-                store8(c30, out + 3 * ldc); store8(c31, out + 3 * ldc + 8)
-                r += 4
-            }
-            while r < rows {
-                var c0 = Float8.zero, c1 = Float8.zero
-                let a0 = a + r * lda
-                var bp = b + j
-                for p in 0..<k {
-                    let x = Float8(repeating: a0[p])
-                    c0 = fma8(c0, x, load8(bp)); c1 = fma8(c1, x, load8(bp + 8))
-                    bp += ldb
-                }
-                store8(c0, c + r * ldc + j); store8(c1, c + r * ldc + j + 8)
-                r += 1
-            }
-            j += 16
-        }
-        if j < n {
-            // The last eight columns.
-            for r in 0..<rows {
-                var acc = Float8.zero
-                let ar = a + r * lda
-                var bp = b + j
-                for p in 0..<k {
-                    acc = fma8(acc, Float8(repeating: ar[p]), load8(bp))
-                    bp += ldb
-                }
-                store8(acc, c + r * ldc + j)
-            }
-        }
+        // Row r of the result reads row r of a: element p of it at a + r·lda + p.
+        blocked(m: rows, n: n, k: k, a: a, rowStep: lda, depthStep: 1, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: false)
     }
 
     /// c (m × n, ldc) = aᵀ b (+ c when `accumulate`): a is k × m (lda), b is k × n (ldb).
     static func multiplyTransposed(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                    b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                                    accumulate: Bool) {
+        // Row i of the result reads column i of a: element p of it at a + i + p·lda.
+        blocked(m: m, n: n, k: k, a: a, rowStep: 1, depthStep: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    /// c (m × n) = A b (+ c), where A's element (i, p) is at a + i·rowStep + p·depthStep: 4 × 16
+    /// blocks, then the leftover rows 1 × 16, then the last eight columns one row at a time.
+    @inline(__always)
+    private static func blocked(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStep: Int, depthStep: Int,
+                                b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                accumulate: Bool) {
         @inline(__always) func finish(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
             store8(accumulate ? load8(p) + v : v, p)
         }
@@ -91,16 +51,16 @@ enum SmallGEMM {
             while i + 4 <= m {
                 var c00 = Float8.zero, c01 = Float8.zero, c10 = Float8.zero, c11 = Float8.zero
                 var c20 = Float8.zero, c21 = Float8.zero, c30 = Float8.zero, c31 = Float8.zero
-                var ap = a + i, bp = b + j
+                var ap = a + i * rowStep, bp = b + j
                 for _ in 0..<k {
                     let b0 = load8(bp), b1 = load8(bp + 8)
-                    let x0 = Float8(repeating: ap[0]), x1 = Float8(repeating: ap[1])
-                    let x2 = Float8(repeating: ap[2]), x3 = Float8(repeating: ap[3])
+                    let x0 = Float8(repeating: ap[0]), x1 = Float8(repeating: ap[rowStep])
+                    let x2 = Float8(repeating: ap[2 * rowStep]), x3 = Float8(repeating: ap[3 * rowStep])
                     c00 = fma8(c00, x0, b0); c01 = fma8(c01, x0, b1)
                     c10 = fma8(c10, x1, b0); c11 = fma8(c11, x1, b1)
                     c20 = fma8(c20, x2, b0); c21 = fma8(c21, x2, b1)
                     c30 = fma8(c30, x3, b0); c31 = fma8(c31, x3, b1)
-                    ap += lda
+                    ap += depthStep
                     bp += ldb
                 }
                 let out = c + i * ldc + j
@@ -112,11 +72,11 @@ enum SmallGEMM {
             }
             while i < m {
                 var c0 = Float8.zero, c1 = Float8.zero
-                var ap = a + i, bp = b + j
+                var ap = a + i * rowStep, bp = b + j
                 for _ in 0..<k {
                     let x = Float8(repeating: ap[0])
                     c0 = fma8(c0, x, load8(bp)); c1 = fma8(c1, x, load8(bp + 8))
-                    ap += lda
+                    ap += depthStep
                     bp += ldb
                 }
                 finish(c0, c + i * ldc + j); finish(c1, c + i * ldc + j + 8)
@@ -127,10 +87,10 @@ enum SmallGEMM {
         if j < n {
             for i in 0..<m {
                 var acc = Float8.zero
-                var ap = a + i, bp = b + j
+                var ap = a + i * rowStep, bp = b + j
                 for _ in 0..<k {
                     acc = fma8(acc, Float8(repeating: ap[0]), load8(bp))
-                    ap += lda
+                    ap += depthStep
                     bp += ldb
                 }
                 finish(acc, c + i * ldc + j)

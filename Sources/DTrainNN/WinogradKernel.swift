@@ -74,9 +74,7 @@ struct WinogradKernel {
         let ci = dataGradient ? outChannels : inChannels, co = dataGradient ? inChannels : outChannels
         let oc = outChannels * inChannels
         let small = SmallGEMM.appliesToProduct(columns: co, depth: ci)
-        var t0 = tiles.lowerBound
-        while t0 < tiles.upperBound {
-            let block = t0..<min(t0 + blockTiles, tiles.upperBound)
+        forEachBlock(of: tiles) { block in
             let count = block.count
             let v = scratch, m = scratch + Self.positions * blockTiles * ci
             transformInput(input, channels: ci, tiles: block, into: v)
@@ -90,7 +88,6 @@ struct WinogradKernel {
                 }
             }
             transformOutput(m, channels: co, tiles: block, bias: bias, into: output)
-            t0 += count
         }
     }
 
@@ -101,9 +98,7 @@ struct WinogradKernel {
         let c = inChannels, o = outChannels
         let small = SmallGEMM.appliesToTransposedProduct(m: o, n: c)
         var beta: Float = 0
-        var t0 = tiles.lowerBound
-        while t0 < tiles.upperBound {
-            let block = t0..<min(t0 + blockTiles, tiles.upperBound)
+        forEachBlock(of: tiles) { block in
             let count = block.count
             let v = scratch, dm = scratch + Self.positions * blockTiles * c
             transformInput(x, channels: c, tiles: block, into: v)
@@ -119,7 +114,17 @@ struct WinogradKernel {
                 }
             }
             beta = 1
-            t0 += count
+        }
+    }
+
+    /// Calls `body` on consecutive blocks of at most `blockTiles` tiles covering `tiles`.
+    @inline(__always)
+    private func forEachBlock(of tiles: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = tiles.lowerBound
+        while start < tiles.upperBound {
+            let end = min(start + blockTiles, tiles.upperBound)
+            body(start..<end)
+            start = end
         }
     }
 
