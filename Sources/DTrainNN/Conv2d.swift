@@ -37,10 +37,14 @@ public final class Conv2d: Layer {
     /// from 16. Tests widen it to exercise the kernel's general paths. Read by `build`.
     var useDirectKernel = EngineOptimisations.enabled.contains(.directGroupedConvolution)
     var directKernelMaxGroupWidth = 8
-    /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd F(2×2, 3×3)
+    /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd (F(4×4, 3×3) or F(2×2, 3×3))
     /// (`WinogradKernel`), and the fewest input and output channels for which they do. Read by `build`.
     var useWinograd = EngineOptimisations.enabled.contains(.winograd)
     var winogradMinChannels = 8
+    /// Output tile side of the Winograd transform, 4 for F(4×4, 3×3) or 2 for F(2×2, 3×3); nil
+    /// chooses by width: F(4×4) up to 128 channels, F(2×2) beyond, where F(4×4)'s 36 transformed
+    /// weight matrices stop fitting in cache and measured no faster. Read by `build`.
+    var winogradTile: Int?
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -63,7 +67,7 @@ public final class Conv2d: Layer {
     /// The direct kernel for narrow groups, with its packed copy of the weights.
     private var direct: GroupedConvKernel?
     private var packedWeights: Storage?
-    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions, and its workspace slices: transformed
+    /// Winograd for 3×3 stride-1 convolutions, and its workspace slices: transformed
     /// weights, then one dU partial and one block scratch per thread.
     private var winograd: WinogradKernel?
     private var winogradWeightSlice = 0
@@ -95,6 +99,8 @@ public final class Conv2d: Layer {
     var usesDirectKernel: Bool { direct != nil }
     /// Whether the last build chose Winograd.
     var usesWinograd: Bool { winograd != nil }
+    /// The output tile side of the Winograd transform the last build chose (nil without Winograd).
+    var winogradOutputTile: Int? { winograd?.tile }
 
     /// True when the input is its own column matrix (1×1 kernel, stride 1, no padding).
     private var isPointwise: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
@@ -114,7 +120,8 @@ public final class Conv2d: Layer {
         direct = useDirectKernel ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil
         packedWeights = direct != nil ? Storage(count: weight.count) : nil
         winograd = direct == nil && useWinograd && min(inChannels, outChannels) >= winogradMinChannels
-            ? WinogradKernel(geo: geo, outChannels: outChannels, maxBatch: maxBatch, threads: plannedThreads,
+            ? WinogradKernel(geo: geo, outChannels: outChannels,
+                             tile: winogradTile ?? (max(inChannels, outChannels) <= 128 ? 4 : 2), maxBatch: maxBatch, threads: plannedThreads,
                              blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2))
             : nil
         if let winograd {

@@ -10,7 +10,7 @@ public struct EngineOptimisations: OptionSet, Sendable {
     public static let fuseBatchNormReLU = EngineOptimisations(rawValue: 1 << 0)
     /// Depthwise and narrow grouped convolutions run on `GroupedConvKernel` instead of im2col + GEMM.
     public static let directGroupedConvolution = EngineOptimisations(rawValue: 1 << 1)
-    /// Dense 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3) (`WinogradKernel`).
+    /// Dense 3×3 stride-1 convolutions run as Winograd F(4×4, 3×3) or F(2×2, 3×3) (`WinogradKernel`).
     public static let winograd = EngineOptimisations(rawValue: 1 << 2)
     /// Layers whose input gradients are never alive together share their memory (`GradientSlots`);
     /// off, every layer owns its dx buffer.

@@ -1,7 +1,8 @@
 import DTrainCore
 
-/// Winograd F(2×2, 3×3) for dense 3×3 convolutions with stride 1, padding 1 and no dilation, over
-/// NHWC activations: the output has the input's height and width.
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) (`tile` 2 or 4; the latter's transforms are in
+/// WinogradF4.swift) for dense 3×3 convolutions with stride 1, padding 1 and no dilation, over
+/// NHWC activations: the output has the input's height and width. Described here for F(2×2).
 ///
 /// The output is cut into 2×2 tiles, `tilesHigh` × `tilesWide` per image, numbered across the
 /// batch image-major; each tile reads a 4×4 input patch d (zero outside the image). With the
@@ -27,8 +28,10 @@ import DTrainCore
 /// transforms and the GEMMs. The GEMMs of few channels run on `SmallGEMM`'s register-blocked
 /// kernels, wider ones on BLAS, single-threaded in the caller's thread.
 struct WinogradKernel {
-    /// Values per transformed tile: 4×4.
-    static let positions = 16
+    /// Output tile side m: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3) (`WinogradF4.swift`).
+    let tile: Int
+    /// Values per transformed tile: (m + 2)², one per position ξ.
+    let positions: Int
 
     let height, width, inChannels, outChannels: Int
     let tilesHigh, tilesWide: Int
@@ -37,9 +40,9 @@ struct WinogradKernel {
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
     /// Floats of the transformed weights U: 16·O·C (also the size of a dU).
-    var transformedWeightFloats: Int { Self.positions * outChannels * inChannels }
+    var transformedWeightFloats: Int { positions * outChannels * inChannels }
     /// Floats one thread needs for a block: its transformed inputs and GEMM outputs, 16·T·(C + O).
-    var scratchFloats: Int { Self.positions * blockTiles * (inChannels + outChannels) }
+    var scratchFloats: Int { positions * blockTiles * (inChannels + outChannels) }
 
     /// Whether a convolution of this geometry is one the kernel computes.
     static func applies(to geo: ConvGeometry) -> Bool {
@@ -49,16 +52,19 @@ struct WinogradKernel {
     /// `blockFloats`: about what one thread's block may occupy; blocks have at least `minBlockTiles`
     /// tiles (GEMMs thinner than that re-pack U too often) and at most what a thread gets of
     /// `maxBatch` images.
-    init?(geo: ConvGeometry, outChannels: Int, maxBatch: Int, threads: Int, blockFloats: Int, minBlockTiles: Int) {
-        guard Self.applies(to: geo) else { return nil }
+    init?(geo: ConvGeometry, outChannels: Int, tile: Int = 2, maxBatch: Int, threads: Int, blockFloats: Int,
+          minBlockTiles: Int) {
+        guard Self.applies(to: geo), tile == 2 || tile == 4 else { return nil }
+        self.tile = tile
+        positions = (tile + 2) * (tile + 2)
         height = geo.height
         width = geo.width
         inChannels = geo.channels
         self.outChannels = outChannels
-        tilesHigh = (geo.height + 1) / 2
-        tilesWide = (geo.width + 1) / 2
+        tilesHigh = (geo.height + tile - 1) / tile
+        tilesWide = (geo.width + tile - 1) / tile
         let perThread = max(1, (maxBatch * tilesHigh * tilesWide + threads - 1) / max(1, threads))
-        let fitting = blockFloats / (Self.positions * (geo.channels + outChannels))
+        let fitting = blockFloats / (positions * (geo.channels + outChannels))
         blockTiles = max(1, min(perThread, max(minBlockTiles, fitting)))
     }
 
@@ -76,9 +82,9 @@ struct WinogradKernel {
         let small = SmallGEMM.appliesToProduct(columns: co, depth: ci)
         forEachBlock(of: tiles) { block in
             let count = block.count
-            let v = scratch, m = scratch + Self.positions * blockTiles * ci
+            let v = scratch, m = scratch + positions * blockTiles * ci
             transformInput(input, channels: ci, tiles: block, into: v)
-            for xi in 0..<Self.positions {
+            for xi in 0..<positions {
                 // M[ξ] (tiles × co) = V[ξ] (tiles × ci) · U[ξ] (ci × co).
                 let a = v + xi * count * ci, b = u + xi * oc, c = m + xi * count * co
                 if small {
@@ -100,10 +106,10 @@ struct WinogradKernel {
         var beta: Float = 0
         forEachBlock(of: tiles) { block in
             let count = block.count
-            let v = scratch, dm = scratch + Self.positions * blockTiles * c
+            let v = scratch, dm = scratch + positions * blockTiles * c
             transformInput(x, channels: c, tiles: block, into: v)
             transformOutputGradient(dy, tiles: block, into: dm)
-            for xi in 0..<Self.positions {
+            for xi in 0..<positions {
                 // dU[ξ] (O × C) += dM[ξ]ᵀ (O × tiles) · V[ξ] (tiles × C).
                 let a = dm + xi * count * o, b = v + xi * count * c, du = partial + xi * o * c
                 if small {
@@ -142,6 +148,7 @@ struct WinogradKernel {
     /// forward [ξ][C][O]; for backward-data (`dataGradient`), the flipped kernel's [ξ'][O][C].
     func transformWeights(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, outputs: Range<Int>,
                           dataGradient: Bool) {
+        if tile == 4 { return transformWeights4(w, into: u, outputs: outputs, dataGradient: dataGradient) }
         let c = inChannels, o = outChannels, plane = o * c
         for oi in outputs {
             let g = w + oi * 9 * c
@@ -177,6 +184,7 @@ struct WinogradKernel {
     /// `stride` floats apart) are summed in order, then transformed and added to the O×3×3×C `dw`.
     func addWeightGradient(partials: UnsafePointer<Float>, count: Int, stride: Int,
                            into dw: UnsafeMutablePointer<Float>, outputs: Range<Int>) {
+        if tile == 4 { return addWeightGradient4(partials: partials, count: count, stride: stride, into: dw, outputs: outputs) }
         let c = inChannels, plane = outChannels * c
         for o in outputs {
             let src = partials + o * c, dst = dw + o * 9 * c
@@ -208,6 +216,7 @@ struct WinogradKernel {
     /// V = Bᵀ d B for `tiles` of `x` (`channels` channels) into `v`: [ξ][tile][channel], each ξ a
     /// tiles.count × channels matrix.
     func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        if tile == 4 { return transformInput4(x, channels: c, tiles: tiles, into: v) }
         let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
         let plane = tiles.count * c
         for t in tiles {
@@ -245,6 +254,7 @@ struct WinogradKernel {
     /// (`channels` channels), writing only the outputs inside the image.
     func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>) {
+        if tile == 4 { return transformOutput4(m, channels: o, tiles: tiles, bias: bias, into: y) }
         let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
         let plane = tiles.count * o
         for t in tiles {
@@ -276,6 +286,7 @@ struct WinogradKernel {
     /// dM = A dY Aᵀ for `tiles` of the output gradient `dy` (`outChannels` channels; outputs
     /// outside the image count as zero) into `dm`: [ξ][tile][channel].
     func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+        if tile == 4 { return transformOutputGradient4(dy, tiles: tiles, into: dm) }
         let h = height, w = width, tw = tilesWide, tpi = tilesPerImage, o = outChannels
         let plane = tiles.count * o
         for t in tiles {

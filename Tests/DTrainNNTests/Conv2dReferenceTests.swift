@@ -118,21 +118,22 @@ final class Conv2dReferenceTests: XCTestCase {
         return (y, dx, dw, db)
     }
 
-    private func assertClose(_ a: [Float], _ b: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertClose(_ a: [Float], _ b: [Double], _ what: String, tolerance: Double = 2e-5,
+                             file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.count, b.count, "\(what): count", file: file, line: line)
         guard a.count == b.count else { return }
         let scale = max(1, b.map { abs($0) }.max() ?? 0)
         var worst = 0.0
         for i in 0..<a.count { worst = max(worst, abs(Double(a[i]) - b[i])) }
-        XCTAssertLessThanOrEqual(worst, 2e-5 * scale, "\(what): max abs error \(worst) at scale \(scale)", file: file, line: line)
+        XCTAssertLessThanOrEqual(worst, tolerance * scale, "\(what): max abs error \(worst) at scale \(scale)", file: file, line: line)
     }
 
     private func check(_ r: Result, against ref: (y: [Double], dx: [Double], dw: [Double], db: [Double]), _ what: String,
-                       file: StaticString = #filePath, line: UInt = #line) {
-        assertClose(r.y, ref.y, "\(what) y", file: file, line: line)
-        assertClose(r.dx, ref.dx, "\(what) dx", file: file, line: line)
-        assertClose(r.dw, ref.dw, "\(what) dw", file: file, line: line)
-        assertClose(r.db, ref.db, "\(what) db", file: file, line: line)
+                       tolerance: Double = 2e-5, file: StaticString = #filePath, line: UInt = #line) {
+        assertClose(r.y, ref.y, "\(what) y", tolerance: tolerance, file: file, line: line)
+        assertClose(r.dx, ref.dx, "\(what) dx", tolerance: tolerance, file: file, line: line)
+        assertClose(r.dw, ref.dw, "\(what) dw", tolerance: tolerance, file: file, line: line)
+        assertClose(r.db, ref.db, "\(what) db", tolerance: tolerance, file: file, line: line)
     }
 
     func testMatchesReferenceAtSeveralThreadCountsAndBatches() {
@@ -235,12 +236,16 @@ final class Conv2dReferenceTests: XCTestCase {
             for batch in [3, 1] {
                 let ref = reference(config, batch: batch)
                 for threads in [1, 2, 3] {
-                    for block in [nil, 1, 5] as [Int?] {
-                        let r = run(config, batch: batch, threads: threads) { conv in
-                            conv.winogradMinChannels = 1
-                            if let block { conv.columnTileFloats = 0; conv.minTileRows = 2 * block }
+                    for tile in [2, 4] {
+                        for block in [nil, 1, 5] as [Int?] {
+                            let r = run(config, batch: batch, threads: threads) { conv in
+                                conv.winogradMinChannels = 1
+                                conv.winogradTile = tile
+                                if let block { conv.columnTileFloats = 0; conv.minTileRows = 2 * block }
+                            }
+                            check(r, against: ref, "\(config) winograd F\(tile) batch \(batch) threads \(threads) block \(block ?? 0)",
+                                  tolerance: tile == 4 ? 1e-4 : 2e-5)
                         }
-                        check(r, against: ref, "\(config) winograd batch \(batch) threads \(threads) block \(block ?? 0)")
                     }
                     check(run(config, batch: batch, threads: threads) { $0.useWinograd = false }, against: ref,
                           "\(config) GEMM batch \(batch) threads \(threads)")
@@ -265,8 +270,16 @@ final class Conv2dReferenceTests: XCTestCase {
                            context: BuildContext(workspace: Workspace()))
             return conv.usesWinograd
         }
+        func tile(_ c: Int, _ o: Int) -> Int? {
+            let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 3, padding: 1)
+            _ = conv.build(input: FeatureShape(height: 8, width: 8, channels: c), maxBatch: 2, inputNeedsGradient: true,
+                           context: BuildContext(workspace: Workspace()))
+            return conv.winogradOutputTile
+        }
         XCTAssertTrue(uses(16, 16))
         XCTAssertTrue(uses(512, 512))
+        XCTAssertEqual(tile(64, 128), 4)               // F(4×4) up to 128 channels
+        XCTAssertEqual(tile(128, 256), 2)              // F(2×2) beyond
         XCTAssertFalse(uses(3, 16))                 // too few input channels for the GEMMs to pay
         XCTAssertFalse(uses(16, 16, stride: 2))
         XCTAssertFalse(uses(16, 16, padding: 2, dilation: 2))
