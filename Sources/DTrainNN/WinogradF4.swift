@@ -57,13 +57,12 @@ extension WinogradKernel {
 
     /// As `transformInput`, for 6×6 patches at (4·ty − 1, 4·tx − 1).
     func transformInput4(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let h = height, w = width
         let plane = tiles.count * c
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 4 * ty - 1, x0 = 4 * tx - 1
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy - 1, x0 = ox - 1
             let image = x + n * h * w * c
-            let dst = v + (t - tiles.lowerBound) * c
+            let dst = v + local * c
             let inside = y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w
             forEachLaneBlock(c) { ch, lanes in
                 @inline(__always) func d(_ i: Int, _ j: Int) -> Float8 {
@@ -92,14 +91,13 @@ extension WinogradKernel {
     /// As `transformOutput`, for 4×4 output tiles.
     func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                           into y: UnsafeMutablePointer<Float>) {
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let h = height, w = width
         let plane = tiles.count * o
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 4 * ty, x0 = 4 * tx
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
             let image = y + n * h * w * o
-            let src = m + (t - tiles.lowerBound) * o
+            let src = m + local * o
             forEachLaneBlock(o) { ch, lanes in
                 @inline(__always) func mv(_ i: Int, _ j: Int) -> Float8 { load8(src + (i * 6 + j) * plane + ch, count: lanes) }
                 @inline(__always) func column(_ j: Int) -> (Float8, Float8, Float8, Float8) {
@@ -125,14 +123,13 @@ extension WinogradKernel {
 
     /// As `transformOutputGradient`, for 4×4 output tiles.
     func transformOutputGradient4(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage, o = outChannels
+        let h = height, w = width, o = outChannels
         let plane = tiles.count * o
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 4 * ty, x0 = 4 * tx
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
             let base = dy + ((n * h + y0) * w + x0) * o
-            let dst = dm + (t - tiles.lowerBound) * o
+            let dst = dm + local * o
             forEachLaneBlock(o) { ch, lanes in
                 @inline(__always) func e(_ i: Int, _ j: Int) -> Float8 {
                     i < rows && j < cols ? load8(base + (i * w + j) * o + ch, count: lanes) : .zero

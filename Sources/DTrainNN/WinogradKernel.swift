@@ -123,6 +123,17 @@ struct WinogradKernel {
         }
     }
 
+    /// Calls `body(local, image, row, column)` for each tile of `tiles`: its index within the
+    /// range, its image, and the output pixel at its top-left corner.
+    @inline(__always)
+    func forEachTile(_ tiles: Range<Int>, _ body: (Int, Int, Int, Int) -> Void) {
+        let tw = tilesWide, tpi = tilesPerImage
+        for t in tiles {
+            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
+            body(t - tiles.lowerBound, n, ty * tile, tx * tile)
+        }
+    }
+
     /// Calls `body` on consecutive blocks of at most `blockTiles` tiles covering `tiles`.
     @inline(__always)
     private func forEachBlock(of tiles: Range<Int>, _ body: (Range<Int>) -> Void) {
@@ -217,13 +228,12 @@ struct WinogradKernel {
     /// tiles.count × channels matrix.
     func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformInput4(x, channels: c, tiles: tiles, into: v) }
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let h = height, w = width
         let plane = tiles.count * c
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 2 * ty - 1, x0 = 2 * tx - 1
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy - 1, x0 = ox - 1
             let image = x + n * h * w * c
-            let dst = v + (t - tiles.lowerBound) * c
+            let dst = v + local * c
             let inside = y0 >= 0 && y0 + 4 <= h && x0 >= 0 && x0 + 4 <= w
             forEachLaneBlock(c) { ch, lanes in
                 @inline(__always) func d(_ i: Int, _ j: Int) -> Float8 {
@@ -255,14 +265,13 @@ struct WinogradKernel {
     func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutput4(m, channels: o, tiles: tiles, bias: bias, into: y) }
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage
+        let h = height, w = width
         let plane = tiles.count * o
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 2 * ty, x0 = 2 * tx
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy, x0 = ox
             let rows = min(2, h - y0), cols = min(2, w - x0)
             let image = y + n * h * w * o
-            let src = m + (t - tiles.lowerBound) * o
+            let src = m + local * o
             forEachLaneBlock(o) { ch, lanes in
                 @inline(__always) func mv(_ i: Int, _ j: Int) -> Float8 { load8(src + (i * 4 + j) * plane + ch, count: lanes) }
                 // Columns of Aᵀ M (2×4), then rows of (Aᵀ M) A.
@@ -287,14 +296,13 @@ struct WinogradKernel {
     /// outside the image count as zero) into `dm`: [ξ][tile][channel].
     func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutputGradient4(dy, tiles: tiles, into: dm) }
-        let h = height, w = width, tw = tilesWide, tpi = tilesPerImage, o = outChannels
+        let h = height, w = width, o = outChannels
         let plane = tiles.count * o
-        for t in tiles {
-            let n = t / tpi, r = t - n * tpi, ty = r / tw, tx = r - ty * tw
-            let y0 = 2 * ty, x0 = 2 * tx
+        forEachTile(tiles) { local, n, oy, ox in
+            let y0 = oy, x0 = ox
             let rows = min(2, h - y0), cols = min(2, w - x0)
             let base = dy + ((n * h + y0) * w + x0) * o
-            let dst = dm + (t - tiles.lowerBound) * o
+            let dst = dm + local * o
             forEachLaneBlock(o) { ch, lanes in
                 let e00 = load8(base + ch, count: lanes)
                 let e01 = cols > 1 ? load8(base + o + ch, count: lanes) : .zero
