@@ -91,6 +91,6 @@ let package = Package(
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
-        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"], resources: [.copy("Fixtures")]),
     ]
 )

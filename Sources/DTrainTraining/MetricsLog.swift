@@ -12,6 +12,11 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var images_per_s: Double
     public var seconds: Double
     public var skipped_samples: Int = 0
+    /// Per rank (index = rank), seconds of the epoch's steps spent computing (forward, backward,
+    /// update), waiting for the data loader, and waiting for the gradient allreduce after backward.
+    public var compute_seconds: [Double]?
+    public var data_wait_seconds: [Double]?
+    public var allreduce_wait_seconds: [Double]?
 
     public init(epoch: Int, lr: Double, train_loss: Double, train_top1: Double, val_loss: Double?, val_top1: Double?,
                 val_top5: Double?, images_per_s: Double, seconds: Double, skipped_samples: Int = 0) {

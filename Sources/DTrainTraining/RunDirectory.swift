@@ -42,6 +42,17 @@ public struct RunDirectory {
         }
     }
 
+    /// Removes the temporary files of saves that were interrupted (a process killed while it
+    /// wrote `.NAME.tmp-PID`), returning their names. Call only while holding the directory's
+    /// `RunLock`: then no other job can be writing one.
+    @discardableResult
+    public func removeStaleTemporaryFiles() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        let stale = names.filter { $0.hasPrefix(".") && $0.contains(".tmp-") }
+        for name in stale { try? FileManager.default.removeItem(at: url.appendingPathComponent(name)) }
+        return stale.sorted()
+    }
+
     /// Removes epoch checkpoints beyond the newest `keep`.
     public func prune(keep: Int) {
         let epochs = existingCheckpoints().filter { $0.hasPrefix("checkpoint-epoch-") }

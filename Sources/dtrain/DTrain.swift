@@ -7,16 +7,37 @@ struct DTrain: ParsableCommand {
         abstract: "Data-parallel ResNet/ResNeXt training on CPU clusters over Open MPI.",
         version: dtrainVersion,
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ImportCommand.self, ExportCommand.self, ModelsCommand.self, BenchCommand.self,
-                      BenchDataCommand.self, StatsCommand.self, DatasetCommand.self, SelfTestCollectives.self, SelfTestSyncBN.self],
+                      BenchDataCommand.self, StatsCommand.self, DatasetCommand.self, ReportCommand.self, SelfTestCollectives.self, SelfTestSyncBN.self],
         defaultSubcommand: TrainCommand.self)
 
     /// `--resume` takes an optional path: given alone (at the end, or before another flag) it
     /// means the output directory's checkpoint-last, spelled `--resume-last` for the parser.
     static func main() {
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        for i in arguments.indices where arguments[i] == "--resume" {
-            if i + 1 == arguments.count || arguments[i + 1].hasPrefix("-") { arguments[i] = "--resume-last" }
+        main(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// The command line as the parser should see it:
+    /// - a negative number after a long option is that option's value (`--lr -1` reads as
+    ///   `--lr=-1`, so the option's own check names it, instead of "missing value");
+    /// - `--resume` alone (at the end, or before another flag) becomes `--resume-last`.
+    static func normalizedArguments(_ input: [String]) -> [String] {
+        var arguments: [String] = []
+        var i = 0
+        while i < input.count {
+            let a = input[i]
+            let next = i + 1 < input.count ? input[i + 1] : nil
+            if a.hasPrefix("--"), !a.contains("="), let value = next, value.hasPrefix("-"), Double(value) != nil, a != "--" {
+                arguments.append("\(a)=\(value)")
+                i += 2
+                continue
+            }
+            if a == "--resume" && (next == nil || next!.hasPrefix("-")) {
+                arguments.append("--resume-last")
+            } else {
+                arguments.append(a)
+            }
+            i += 1
         }
-        main(arguments)
+        return arguments
     }
 }

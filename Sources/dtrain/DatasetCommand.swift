@@ -67,8 +67,8 @@ struct DatasetWriteCommand: ParsableCommand {
         guard ["train", "val", "both"].contains(split) else { throw ValidationError("--split must be train, val or both, got \(split)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         guard (1...100).contains(quality) else { throw ValidationError("--quality must be 1–100, got \(quality)") }
-        guard resolution >= 1 else { throw ValidationError("--resolution must be at least 1, got \(resolution)") }
-        if let size, Self.parseSize(size) == nil { throw ValidationError("--size must be WIDTHxHEIGHT with positive sides, e.g. 500x375, got \(size)") }
+        guard (1...Self.maxSide).contains(resolution) else { throw ValidationError("--resolution must be between 1 and \(Self.maxSide), got \(resolution)") }
+        if let size, Self.parseSize(size) == nil { throw ValidationError("--size must be WIDTHxHEIGHT with sides from 1 to \(Self.maxSide), e.g. 500x375, got \(size)") }
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
         guard classes >= 1 else { throw ValidationError("--classes must be at least 1, got \(classes)") }
     }
@@ -109,10 +109,13 @@ struct DatasetWriteCommand: ParsableCommand {
         print("wrote \(summary.joined(separator: " and ")) images to \(output)")
     }
 
-    /// "500x375" (or "500X375") as (500, 375); nil unless both sides are positive integers.
+    /// The largest side a synthetic image may have (a 8192² RGB image is 192 MiB decoded).
+    static let maxSide = 8192
+
+    /// "500x375" (or "500X375") as (500, 375); nil unless both sides are integers in 1...maxSide.
     static func parseSize(_ text: String) -> (width: Int, height: Int)? {
         let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w >= 1, h >= 1 else { return nil }
+        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), (1...maxSide).contains(w), (1...maxSide).contains(h) else { return nil }
         return (w, h)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import DTrainCore
 import DTrainData
@@ -24,8 +25,15 @@ struct ResourceOptions: ParsableArguments {
     @Option(help: "Data loader threads per rank. Default: what the cores leave free, at least 1.")
     var workers: Int?
 
+    /// Threads beyond this many per core only add memory and switching: a typo, not a setting.
+    static let threadsPerCoreLimit = 4
+
     func validate() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let limit = ResourceOptions.threadsPerCoreLimit * cores
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let t = threads, t > limit { throw ValidationError("--threads \(t): this node has \(cores) cores; at most \(limit) (\(ResourceOptions.threadsPerCoreLimit) per core)") }
         if let w = workers, w < 0 { throw ValidationError("--workers must be 0 or more, got \(w)") }
+        if let w = workers, w > limit { throw ValidationError("--workers \(w): this node has \(cores) cores; at most \(limit) (\(ResourceOptions.threadsPerCoreLimit) per core)") }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DTrainCore
 import DTrainNN
+import DTrainData
 import DTrainDistributed
 import DTrainTraining
 
@@ -128,7 +129,24 @@ struct TrainCommand: ParsableCommand {
     var std: String?
 
     func validate() throws {
-        if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1, got \(e)") }
+        if let e = epochs, !(1...1_000_000).contains(e) { throw ValidationError("--epochs must be between 1 and 1000000, got \(e)") }
+        if let l = lr, !(l > 0 && l.isFinite) { throw ValidationError("--lr must be a positive number, got \(l)") }
+        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
+        if !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be 0 or a positive number, got \(weightDecay)") }
+        if !(warmupEpochs >= 0 && warmupEpochs.isFinite) { throw ValidationError("--warmup-epochs must be 0 or more, got \(warmupEpochs)") }
+        if !(lrGamma > 0 && lrGamma.isFinite) { throw ValidationError("--lr-gamma must be a positive number, got \(lrGamma)") }
+        if let p = preset, Preset(rawValue: p) == nil {
+            throw ValidationError("--preset \(p): expected \(Preset.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
+        if let n = saveEverySteps, n < 1 { throw ValidationError("--save-every-steps must be at least 1, got \(n)") }
+        if let n = limitTrainBatches, n < 1 { throw ValidationError("--limit-train-batches must be at least 1, got \(n)") }
+        if let n = limitValBatches, n < 1 { throw ValidationError("--limit-val-batches must be at least 1, got \(n)") }
+        if printFreq < 1 { throw ValidationError("--print-freq must be at least 1, got \(printFreq)") }
+        if let r = resolution, r > 4096 { throw ValidationError("--resolution must be at most 4096, got \(r)") }
+        if let m = mean { _ = try parseTriple(m, flag: "--mean") }
+        if let s = std, try parseTriple(s, flag: "--std").contains(where: { $0 <= 0 }) {
+            throw ValidationError("--std \(s): expected three positive numbers")
+        }
         if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be at least 1, got \(b)") }
         if let r = resolution, r < 8 { throw ValidationError("--resolution must be at least 8, got \(r)") }
         if let n = numClasses, n < 1 { throw ValidationError("--num-classes must be at least 1, got \(n)") }
@@ -225,7 +243,7 @@ struct TrainCommand: ParsableCommand {
 
 func parseTriple(_ text: String, flag: String) throws -> [Double] {
     let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-    guard values.count == 3, values.allSatisfy({ $0 != nil }) else {
+    guard values.count == 3, values.allSatisfy({ $0?.isFinite ?? false }) else {
         throw ValidationError("\(flag) \(text): expected three comma-separated numbers (R,G,B)")
     }
     return values.map { $0! }
