@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 run=${1:?usage: bench/report-screenshot.sh RUN_DIR [OUT.png]}
 out=${2:-docs/report.png}
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$browser" ]; then
     echo "bench/report-screenshot.sh: no chromium; install it with: apt-get install chromium" >&2
@@ -17,5 +18,5 @@ trap 'rm -f "$html"' EXIT
 .build/release/dtrain report "$run" --output "$html" --overwrite
 mkdir -p "$(dirname "$out")"
 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1500 \
-    --screenshot="$PWD/$out" "file://$html" 2>/dev/null
+    --screenshot="$out" "file://$html" 2>/dev/null
 echo "screenshot: $out"

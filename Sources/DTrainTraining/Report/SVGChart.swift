@@ -32,6 +32,7 @@ enum SVGChart {
     static func number(_ v: Double) -> String {
         if v == 0 { return "0" }
         let a = abs(v)
+        if a >= 1, a < 1e5, v == v.rounded() { return String(format: "%.0f", v) }
         if a >= 1e5 || a < 1e-3 { return String(format: "%.2g", v) }
         if a >= 100 { return String(format: "%.0f", v) }
         if a >= 10 { return String(format: "%.1f", v) }
@@ -58,7 +59,7 @@ enum SVGChart {
                       width: Int = 460, height: Int = 260, yFromZero: Bool = false) -> String {
         let drawn = series.map { s in Series(name: s.name, color: s.color, points: s.points.filter { $0.x.isFinite && $0.y.isFinite }, dashed: s.dashed) }
             .filter { !$0.points.isEmpty }
-        let left = 56.0, right = 12.0, top = 28.0, bottom = 40.0
+        let left = 56.0, right = 12.0, top = 42.0, bottom = 40.0
         let plotW = Double(width) - left - right, plotH = Double(height) - top - bottom
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-label=\"\(escape(title))\">"
         svg += "<title>\(escape(title))</title>"
@@ -98,10 +99,10 @@ enum SVGChart {
                 }
             }
         }
-        var lx = left + 8
+        var lx = left
         for s in drawn {
-            svg += "<rect x=\"\(lx)\" y=\"\(top + 6)\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
-            svg += "<text x=\"\(lx + 14)\" y=\"\(top + 15)\" class=\"legend\">\(escape(s.name))</text>"
+            svg += "<rect x=\"\(lx)\" y=\"24\" width=\"10\" height=\"10\" fill=\"\(s.color)\"/>"
+            svg += "<text x=\"\(lx + 14)\" y=\"33\" class=\"legend\">\(escape(s.name))</text>"
             lx += 22 + Double(s.name.count) * 6.5
         }
         return svg + "</svg>"
