@@ -32,14 +32,16 @@ public final class Conv2d: Layer {
     /// Fewest rows a tile has (unless the batch has fewer): thinner GEMMs re-pack the weights too
     /// often and update the whole dW per few rows. Read by `build`.
     var minTileRows = 64
-    /// Whether narrow grouped convolutions use the direct kernel, and the widest group (input or
-    /// output channels) it takes: measured, GEMM is as fast from 8 channels per group and faster
-    /// from 16. Tests widen it to exercise the kernel's general paths. Read by `build`.
-    var useDirectKernel = EngineOptimisations.enabled.contains(.directGroupedConvolution)
+    /// Whether narrow grouped convolutions use the direct kernel (nil: as the build context's
+    /// `engine` says, `.directGroupedConvolution`), and the widest group (input or output channels)
+    /// it takes: measured, GEMM is as fast from 8 channels per group and faster from 16. Tests
+    /// override the choice, and widen the group, to exercise each path. Read by `build`.
+    var useDirectKernel: Bool?
     var directKernelMaxGroupWidth = 8
     /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd (F(4×4, 3×3) or F(2×2, 3×3))
-    /// (`WinogradKernel`), and the fewest input and output channels for which they do. Read by `build`.
-    var useWinograd = EngineOptimisations.enabled.contains(.winograd)
+    /// (`WinogradKernel`) (nil: as the build context's `engine` says, `.winograd`), and the fewest
+    /// input and output channels for which they do. Read by `build`.
+    var useWinograd: Bool?
     var winogradMinChannels = 8
     /// Output tile side of the Winograd transform, 4 for F(4×4, 3×3) or 2 for F(2×2, 3×3); nil
     /// chooses by width: F(4×4) up to 128 channels, F(2×2) beyond, where F(4×4)'s 36 transformed
@@ -117,9 +119,11 @@ public final class Conv2d: Layer {
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
         plannedThreads = Compute.threads
-        direct = useDirectKernel ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil
+        let directAllowed = useDirectKernel ?? context.engine.contains(.directGroupedConvolution)
+        let winogradAllowed = useWinograd ?? context.engine.contains(.winograd)
+        direct = directAllowed ? GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) : nil
         packedWeights = direct != nil ? Storage(count: weight.count) : nil
-        winograd = direct == nil && useWinograd && min(inChannels, outChannels) >= winogradMinChannels
+        winograd = direct == nil && winogradAllowed && min(inChannels, outChannels) >= winogradMinChannels
             ? WinogradKernel(geo: geo, outChannels: outChannels,
                              tile: winogradTile ?? (max(inChannels, outChannels) <= 128 ? 4 : 2), maxBatch: maxBatch, threads: plannedThreads,
                              blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2))
