@@ -12,11 +12,12 @@ protocol ConvolutionAlgorithm {
     /// Workspace floats the passes need with `threads` threads.
     func workspaceFloats(threads: Int) -> Int
 
-    /// x → y = conv(x, w) (+ bias).
+    /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
 
-    /// dy → dW added into `weightGradient` (when given) and dx written to `dx` (when given).
+    /// dy: [N, OH, OW, O] → dW added into `weightGradient` [O, K, K, C/groups] (when given) and
+    /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward.
     func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int)
