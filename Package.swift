@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "CDTrainSupport", cSettings: cpuCheck),
         .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
-        .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], exclude: ["make_embedded_digits.py"], swiftSettings: optimize),
+        .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),
         .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed"], swiftSettings: optimize),
         .executableTarget(name: "dtrain", dependencies: [

@@ -4,7 +4,7 @@ import COpenBLAS
 /// The process-wide compute settings: how many threads the kernels and OpenBLAS use.
 ///
 /// The default is the cores of this node divided by the MPI ranks that share it
-/// (OMPI_COMM_WORLD_LOCAL_SIZE), so several ranks on one machine do not oversubscribe it.
+/// (`NodeRanks`), so several ranks on one machine do not oversubscribe it.
 /// Work is split into the same chunks for the same thread count, so results are deterministic.
 ///
 /// `parallelFor` and `parallelChunks` run on a persistent pool of `threads − 1` workers plus the
@@ -15,10 +15,7 @@ public enum Compute {
 
     /// Threads per rank when none is set: cores ÷ ranks on this node, at least 1.
     public static var defaultThreads: Int {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let env = ProcessInfo.processInfo.environment
-        let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"] ?? "") ?? 1
-        return max(1, cores / max(1, local))
+        max(1, NodeRanks.current.coresPerRank)
     }
 
     /// The thread count in force (set on first use to `defaultThreads`).

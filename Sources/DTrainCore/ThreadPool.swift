@@ -241,14 +241,6 @@ private final class WorkerStart {
     init(pool: Unmanaged<ThreadPool>) { self.pool = pool }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds.
-@inline(__always)
-public func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}
-
 
 /// The function and context pointers of a closure (see dtrain_support.h).
 @_silgen_name("dtrain_closure_parts")

@@ -111,16 +111,9 @@ public final class BatchLoader {
     }
 
     /// A worker count for one rank: the cores this rank may use (the node's cores divided by the
-    /// ranks on it, `OMPI_COMM_WORLD_LOCAL_SIZE`) less the compute threads, at least 1.
+    /// ranks on it, `NodeRanks`) less the compute threads, at least 1.
     public static func defaultWorkers(computeThreads: Int, coresPerRank: Int? = nil) -> Int {
-        let cores: Int
-        if let coresPerRank {
-            cores = coresPerRank
-        } else {
-            let env = ProcessInfo.processInfo.environment
-            let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"] ?? "") ?? 1
-            cores = ProcessInfo.processInfo.activeProcessorCount / max(1, local)
-        }
+        let cores = coresPerRank ?? NodeRanks.current.coresPerRank
         return max(1, cores - computeThreads)
     }
 

@@ -14,17 +14,6 @@ public struct DecodedImage: Sendable {
     }
 }
 
-/// A sample that could not be read or decoded: the file and why.
-public struct DataError: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let reason: String
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-    public var description: String { "\(path): \(reason)" }
-}
-
 /// A labelled image collection: an ImageFolder split, CIFAR binary files, the embedded digits, or
 /// the synthetic generator.
 ///

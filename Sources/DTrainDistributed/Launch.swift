@@ -11,10 +11,3 @@ public enum Launch {
         environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil
     }
 }
-
-/// The communicator for this process: MPI's world under mpirun (MPI is initialized here), otherwise a
-/// world of one that makes no MPI call at all, not even MPI_Init.
-public func makeCommunicator() throws -> Communicator {
-    if Launch.isUnderMPI { return try MPICommunicator.initialize() }
-    return SingleProcessCommunicator()
-}

@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import DTrainCore
 
 /// The thread support MPI grants (MPI_THREAD_SINGLE ... MPI_THREAD_MULTIPLE).
 public enum MPIThreadLevel: Int32, Comparable, Sendable, CustomStringConvertible {
@@ -45,9 +46,9 @@ public final class MPICommunicator: Communicator {
         try MPICommunicator.check(cmpi_comm_size(handle, &s), "MPI_Comm_size")
         rank = Int(r)
         size = Int(s)
-        let (lr, ls) = MPICommunicator.localRankAndSize(ProcessInfo.processInfo.environment)
-        localRank = lr
-        localSize = ls
+        let node = NodeRanks.current
+        localRank = node.localRank
+        localSize = node.localSize
     }
 
     /// Starts MPI (MPI_Init_thread, asking for `required`, MPI_THREAD_MULTIPLE by default) and
@@ -153,14 +154,6 @@ public final class MPICommunicator: Communicator {
 
     /// Elements per MPI call: MPI counts are Int32 (the shim uses the same bound).
     static let maxPiece = Int(Int32.max / 2)
-
-    /// Local rank and ranks on this node from the launcher's environment (mpirun's OMPI_COMM_WORLD_*,
-    /// then the MPICH/Hydra names that `Compute.defaultThreads` also reads), or 0 and 1 when none is set.
-    static func localRankAndSize(_ env: [String: String]) -> (Int, Int) {
-        let rank = Int(env["OMPI_COMM_WORLD_LOCAL_RANK"] ?? env["MPI_LOCALRANKID"] ?? "") ?? 0
-        let size = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["MPI_LOCALNRANKS"] ?? "") ?? 1
-        return (max(0, rank), max(1, size))
-    }
 
     static func check(_ code: Int32, _ operation: String) throws {
         if code != 0 { throw error(code, operation) }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import DTrainCore
 
 /// What a blocked collective is, for the stall report.
 enum CollectiveKind: Sendable {
@@ -64,13 +65,6 @@ final class CollectiveSlot: @unchecked Sendable {
         }
         return ("\(what) stalled for \(Int(Double(waited) / 1e9)) s (\(purpose))", Double(waited) / 1e9)
     }
-}
-
-/// Nanoseconds of the monotonic clock (not set back or forward with the wall clock).
-func monotonicNanoseconds() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
 /// Notices a collective that has been waiting longer than `timeout`: a background thread looks at

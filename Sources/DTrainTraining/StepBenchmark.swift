@@ -73,16 +73,17 @@ public enum StepBenchmark {
     /// - Parameters:
     ///   - profile: record time per `ProfileKind` during the timed steps.
     ///   - peakSize: measure the sgemm peak on an n×n×n product after the steps (nil: skip).
+    ///   - engine: the engine optimisations the model is built with (`dtrain bench --without`).
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
                            warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0, freeze: TrainConfig.Freeze = .none,
-                           profile: Bool = true, peakSize: Int? = 2048,
+                           profile: Bool = true, peakSize: Int? = 2048, engine: EngineOptimisations = .all,
                            communicator: Communicator = SingleProcessCommunicator(),
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
         model.initialize(seed: seed)
         try freeze.apply(to: model)
-        model.build(batch: batchSize, resolution: resolution, seed: seed)
+        model.build(batch: batchSize, resolution: resolution, seed: seed, engine: engine)
         let classes = model.numClasses
         let loss = SoftmaxCrossEntropy(classes: classes)
         loss.build(maxBatch: batchSize)

@@ -68,9 +68,10 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func run(_ communicator: Communicator) throws {
+        var engine = EngineOptimisations.all
         for name in (without ?? "").split(separator: ",").map(String.init) {
             if let named = EngineOptimisations.names.first(where: { $0.name == name }) {
-                EngineOptimisations.enabled.remove(named.option)
+                engine.remove(named.option)
             }
         }
         let threads = self.threads ?? Compute.defaultThreads
@@ -79,7 +80,7 @@ struct BenchCommand: ParsableCommand {
             let result = try StepBenchmark.run(
                 model: model, batchSize: batchSize, resolution: resolution, threads: threads,
                 warmup: warmup, steps: steps, freeze: setting, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
-                communicator: communicator
+                engine: engine, communicator: communicator
             ) { step, seconds in
                 if !json && leader {
                     let tag = step < warmup ? "warm-up" : "step"

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import DTrainTestSupport
+import DTrainCore
 @testable import DTrainDistributed
 
 /// Runs `dtrain selftest-collectives` under `mpirun` with 2 and 3 ranks, so the MPI communicator is
@@ -98,9 +99,9 @@ final class MPICollectivesTests: XCTestCase {
     }
 
     func testLocalRankAndSizeComeFromTheLauncher() {
-        XCTAssertTrue(MPICommunicator.localRankAndSize([:]) == (0, 1))
-        XCTAssertTrue(MPICommunicator.localRankAndSize(
-            ["OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"]) == (3, 4))
+        XCTAssertEqual(NodeRanks(environment: [:]), NodeRanks(localRank: 0, localSize: 1))
+        XCTAssertEqual(NodeRanks(environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"]),
+                       NodeRanks(localRank: 3, localSize: 4))
     }
 
     // MARK: Running mpirun

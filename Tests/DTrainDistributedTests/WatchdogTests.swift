@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import DTrainCore
 @testable import DTrainDistributed
 
 /// The stall watchdog in one process, over a communicator whose collectives take as long as told.

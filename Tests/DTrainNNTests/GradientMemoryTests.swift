@@ -8,19 +8,16 @@ import XCTest
 /// without the ReLU after the add, with identity, padding and convolution shortcuts, fused and
 /// unfused ReLUs, dropout), and the shared model must hold less memory.
 final class GradientMemoryTests: XCTestCase {
-    override func tearDown() {
-        EngineOptimisations.enabled = .all
-    }
-
     /// Gradients after two steps on different batches (the second step runs over memory the first
     /// left behind), and the bytes the built model holds.
-    func run(_ name: String, batch: Int, resolution: Int, shared: Bool) throws -> (grads: [Float], bytes: Int) {
-        if shared { EngineOptimisations.enabled.insert(.sharedGradientMemory) } else { EngineOptimisations.enabled.remove(.sharedGradientMemory) }
+    func run(_ name: String, batch: Int, resolution: Int, shared: Bool, engine: EngineOptimisations) throws -> (grads: [Float], bytes: Int) {
+        var engine = engine
+        if shared { engine.insert(.sharedGradientMemory) } else { engine.remove(.sharedGradientMemory) }
         Compute.setThreads(2)
         let before = Storage.liveBytes
         let model = try ModelZoo.make(name)
         model.initialize(seed: 3)
-        model.build(batch: batch, resolution: resolution, seed: 5)
+        model.build(batch: batch, resolution: resolution, seed: 5, engine: engine)
         let bytes = Storage.liveBytes - before
         let loss = SoftmaxCrossEntropy(classes: model.numClasses)
         loss.build(maxBatch: batch)
@@ -40,9 +37,9 @@ final class GradientMemoryTests: XCTestCase {
         return (Array(model.store.grads.buffer), bytes)
     }
 
-    func check(_ name: String, batch: Int = 3, resolution: Int) throws {
-        let own = try run(name, batch: batch, resolution: resolution, shared: false)
-        let shared = try run(name, batch: batch, resolution: resolution, shared: true)
+    func check(_ name: String, batch: Int = 3, resolution: Int, engine: EngineOptimisations = .all) throws {
+        let own = try run(name, batch: batch, resolution: resolution, shared: false, engine: engine)
+        let shared = try run(name, batch: batch, resolution: resolution, shared: true, engine: engine)
         XCTAssertEqual(own.grads.count, shared.grads.count)
         let differing = zip(own.grads, shared.grads).filter { $0.0.bitPattern != $0.1.bitPattern }.count
         XCTAssertEqual(differing, 0, "\(name): \(differing) of \(own.grads.count) gradients differ with shared gradient memory")
@@ -70,21 +67,18 @@ final class GradientMemoryTests: XCTestCase {
     }
 
     func testUnfusedReLUs() throws {
-        EngineOptimisations.enabled.remove(.fuseBatchNormReLU)
-        try check("resnet20", resolution: 32)
+        try check("resnet20", resolution: 32, engine: EngineOptimisations.all.subtracting(.fuseBatchNormReLU))
     }
 
     /// resnet50 at batch 16: the gradient memory is a few slots, not one buffer per layer.
     func testResNet50SavesMostOfItsGradientMemory() throws {
-        EngineOptimisations.enabled.remove(.sharedGradientMemory)
         let own = try ModelZoo.make("resnet50")
         var before = Storage.liveBytes
-        own.build(batch: 16, resolution: 64)
+        own.build(batch: 16, resolution: 64, engine: EngineOptimisations.all.subtracting(.sharedGradientMemory))
         let ownBytes = Storage.liveBytes - before
-        EngineOptimisations.enabled.insert(.sharedGradientMemory)
         let shared = try ModelZoo.make("resnet50")
         before = Storage.liveBytes
-        shared.build(batch: 16, resolution: 64)
+        shared.build(batch: 16, resolution: 64, engine: .all)
         let sharedBytes = Storage.liveBytes - before
         XCTAssertLessThan(Double(sharedBytes), 0.7 * Double(ownBytes), "resnet50: \(sharedBytes) bytes shared against \(ownBytes) own")
     }

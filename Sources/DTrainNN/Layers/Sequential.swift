@@ -35,7 +35,7 @@ public final class Sequential: Layer, InspectableContainer {
         for (i, child) in children.enumerated() {
             guard let bn = child.layer as? BatchNorm2d else { continue }
             let relu = i + 1 < children.count ? children[i + 1].layer as? ReLU : nil
-            let fuse = EngineOptimisations.enabled.contains(.fuseBatchNormReLU) && relu != nil
+            let fuse = context.engine.contains(.fuseBatchNormReLU) && relu != nil
             bn.fusesReLU = fuse
             relu?.isFusedIntoPrevious = fuse
         }

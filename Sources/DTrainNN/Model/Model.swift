@@ -19,6 +19,8 @@ public final class Model {
 
     public private(set) var builtBatch = 0
     public private(set) var builtResolution = 0
+    /// The engine optimisations of the last build.
+    public private(set) var builtEngine: EngineOptimisations = .all
     public private(set) var outputShape = FeatureShape(features: 0)
 
     public init(spec: ModelSpec, options: ModelOptions) {
@@ -42,11 +44,13 @@ public final class Model {
     public func initialize(seed: UInt64) { store.initialize(seed: seed) }
 
     /// Allocates activations, gradients and workspace for batches of up to `batch` images of
-    /// `resolution`² pixels (default: the model's). A no-op when already built for that.
-    public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0) {
+    /// `resolution`² pixels (default: the model's), with the layers using the optimisations in
+    /// `engine`. A no-op when already built for that.
+    public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0, engine: EngineOptimisations = .all) {
         let res = resolution ?? spec.defaultResolution
-        if batch == builtBatch && res == builtResolution { return }
-        let context = BuildContext(workspace: workspace, seed: seed, sharesGradients: EngineOptimisations.enabled.contains(.sharedGradientMemory))
+        if batch == builtBatch && res == builtResolution && engine == builtEngine { return }
+        let context = BuildContext(workspace: workspace, seed: seed, engine: engine,
+                                   sharesGradients: engine.contains(.sharedGradientMemory))
         outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
                                  maxBatch: batch, inputNeedsGradient: false, context: context)
         context.allocateSharedMemory()
@@ -54,6 +58,7 @@ public final class Model {
         workspace.allocate()
         builtBatch = batch
         builtResolution = res
+        builtEngine = engine
     }
 
     /// Input shape of one image at the built resolution.

@@ -1,6 +1,7 @@
 /// The engine's optimisations that can be switched off: to measure what each gives (`dtrain bench
 /// --without`), or to keep every layer's own output for inspection. Results are the same either
-/// way (Winograd's to float rounding). Read when models and layers are built.
+/// way (Winograd's to float rounding). Given to `Model.build(batch:resolution:seed:engine:)`, they
+/// travel in the `BuildContext` to every layer, which reads them when it is built.
 public struct EngineOptimisations: OptionSet, Sendable {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
@@ -25,7 +26,4 @@ public struct EngineOptimisations: OptionSet, Sendable {
         ("winograd", .winograd),
         ("shared-gradients", .sharedGradientMemory),
     ]
-
-    /// The optimisations models and layers built from now on use.
-    nonisolated(unsafe) public static var enabled: EngineOptimisations = .all
 }

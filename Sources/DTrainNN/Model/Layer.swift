@@ -11,12 +11,20 @@ public final class BuildContext {
     public let workspace: Workspace
     /// Seed for layers that draw random numbers while running (dropout).
     public let seed: UInt64
+    /// The engine optimisations layers may use (BatchNorm+ReLU fusion, the convolution algorithms).
+    public let engine: EngineOptimisations
     /// Where input gradients live, when they share memory (see `inputGradientBuffer`).
     public let gradientSlots: GradientSlots?
 
-    public init(workspace: Workspace, seed: UInt64 = 0, sharesGradients: Bool = false) {
+    /// - Parameters:
+    ///   - engine: what layers built with this context may use; all by default.
+    ///   - sharesGradients: plan shared input-gradient memory (`GradientSlots`); the builder then
+    ///     calls `allocateSharedMemory()` once every layer is built. `Model.build` sets it from
+    ///     `engine.contains(.sharedGradientMemory)`; a single layer built on its own owns its dx.
+    public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false) {
         self.workspace = workspace
         self.seed = seed
+        self.engine = engine
         gradientSlots = sharesGradients ? GradientSlots() : nil
     }
 

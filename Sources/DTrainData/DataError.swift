@@ -1,0 +1,10 @@
+/// A sample that could not be read or decoded: the file and why.
+public struct DataError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}

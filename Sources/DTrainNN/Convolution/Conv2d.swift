@@ -1,0 +1,173 @@
+import DTrainCore
+
+/// A 2-D convolution over NHWC activations (torch's nn.Conv2d with a square kernel).
+///
+/// The layer chooses one `ConvolutionAlgorithm` when it is built and delegates both passes to it:
+/// - `DirectConvolution` (`GroupedConvKernel`) for grouped convolutions with narrow groups
+///   (depthwise, or groups of 4 or 8 channels as in ResNeXt's first stages);
+/// - `WinogradConvolution` (`WinogradKernel`) for dense 3×3, stride-1, padding-1 convolutions;
+/// - `GEMMConvolution` (im2col + GEMM per group) for every other one.
+/// Which of the first two may be chosen is the build context's `engine` (`EngineOptimisations`).
+/// The work is split across `Compute.threads` threads by dtrain itself, and every GEMM runs
+/// single-threaded inside one thread's share. The layer keeps the bias gradient, which is the
+/// same for every algorithm.
+///
+/// For a fixed thread count every result is deterministic.
+public final class Conv2d: Layer {
+    public let inChannels, outChannels, kernelSize, stride, padding, dilation, groups: Int
+    /// torch shape [O, I/groups, K, K]; stored O×K×K×(I/groups).
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    /// Floats one thread's column tile aims at (rows × K·K·C): about half a core's L2. Read by `build`.
+    var columnTileFloats = 1 << 17
+    /// Fewest rows a tile has (unless the batch has fewer): thinner GEMMs re-pack the weights too
+    /// often and update the whole dW per few rows. Read by `build`.
+    var minTileRows = 64
+    /// Whether narrow grouped convolutions use the direct kernel (nil: as the build context's
+    /// `engine` says, `.directGroupedConvolution`), and the widest group (input or output channels)
+    /// it takes: measured, GEMM is as fast from 8 channels per group and faster from 16. Tests
+    /// override the choice, and widen the group, to exercise each path. Read by `build`.
+    var useDirectKernel: Bool?
+    var directKernelMaxGroupWidth = 8
+    /// Whether 3×3, stride-1, padding-1 dense convolutions use Winograd (F(4×4, 3×3) or F(2×2, 3×3))
+    /// (`WinogradKernel`) (nil: as the build context's `engine` says, `.winograd`), and the fewest
+    /// input and output channels for which they do. Read by `build`.
+    var useWinograd: Bool?
+    var winogradMinChannels = 8
+    /// Output tile side of the Winograd transform, 4 for F(4×4, 3×3) or 2 for F(2×2, 3×3); nil
+    /// chooses by width: F(4×4) up to 128 channels, F(2×2) beyond, where F(4×4)'s 36 transformed
+    /// weight matrices stop fitting in cache and measured no faster. Read by `build`.
+    var winogradTile: Int?
+
+    /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
+    /// fewer), combined in chunk order so the result is deterministic for a thread count.
+    private static let reductionChunks = 16
+
+    private var geometry: ConvGeometry!
+    private var output: ActivationBuffer!
+    private var inputGradient: ActivationBuffer?
+    private var workspace: Workspace!
+    private var biasPartials: Storage?
+    /// The input of the last forward: a view of memory its producer keeps until backward.
+    private var lastInput: Tensor?
+    /// The algorithm the last build chose.
+    private var algorithm: ConvolutionAlgorithm!
+    /// Threads the workspace was reserved for; passes use at most this many.
+    private(set) var plannedThreads = 1
+    private var macs = 0
+
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, groups: Int = 1, bias: Bool = false) {
+        precondition(inChannels > 0 && outChannels > 0, "Conv2d: channels must be positive")
+        precondition(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
+                     "Conv2d: groups (\(groups)) must divide in (\(inChannels)) and out (\(outChannels)) channels")
+        precondition(kernelSize > 0 && stride > 0 && dilation > 0 && padding >= 0,
+                     "Conv2d: kernel \(kernelSize), stride \(stride), dilation \(dilation), padding \(padding) out of range")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        let fanIn = inChannels / groups * kernelSize * kernelSize
+        weight = Parameter(torchShape: [outChannels, inChannels / groups, kernelSize, kernelSize], layout: .convOHWI,
+                           role: .weight, initializer: .kaimingNormalFanOut(fanOut: outChannels * kernelSize * kernelSize))
+        self.bias = bias ? Parameter(torchShape: [outChannels], role: .bias,
+                                     initializer: .uniform(bound: 1 / Float(fanIn).squareRoot())) : nil
+    }
+
+    /// Whether the last build chose the direct grouped kernel.
+    var usesDirectKernel: Bool { algorithm is DirectConvolution }
+    /// Whether the last build chose Winograd.
+    var usesWinograd: Bool { algorithm is WinogradConvolution }
+    /// The output tile side of the Winograd transform the last build chose (nil without Winograd).
+    var winogradOutputTile: Int? { (algorithm as? WinogradConvolution)?.kernel.tile }
+    /// Rows of one im2col column tile for the batch built for (0 for the pointwise path and for
+    /// the other algorithms).
+    var tileRows: Int { (algorithm as? GEMMConvolution)?.tileRows ?? 0 }
+
+    public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
+        precondition(input.channels == inChannels, "Conv2d: input has \(input.channels) channels, expected \(inChannels)")
+        let geo = ConvGeometry(input: input, kernel: kernelSize, stride: stride, padding: padding,
+                               dilation: dilation, groups: groups)
+        precondition(geo.outHeight > 0 && geo.outWidth > 0,
+                     "Conv2d: input \(input) is too small for kernel \(kernelSize), dilation \(dilation), padding \(padding)")
+        geometry = geo
+        let out = FeatureShape(height: geo.outHeight, width: geo.outWidth, channels: outChannels)
+        output = ActivationBuffer(shape: out, maxBatch: maxBatch)
+        inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
+        workspace = context.workspace
+        plannedThreads = Compute.threads
+        let directAllowed = useDirectKernel ?? context.engine.contains(.directGroupedConvolution)
+        let winogradAllowed = useWinograd ?? context.engine.contains(.winograd)
+        if directAllowed, let direct = GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) {
+            algorithm = DirectConvolution(kernel: direct, weightCount: weight.count)
+        } else if winogradAllowed && min(inChannels, outChannels) >= winogradMinChannels,
+                  let winograd = WinogradKernel(geo: geo, outChannels: outChannels,
+                                                tile: winogradTile ?? (max(inChannels, outChannels) <= 128 ? 4 : 2), maxBatch: maxBatch, threads: plannedThreads,
+                                                blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2)) {
+            algorithm = WinogradConvolution(kernel: winograd, outChannels: outChannels)
+        } else {
+            algorithm = GEMMConvolution(geo: geo, outChannels: outChannels, maxBatch: maxBatch,
+                                        columnTileFloats: columnTileFloats, minTileRows: minTileRows)
+        }
+        context.workspace.reserve(algorithm.workspaceFloats(threads: plannedThreads))
+        biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
+        lastInput = nil
+        macs = geo.outPixels * outChannels * geo.groupColumns
+        return out
+    }
+
+    /// Threads a pass uses: those in force, at most those the workspace was reserved for.
+    private var passThreads: Int { max(1, min(Compute.threads, plannedThreads)) }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        let geo = geometry!
+        precondition(x.shape.height == geo.height && x.shape.width == geo.width && x.shape.channels == geo.channels,
+                     "Conv2d: input \(x.shape) differs from the \(geo.height)x\(geo.width)x\(geo.channels) built for")
+        let y = output.tensor(batch: x.batch)
+        lastInput = x
+        if y.rows == 0 { return y }
+        algorithm.forward(UnsafePointer(x.data), weight: UnsafePointer(weight.value!), bias: bias.map { UnsafePointer($0.value!) },
+                          into: y.data, batch: x.batch, workspace: workspace, threads: passThreads)
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let x = lastInput else { fatalError("Conv2d: backward without a forward") }
+        precondition(dy.batch == x.batch && dy.shape == output.shape,
+                     "Conv2d: dy \(dy.batch)x\(dy.shape) does not match the last output \(x.batch)x\(output.shape)")
+        let o = outChannels
+        let dx = inputGradient?.tensor(batch: dy.batch)
+        let pdy = UnsafePointer(dy.data)
+        let rows = dy.rows
+
+        if let bias, bias.trainable, let partials = biasPartials?.pointer, rows > 0 {
+            let chunks = max(1, min(Compute.threads, Conv2d.reductionChunks, rows))
+            parallelChunks(rows, chunks: chunks) { chunk, range in
+                let acc = partials + chunk * o
+                for i in 0..<o { acc[i] = 0 }
+                for m in range { addFloats(acc, pdy + m * o, o) }
+            }
+            let db = bias.grad!
+            for chunk in 0..<chunks {
+                let acc = partials + chunk * o
+                for i in 0..<o { db[i] += acc[i] }
+            }
+        }
+        guard rows > 0, weight.trainable || dx != nil else { return dx ?? noGradient }
+        algorithm.backward(x: UnsafePointer(x.data), dy: pdy, weight: UnsafePointer(weight.value!),
+                           weightGradient: weight.trainable ? weight.grad! : nil, dx: dx?.data,
+                           batch: dy.batch, workspace: workspace, threads: passThreads)
+        return dx ?? noGradient
+    }
+
+    public func collectState(prefix: String, into entries: inout [StateEntry]) {
+        entries.append(StateEntry(name: qualified(prefix, "weight"), kind: .parameter(weight)))
+        if let bias { entries.append(StateEntry(name: qualified(prefix, "bias"), kind: .parameter(bias))) }
+    }
+
+    public var macsPerSample: Int { macs }
+}

@@ -1,0 +1,27 @@
+import DTrainCore
+
+/// One way of computing a `Conv2d`, chosen when the layer is built: im2col + GEMM
+/// (`GEMMConvolution`), Winograd (`WinogradConvolution`) or the direct grouped kernel
+/// (`DirectConvolution`). Each splits its passes across threads itself and keeps its scratch in
+/// the model's workspace; the layer owns the weights, the buffers and the bias gradient.
+///
+/// Pointers are NHWC activations of `batch` images and the weights in `Conv2d`'s O×K×K×(I/groups)
+/// layout. Passes use `threads` threads (at most those `workspaceFloats` was reserved for) and
+/// are deterministic for a thread count.
+protocol ConvolutionAlgorithm {
+    /// Workspace floats the passes need with `threads` threads.
+    func workspaceFloats(threads: Int) -> Int
+
+    /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
+    func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
+
+    /// dy: [N, OH, OW, O] → dW added into `weightGradient` [O, K, K, C/groups] (when given) and
+    /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward.
+    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+                  batch: Int, workspace: Workspace, threads: Int)
+}
+
+/// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.
+func workspaceAligned(_ floats: Int) -> Int { (floats + 15) & ~15 }
