@@ -20,11 +20,30 @@ public struct StateDictMismatch: Error, CustomStringConvertible {
     }
 }
 
+/// Named tensors a model's state can be loaded from (a weights file, read by DTrainWeights).
+public protocol StateDictSource {
+    /// Tensor names, in the file's order.
+    var names: [String] { get }
+    /// The shape of the tensor called `name`, nil when there is none.
+    func shape(of name: String) -> [Int]?
+    /// A tensor's values as Float.
+    func floats(_ name: String) throws -> [Float]
+    /// A tensor's values as Int64.
+    func int64s(_ name: String) throws -> [Int64]
+}
+
+/// Where a model's state can be written as named tensors (a weights file writer in DTrainWeights).
+public protocol StateDictSink {
+    mutating func add(_ name: String, floats: [Float], shape: [Int])
+    mutating func add(_ name: String, int64s: [Int64], shape: [Int])
+}
+
 /// Moves a model's state to and from torch's state_dict form: torchvision's names, torch's shapes
 /// and memory order (OIHW convolutions), float32 tensors and an int64 num_batches_tracked.
+/// The file formats themselves live in DTrainWeights; here the state is named tensors.
 public enum StateDict {
     /// Adds every state entry of `model` to `writer`, under `prefix`.
-    public static func write(_ model: Model, into writer: inout SafeTensorsWriter, prefix: String = "") {
+    public static func write<Sink: StateDictSink>(_ model: Model, into writer: inout Sink, prefix: String = "") {
         for entry in model.state {
             let name = prefix + entry.name
             switch entry.kind {
@@ -41,17 +60,17 @@ public enum StateDict {
     /// Throws `StateDictMismatch` listing missing, unexpected and mis-shaped keys, before changing anything.
     /// Keys starting with one of `ignoringPrefixes` (other state kept in the same file) are not
     /// reported as unexpected.
-    public static func load(_ file: SafeTensorsFile, into model: Model, prefix: String = "", source: String = "weights",
+    public static func load(_ file: some StateDictSource, into model: Model, prefix: String = "", source: String = "weights",
                             ignoringPrefixes: [String] = [], skip: (StateEntry) -> Bool = { _ in false }) throws {
         var mismatch = StateDictMismatch(source: source)
         let ours = Set(model.state.map { prefix + $0.name })
         for entry in model.state where !skip(entry) {
             let key = prefix + entry.name
-            guard let e = file.entries[key] else { mismatch.missing.append(entry.name); continue }
+            guard let shape = file.shape(of: key) else { mismatch.missing.append(entry.name); continue }
             let expected = entry.torchShape
             // torch stores num_batches_tracked as a 0-d tensor; accept [1] too.
-            let fits = e.shape == expected || (expected.isEmpty && e.count == 1)
-            if !fits { mismatch.shapeMismatches.append("\(entry.name) \(e.shape) vs \(expected)") }
+            let fits = shape == expected || (expected.isEmpty && shape.reduce(1, *) == 1)
+            if !fits { mismatch.shapeMismatches.append("\(entry.name) \(shape) vs \(expected)") }
         }
         for key in file.names where key.hasPrefix(prefix) && !ours.contains(key) && !ignoringPrefixes.contains(where: { key.hasPrefix($0) }) {
             mismatch.unexpected.append(String(key.dropFirst(prefix.count)))

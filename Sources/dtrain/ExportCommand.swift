@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DTrainCore
 import DTrainTraining
+import DTrainWeights
 
 /// `dtrain export`: a checkpoint's model tensors as a .pth (torch.save's format) or safetensors.
 struct ExportCommand: ParsableCommand {

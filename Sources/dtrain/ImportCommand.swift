@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DTrainCore
 import DTrainTraining
+import DTrainWeights
 
 /// `dtrain import`: PyTorch weights (torch.save's .pth, or safetensors) as a dtrain checkpoint.
 struct ImportCommand: ParsableCommand {
