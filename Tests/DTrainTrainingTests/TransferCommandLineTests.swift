@@ -2,6 +2,7 @@ import XCTest
 import DTrainTestSupport
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainData
 @testable import DTrainTraining
 
@@ -112,6 +113,36 @@ final class TransferCommandLineTests: XCTestCase {
         assertFails(try dtrain(["import", dir.appendingPathComponent("none.pth").path,
                                 "--model", "resnet20", "--output", out.path]), mentioning: ["none.pth"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "a failed import wrote its output")
+    }
+
+    /// --pretrained reads through the verified door: one flipped byte in a checkpoint's tensor
+    /// data (its checksum) or in an exported .pth's tensor record (its zip CRC) is a one-line error,
+    /// and nothing is trained.
+    func testPretrainedRefusesCorruptedFiles() throws {
+        let dir = temporaryDirectory(self)
+        let ck = try checkpoint(in: dir)
+        let pth = dir.appendingPathComponent("model.pth")
+        XCTAssertEqual(try dtrain(["export", ck.path, "--format", "pth", "--output", pth.path]).status, 0)
+
+        var data = try Data(contentsOf: ck)
+        let headerEnd = 8 + data.prefix(8).withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        data[headerEnd + (data.count - headerEnd) / 3] ^= 0x04
+        let badCheckpoint = dir.appendingPathComponent("flipped.safetensors")
+        try data.write(to: badCheckpoint)
+        let runA = dir.appendingPathComponent("a")
+        assertFails(try dtrain(["resnet20", "--pretrained", badCheckpoint.path, "--epochs", "1", "--output", runA.path, "--threads", "2"]),
+                    mentioning: ["--pretrained", badCheckpoint.path, "checksum mismatch"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runA.appendingPathComponent("checkpoint-last.safetensors").path))
+
+        // The .pth's first tensor record (conv1.weight, 432 floats) holds the checkpoint's bytes.
+        var exported = try Data(contentsOf: pth)
+        let conv1 = try XCTUnwrap(try modelBytes(ck)["conv1.weight"])
+        let at = try XCTUnwrap(exported.range(of: conv1)).lowerBound + 100
+        exported[at] ^= 0x04
+        let badPth = dir.appendingPathComponent("flipped.pth")
+        try exported.write(to: badPth)
+        assertFails(try dtrain(["resnet20", "--pretrained", badPth.path, "--epochs", "1", "--output", dir.appendingPathComponent("b").path, "--threads", "2"]),
+                    mentioning: ["--pretrained", badPth.path, "CRC mismatch"])
     }
 
     /// predict takes the exported .pth and answers as with the checkpoint it came from; train
