@@ -38,6 +38,8 @@ public enum WeightsTransfer {
     /// with the metadata in `ARCHIVE/extra/dtrain.json` (torch.load ignores it).
     public static func exportData(model: Model, info: CheckpointInfo, format: WeightsFormat, archiveName: String) throws -> Data {
         switch format {
+        case .pthLegacy, .pthTar:
+            throw CheckpointError(path: archiveName, reason: "dtrain writes .pth files in torch.save's zip format only, not the \(format.description)")
         case .safetensors:
             return try Checkpoint.serialize(model: model, optimizer: nil, info: info)
         case .pth:

@@ -1,17 +1,21 @@
 import Foundation
 import ZIPFoundation
 
-/// A PyTorch state_dict read from torch.save's zip format (PyTorch ≥ 1.6, as torchvision's
-/// published weights such as resnet34-b627a593.pth): `ARCHIVE/data.pkl` (a pickle of an
-/// OrderedDict of tensors whose storages are persistent ids) and one raw little-endian record
-/// `ARCHIVE/data/KEY` per storage.
+/// A PyTorch state_dict read from any format torch.save has written, recognised by content:
 ///
-/// The zip is read with ZIPFoundation (stored or deflated records, CRC-checked); the pickle with
-/// `TorchUnpickler`, which builds values and never runs code. Tensors are returned contiguous in
-/// torch's row-major order, whatever their strides and storage offsets, in the dict's order.
-/// A training script's checkpoint is accepted too: a dict whose state_dict sits under
-/// "state_dict", "model_state_dict", "model" or "net" (its other entries are read but not used),
-/// and a "module." prefix on every key is dropped.
+/// - the zip format (PyTorch ≥ 1.6, as torchvision's newer weights such as resnet34-b627a593.pth):
+///   `ARCHIVE/data.pkl` (a pickle of an OrderedDict of tensors whose storages are persistent ids)
+///   and one raw little-endian record `ARCHIVE/data/KEY` per storage, read with ZIPFoundation
+///   (stored or deflated records, CRC-checked);
+/// - the legacy format (PyTorch 0.4–1.5, and `_use_new_zipfile_serialization=False`, as
+///   torchvision's resnet50-19c8e357.pth): see `LegacyPthReader`;
+/// - the tar format (PyTorch ≤ 0.3, as resnet18-5c106cde.pth): see `TarPthReader`.
+///
+/// Every pickle is read by `TorchUnpickler`, which builds values and never runs code. Tensors are
+/// returned contiguous in torch's row-major order, whatever their strides and storage offsets, in
+/// the dict's order. A training script's checkpoint is accepted too: a dict whose state_dict sits
+/// under "state_dict", "model_state_dict", "model" or "net" (its other entries are read but not
+/// used), and a "module." prefix on every key is dropped.
 public struct PthFile {
     /// One entry of the state_dict.
     public struct Tensor {
@@ -22,7 +26,26 @@ public struct PthFile {
         public let data: Data
     }
 
-    /// The folder every record sits in (torch names it after the file).
+    /// torch.save's file layouts, by the PyTorch versions that write them.
+    public enum Layout: String, Sendable {
+        /// PyTorch ≥ 1.6's zip archive.
+        case zip
+        /// PyTorch 0.4–1.5's pickle stream (magic number, headers, pickle, raw storages).
+        case legacy
+        /// PyTorch ≤ 0.3's tar archive (storages, tensors, pickle).
+        case tar
+
+        public var description: String {
+            switch self {
+            case .zip: return "torch.save zip format, PyTorch 1.6 or later"
+            case .legacy: return "torch.save legacy format, PyTorch 0.4 to 1.5"
+            case .tar: return "torch.save tar format, PyTorch 0.3 or earlier"
+            }
+        }
+    }
+
+    public let layout: Layout
+    /// The folder every record sits in (torch names it after the file); empty for the older layouts.
     public let archiveName: String
     public let tensors: [Tensor]
     /// Records under `ARCHIVE/extra/` by name (dtrain keeps its training metadata there).
@@ -34,6 +57,15 @@ public struct PthFile {
     /// prefix was dropped.
     public let strippedModulePrefix: Bool
 
+    /// The layout of `data` by its first bytes, nil when it is none of torch.save's.
+    public static func layout(of data: Data) -> Layout? {
+        let head = [UInt8](data.prefix(512))
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return .zip }
+        if LegacyPthReader.startsWithMagic(head) { return .legacy }
+        if head.count >= 262, Array(head[257..<262]) == Array("ustar".utf8) { return .tar }
+        return nil
+    }
+
     public init(contentsOf url: URL) throws {
         do { try self.init(reading: url) } catch let e as PthError {
             throw PthError("\(url.path): \(e.message)")
@@ -41,69 +73,57 @@ public struct PthFile {
     }
 
     private init(reading url: URL) throws {
-        let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) } catch {
-            throw PthError("not a zip archive; expected torch.save's format (PyTorch 1.6 or later; re-save older files with torch.save in a recent PyTorch)")
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw PthError("cannot read (\(error.localizedDescription))")
         }
-        let pickles = archive.filter { $0.path.hasSuffix("data.pkl") && $0.path.split(separator: "/").count == 2 }
-        guard pickles.count == 1, let pickleEntry = pickles.first else {
-            throw PthError(pickles.isEmpty ? "no ARCHIVE/data.pkl record; expected a file written by torch.save"
-                                           : "\(pickles.count) data.pkl records; expected one")
+        guard let layout = PthFile.layout(of: data) else {
+            throw PthError("not a file torch.save writes: neither its zip format (PyTorch 1.6 or later), its legacy format (0.4 to 1.5) nor its tar format (0.3 or earlier)")
         }
-        let prefix = String(pickleEntry.path.dropLast("data.pkl".count))
-        archiveName = String(prefix.dropLast())
+        self.layout = layout
+        let read: (root: PickleValue, storage: (TorchStorageRef) throws -> Data)
+        switch layout {
+        case .zip:
+            let zip = try ZipPthReader(url: url)
+            archiveName = zip.archiveName
+            extras = try zip.extras()
+            read = (try zip.root(), zip.storage)
+        case .legacy:
+            let legacy = try LegacyPthReader(data)
+            archiveName = ""
+            extras = [:]
+            read = (legacy.root, legacy.storage)
+        case .tar:
+            let tar = try TarPthReader(data)
+            archiveName = ""
+            extras = [:]
+            read = (tar.root, tar.storage)
+        }
+        (tensors, wrapperKey, strippedModulePrefix) = try PthFile.stateDictTensors(read.root, storage: read.storage)
+    }
 
-        func record(_ name: String) throws -> Data? {
-            guard let entry = archive[prefix + name] else { return nil }
-            var data = Data(capacity: Int(entry.uncompressedSize))
-            let crc: CRC32
-            do { crc = try archive.extract(entry, bufferSize: 1 << 20) { data.append($0) } } catch {
-                throw PthError("record \(entry.path) cannot be read (\(error)); the file is truncated or corrupted")
-            }
-            guard crc == entry.checksum else { throw PthError("record \(entry.path): CRC mismatch; the file is corrupted") }
-            return data
-        }
-
-        if let order = try record("byteorder"), let text = String(data: order, encoding: .utf8), text != "little" {
-            throw PthError("byteorder is \(text); only little-endian files are supported")
-        }
-        guard let pickle = try record("data.pkl") else { throw PthError("\(prefix)data.pkl cannot be read") }
-        let root = try TorchUnpickler.load(pickle)
+    /// The tensors of the state_dict in a file's main pickle, each copied out of its storage.
+    static func stateDictTensors(_ root: PickleValue, storage: (TorchStorageRef) throws -> Data) throws -> ([Tensor], String?, Bool) {
         guard case .dict(let top) = root else {
-            throw PthError("data.pkl holds \(root.kindDescription); expected a state_dict (an OrderedDict of tensors)")
+            throw PthError("the pickle holds \(root.kindDescription); expected a state_dict (an OrderedDict of tensors)")
         }
         let (dict, wrapper) = try PthFile.stateDict(in: top)
-        self.wrapperKey = wrapper
         // DataParallel and DistributedDataParallel save their module's keys under "module.".
         let stripsModule = !dict.keys.isEmpty && dict.keys.allSatisfy { if case .string(let k) = $0 { return k.hasPrefix("module.") } else { return false } }
-        self.strippedModulePrefix = stripsModule
-
         var storages: [String: Data] = [:]
         var tensors: [Tensor] = []
         for key in dict.keys {
             guard case .string(let fullName) = key else { throw PthError("state_dict key \(key) is not a string") }
             let name = stripsModule ? String(fullName.dropFirst("module.".count)) : fullName
             guard case .tensor(let ref)? = dict[key] else {
-                throw PthError("state_dict entry \(fullName) is \(dict[key]!.kindDescription); expected a tensor")
+                throw PthError("state_dict entry \(fullName) is \(dict[key]?.kindDescription ?? "missing"); expected a tensor")
             }
             let s = ref.storage
-            if storages[s.key] == nil {
-                guard let bytes = try record("data/\(s.key)") else { throw PthError("storage record data/\(s.key) of \(name) is missing") }
-                guard bytes.count == s.numel * s.dtype.size else {
-                    throw PthError("storage data/\(s.key) has \(bytes.count) bytes; \(s.numel) \(s.dtype.rawValue) elements need \(s.numel * s.dtype.size)")
-                }
-                storages[s.key] = bytes
-            }
-            tensors.append(Tensor(name: name, dtype: s.dtype, shape: ref.shape, data: PthFile.contiguous(ref, storages[s.key]!)))
+            if storages[s.key] == nil { storages[s.key] = try storage(s) }
+            guard let bytes = storages[s.key] else { throw PthError("storage \(s.key) of \(name) is missing") }
+            tensors.append(Tensor(name: name, dtype: s.dtype, shape: ref.shape, data: try PthFile.contiguous(ref, bytes)))
         }
-        self.tensors = tensors
-
-        var extras: [String: Data] = [:]
-        for entry in archive where entry.path.hasPrefix(prefix + "extra/") && entry.type == .file {
-            let name = String(entry.path.dropFirst(prefix.count + "extra/".count))
-            extras[name] = try record("extra/" + name)
-        }
-        self.extras = extras
+        return (tensors, wrapper, stripsModule)
     }
 
     /// The keys under which training scripts' checkpoints keep the model's state_dict.
@@ -120,29 +140,37 @@ public struct PthFile {
         for key in wrapperKeys {
             if case .dict(let inner)? = top[.string(key)], !inner.keys.isEmpty, allTensors(inner) { return (inner, key) }
         }
-        let offending = top.keys.first { if case .tensor? = top[$0] { return false } else { return true } }!
-        throw PthError("data.pkl holds a dict whose entry \(offending) is \(top[offending]!.kindDescription), and none of "
+        let offending = top.keys.first { if case .tensor? = top[$0] { return false } else { return true } }
+        let what = offending.map { "entry \($0) is \(top[$0]?.kindDescription ?? "missing")" } ?? "entries are not tensors"
+        throw PthError("the pickle holds a dict whose \(what), and none of "
                        + wrapperKeys.map { "\"\($0)\"" }.joined(separator: ", ")
                        + " holds a dict of tensors; expected a state_dict (an OrderedDict of tensors) or a checkpoint with one under those keys")
     }
 
-    /// The elements of a strided view, copied out in row-major order.
-    static func contiguous(_ ref: TorchTensorRef, _ storage: Data) -> Data {
+    /// The elements of a strided view, copied out in row-major order. `storage` holds the root
+    /// storage's bytes; the view's own offset in it comes first.
+    static func contiguous(_ ref: TorchTensorRef, _ storage: Data) throws -> Data {
         let size = ref.storage.dtype.size
-        let count = ref.shape.reduce(1, *)
+        try ref.checkBounds()
+        guard let count = ref.count else { throw PthError("tensor \(ref.shape) is too large") }
         if count == 0 { return Data() }
+        let base = ref.storage.offset + ref.offset
+        // The root storage must hold the view: checked where the storage was read, again here.
+        guard ref.storage.offset + ref.storage.numel <= storage.count / size else {
+            throw PthError("storage \(ref.storage.key) holds \(storage.count / size) elements; a view needs \(ref.storage.offset + ref.storage.numel)")
+        }
         var rowMajor = [Int](repeating: 1, count: ref.shape.count)
         for d in stride(from: ref.shape.count - 2, through: 0, by: -1) { rowMajor[d] = rowMajor[d + 1] * ref.shape[d + 1] }
         // Dimensions of extent 1 may carry any stride.
         let isContiguous = zip(zip(ref.shape, ref.stride), rowMajor).allSatisfy { $0.0.0 == 1 || $0.0.1 == $0.1 }
         return storage.withUnsafeBytes { (src: UnsafeRawBufferPointer) -> Data in
             if isContiguous {
-                return Data(src[(ref.offset * size)..<((ref.offset + count) * size)])
+                return Data(src[(base * size)..<((base + count) * size)])
             }
             var out = Data(count: count * size)
             out.withUnsafeMutableBytes { dst in
                 var index = [Int](repeating: 0, count: ref.shape.count)
-                var element = ref.offset
+                var element = base
                 for i in 0..<count {
                     (dst.baseAddress! + i * size).copyMemory(from: src.baseAddress! + element * size, byteCount: size)
                     // Odometer over the indices, last dimension fastest.
@@ -168,5 +196,62 @@ public struct PthFile {
         writer.metadata = metadata
         for t in tensors { t.data.withUnsafeBytes { writer.add(t.name, dtype: t.dtype, shape: t.shape, bytes: $0) } }
         return try SafeTensorsFile(data: writer.serialized())
+    }
+}
+
+/// torch.save's zip format read with ZIPFoundation: every record CRC-checked.
+struct ZipPthReader {
+    let archive: Archive
+    /// "ARCHIVE/": the folder every record sits in.
+    let prefix: String
+    var archiveName: String { String(prefix.dropLast()) }
+
+    init(url: URL) throws {
+        do { archive = try Archive(url: url, accessMode: .read) } catch {
+            throw PthError("not a zip archive; expected torch.save's format (PyTorch 1.6 or later)")
+        }
+        let pickles = archive.filter { $0.path.hasSuffix("data.pkl") && $0.path.split(separator: "/").count == 2 }
+        guard pickles.count == 1, let pickleEntry = pickles.first else {
+            throw PthError(pickles.isEmpty ? "no ARCHIVE/data.pkl record; expected a file written by torch.save"
+                                           : "\(pickles.count) data.pkl records; expected one")
+        }
+        prefix = String(pickleEntry.path.dropLast("data.pkl".count))
+        if let order = try record("byteorder"), let text = String(data: order, encoding: .utf8), text != "little" {
+            throw PthError("byteorder is \(text); only little-endian files are supported")
+        }
+    }
+
+    func record(_ name: String) throws -> Data? {
+        guard let entry = archive[prefix + name] else { return nil }
+        var data = Data(capacity: Int(min(entry.uncompressedSize, 1 << 30)))
+        let crc: CRC32
+        do { crc = try archive.extract(entry, bufferSize: 1 << 20) { data.append($0) } } catch {
+            throw PthError("record \(entry.path) cannot be read (\(error)); the file is truncated or corrupted")
+        }
+        guard crc == entry.checksum else { throw PthError("record \(entry.path): CRC mismatch; the file is corrupted") }
+        return data
+    }
+
+    func root() throws -> PickleValue {
+        guard let pickle = try record("data.pkl") else { throw PthError("\(prefix)data.pkl cannot be read") }
+        return try TorchUnpickler.load(pickle, persistentIDs: .zipStorages)
+    }
+
+    func storage(_ s: TorchStorageRef) throws -> Data {
+        guard let bytes = try record("data/\(s.key)") else { throw PthError("storage record data/\(s.key) is missing") }
+        let (need, overflow) = s.numel.multipliedReportingOverflow(by: s.dtype.size)
+        guard !overflow, bytes.count == need else {
+            throw PthError("storage data/\(s.key) has \(bytes.count) bytes; \(s.numel) \(s.dtype.rawValue) elements need \(overflow ? "more than fit 64 bits" : String(need))")
+        }
+        return bytes
+    }
+
+    func extras() throws -> [String: Data] {
+        var extras: [String: Data] = [:]
+        for entry in archive where entry.path.hasPrefix(prefix + "extra/") && entry.type == .file {
+            let name = String(entry.path.dropFirst(prefix.count + "extra/".count))
+            extras[name] = try record("extra/" + name)
+        }
+        return extras
     }
 }

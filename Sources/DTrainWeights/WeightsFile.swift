@@ -5,17 +5,43 @@ import DTrainNN
 public enum WeightsFormat: String, Sendable {
     /// safetensors (dtrain's checkpoints, safetensors.torch.save_file).
     case safetensors
-    /// torch.save's zip format (.pth, .pt).
+    /// torch.save's zip format (PyTorch 1.6 and later; .pth, .pt).
     case pth
+    /// torch.save's legacy pickle stream (PyTorch 0.4 to 1.5, or `_use_new_zipfile_serialization=False`).
+    case pthLegacy = "pth-legacy"
+    /// torch.save's tar archive (PyTorch 0.3 and earlier).
+    case pthTar = "pth-tar"
+
+    /// The format in words, for reports ("pth: torch.save zip format, PyTorch 1.6 or later").
+    public var description: String {
+        switch self {
+        case .safetensors: return "safetensors"
+        case .pth: return "pth: " + PthFile.Layout.zip.description
+        case .pthLegacy: return "pth: " + PthFile.Layout.legacy.description
+        case .pthTar: return "pth: " + PthFile.Layout.tar.description
+        }
+    }
+
+    /// Whether dtrain writes this format (`dtrain export --format`).
+    public var isWritable: Bool { self == .safetensors || self == .pth }
+
+    init(_ layout: PthFile.Layout) {
+        switch layout {
+        case .zip: self = .pth
+        case .legacy: self = .pthLegacy
+        case .tar: self = .pthTar
+        }
+    }
 }
 
 /// A weights file read through dtrain's one door: every command that takes weights (train --resume
 /// and --pretrained, eval, eval --watch, predict, import, export) reads them with `read`.
 ///
-/// The format is recognised by content (a zip archive starts with "PK\u{3}\u{4}"), not by
-/// extension, and the content is verified wherever the file carries a check: a safetensors file's
+/// The format is recognised by content, not by extension (.pth, .pt, .th, .pth.tar alike): a zip
+/// archive, torch.save's legacy magic number, a tar header, or safetensors' header length followed
+/// by JSON. The content is verified wherever the file carries a check: a safetensors file's
 /// "checksum" metadata (Checksum64 of all tensor bytes, which dtrain writes), every zip record's
-/// CRC-32 for a .pth. dtrain's training state ("dtrain" metadata; a .pth's `extra/dtrain.json`)
+/// CRC-32 for a .pth in the zip format (the older formats carry none beyond tar header checksums). dtrain's training state ("dtrain" metadata; a .pth's `extra/dtrain.json`)
 /// is decoded and its format version checked. The tensors are served as a `SafeTensorsFile`.
 public struct WeightsFile {
     /// What the content was checked against when it was read.
@@ -39,14 +65,19 @@ public struct WeightsFile {
     /// still usable as plain weights; `checkpointInfo` refuses them).
     let unreadableInfo: String?
 
-    /// The format of the file at `url`, by its first bytes.
+    /// The format of the file at `url`, by its first bytes; a file in none of them is an error
+    /// naming the formats tried.
     public static func format(of url: URL) throws -> WeightsFormat {
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw CheckpointError(path: url.path, reason: "no such file or not readable")
         }
         defer { try? handle.close() }
-        let magic = handle.readData(ofLength: 4)
-        return magic == Data([0x50, 0x4B, 0x03, 0x04]) ? .pth : .safetensors
+        let head = handle.readData(ofLength: 512)
+        if let layout = PthFile.layout(of: head) { return WeightsFormat(layout) }
+        // safetensors: an 8-byte little-endian header length, then the JSON header.
+        if head.count > 8, head[head.startIndex + 8] == UInt8(ascii: "{") { return .safetensors }
+        throw CheckpointError(path: url.path, reason: "not a weights file dtrain reads; tried safetensors (an 8-byte header length, then JSON), "
+                              + "torch.save's zip format (PyTorch 1.6 or later), its legacy format (0.4 to 1.5) and its tar format (0.3 or earlier)")
     }
 
     /// Reads and verifies the weights at `url`; throws an error naming the file and what is wrong.
@@ -59,14 +90,14 @@ public struct WeightsFile {
             case .safetensors:
                 tensors = try SafeTensorsFile(contentsOf: url)
                 verification = .unchecked
-            case .pth:
+            case .pth, .pthLegacy, .pthTar:
                 let pth = try PthFile(contentsOf: url)
                 var metadata: [String: String] = [:]
                 for (name, data) in pth.extras where name.hasSuffix(".json") {
                     if let text = String(data: data, encoding: .utf8) { metadata[String(name.dropLast(5))] = text }
                 }
                 tensors = try pth.safeTensors(metadata: metadata)
-                verification = .zipCRC
+                verification = pth.layout == .zip ? .zipCRC : .unchecked
             }
         } catch let e as PthError {
             throw e  // names the file and what is wrong with it

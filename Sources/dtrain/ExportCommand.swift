@@ -25,7 +25,7 @@ struct ExportCommand: ParsableCommand {
     var overwrite = false
 
     func validate() throws {
-        guard WeightsFormat(rawValue: format) != nil else { throw ValidationError("--format \(format): expected pth or safetensors") }
+        guard let f = WeightsFormat(rawValue: format), f.isWritable else { throw ValidationError("--format \(format): expected pth or safetensors") }
     }
 
     func run() throws {
