@@ -59,13 +59,17 @@ public enum StateDict {
     /// With `skip`, entries for which it returns true are left as they are (a replaced head).
     /// Throws `StateDictMismatch` listing missing, unexpected and mis-shaped keys, before changing anything.
     /// Keys starting with one of `ignoringPrefixes` (other state kept in the same file) are not
-    /// reported as unexpected.
+    /// reported as unexpected. A file with none of the model's counters (num_batches_tracked, which
+    /// PyTorch 0.4.0 and earlier never saved) sets them to 0, as torchvision's BatchNorm does.
     public static func load(_ file: some StateDictSource, into model: Model, prefix: String = "", source: String = "weights",
                             ignoringPrefixes: [String] = [], skip: (StateEntry) -> Bool = { _ in false }) throws {
         var mismatch = StateDictMismatch(source: source)
         let ours = Set(model.state.map { prefix + $0.name })
+        let counters = model.state.filter { if case .counter = $0.kind { return !skip($0) } else { return false } }
+        let countersAbsent = !counters.isEmpty && counters.allSatisfy { file.shape(of: prefix + $0.name) == nil }
         for entry in model.state where !skip(entry) {
             let key = prefix + entry.name
+            if countersAbsent, case .counter = entry.kind { continue }
             guard let shape = file.shape(of: key) else { mismatch.missing.append(entry.name); continue }
             let expected = entry.torchShape
             // torch stores num_batches_tracked as a 0-d tensor; accept [1] too.
@@ -81,7 +85,7 @@ public enum StateDict {
             switch entry.kind {
             case .parameter(let p): p.setTorchValues(try file.floats(key))
             case .buffer(let b): _ = b.storage.buffer.update(fromContentsOf: try file.floats(key))
-            case .counter(let c): c.value = try file.int64s(key).first ?? 0
+            case .counter(let c): c.value = countersAbsent ? 0 : try file.int64s(key).first ?? 0
             }
         }
     }

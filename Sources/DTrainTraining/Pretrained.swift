@@ -66,7 +66,7 @@ public enum Pretrained {
         } catch let m as StateDictMismatch {
             throw TrainingError(m.description)
         }
-        report.loaded = model.state.map(\.name).filter { fits || !headNames.contains($0) }
+        report.loaded = model.state.map(\.name).filter { (fits || !headNames.contains($0)) && file.entries[$0] != nil }
         if !fits {
             var rng = SeededRandom(seed: seed ^ 0x6865_6164)  // "head"
             for e in head {
@@ -79,6 +79,8 @@ public enum Pretrained {
             let theirs = head.compactMap { e in file.entries[e.name].map { "\(e.name) \($0.shape)" } }
             if !theirs.isEmpty { report.ignored.append(theirs.joined(separator: ", ") + " (the file's head)") }
         }
+        let counters = model.state.filter { if case .counter = $0.kind { return file.entries[$0.name] == nil } else { return false } }
+        if !counters.isEmpty { report.new.append("\(counters.count) num_batches_tracked at 0 (the file predates them)") }
         if !optimizerState.isEmpty { report.ignored.append("\(optimizerState.count) optimizer state tensors") }
         return report
     }
