@@ -9,9 +9,11 @@ import PackageDescription
 //   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
 //   CDTrainSupport                   C helpers for the thread pool (closure hand-off, spin hint)
-//   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, safetensors, PyTorch .pth files
+//   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, atomic file writes
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
 //   DTrainData                       image sources, JPEG/PNG decoding, augmentation, sharded loader
+//   DTrainWeights                    weight files (safetensors, every torch.save format), checkpoints,
+//                                    the one verified read and checkpoint metadata → model options/preset
 //   DTrainDistributed                Communicator (MPI and single-process), gradient allreduce, SyncBN
 //   DTrainTraining                   optimizers, schedules, the training step, benchmarks
 //   dtrain                           the command line (one file per subcommand)
@@ -72,13 +74,16 @@ let package = Package(
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
         .target(name: "CDTrainSupport", cSettings: cpuCheck),
-        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")], swiftSettings: optimize),
+        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport"], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
+        .target(name: "DTrainWeights", dependencies: [
+            "DTrainCore", "DTrainNN", "DTrainData", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),
-        .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed"], swiftSettings: optimize),
+        .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed"], swiftSettings: optimize),
         .executableTarget(name: "dtrain", dependencies: [
-            "DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining",
+            "DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -87,10 +92,11 @@ let package = Package(
         // Test support: counts heap allocations so tests can check that hot paths make none.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
-        .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore", "CAllocationCounter"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore", "CAllocationCounter"]),
+        .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainWeights"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
-        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DTrainWeightsTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"], resources: [.copy("Fixtures")]),
     ]
 )

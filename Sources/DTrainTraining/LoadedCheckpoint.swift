@@ -2,6 +2,7 @@ import Foundation
 import DTrainCore
 import DTrainNN
 import DTrainData
+import DTrainWeights
 
 /// A model rebuilt from a checkpoint: its zoo entry and options, weights, class names and
 /// preprocessing, as recorded when it was trained.
@@ -26,20 +27,16 @@ public struct LoadedCheckpoint {
         if let numClasses, numClasses != info.numClasses {
             throw CheckpointError(path: path, reason: "--num-classes \(numClasses) disagrees with the checkpoint's \(info.numClasses) classes")
         }
-        let options = ModelOptions(numClasses: info.numClasses, zeroInitResidual: info.zeroInitResidual,
-                                   cifarShortcut: info.cifarShortcut.flatMap(CifarShortcut.init(rawValue:)))
-        model = try ModelZoo.make(info.model, options: options)
+        model = try ModelZoo.make(info.model, options: info.modelOptions)
         try Checkpoint.restore(file, path: path, into: model, optimizer: nil)
         model.build(batch: batchSize, resolution: resolution ?? (info.resolution > 0 ? info.resolution : nil))
         self.info = info
         self.path = path
     }
 
-    /// The evaluation preprocessing the model was trained with.
+    /// The evaluation preprocessing the model was trained with (the family's preset when the
+    /// checkpoint records none).
     public var evalTransform: ImageTransform {
-        let preset = Preset(rawValue: info.preset) ?? .imagenet
-        return preset.eval(resolution: model.builtResolution,
-                           mean: info.mean.count == 3 ? info.mean.map(Float.init) : nil,
-                           std: info.std.count == 3 ? info.std.map(Float.init) : nil)
+        info.resolvedPreset.eval(resolution: model.builtResolution, mean: info.recordedMean, std: info.recordedStd)
     }
 }

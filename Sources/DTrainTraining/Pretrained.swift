@@ -1,6 +1,7 @@
 import Foundation
 import DTrainCore
 import DTrainNN
+import DTrainWeights
 
 /// What loading pretrained weights did, by name.
 public struct PretrainedReport: Sendable {
@@ -33,7 +34,8 @@ public struct PretrainedReport: Sendable {
 }
 
 /// Loads pretrained weights (a .pth from torch.save, a safetensors state_dict or a dtrain
-/// checkpoint) into a freshly initialised model, for transfer learning.
+/// checkpoint) into a freshly initialised model, for transfer learning. The file is read through
+/// `WeightsFile.read`, so a corrupted checkpoint or .pth is refused before anything is loaded.
 ///
 /// Every entry must be present with its shape except the classifier head: when the file's head
 /// does not fit (another number of classes) it is replaced, i.e. left out of loading and
@@ -45,8 +47,12 @@ public enum Pretrained {
     public static func load(_ path: String, into model: Model, seed: UInt64) throws -> PretrainedReport {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("--pretrained \(path): no such file") }
-        let (file, format) = try WeightsFile.open(url)
-        var report = PretrainedReport(path: path, format: format)
+        let weights: WeightsFile
+        do { weights = try WeightsFile.read(url) } catch {
+            throw TrainingError("--pretrained \(error)")
+        }
+        let file = weights.tensors
+        var report = PretrainedReport(path: path, format: weights.format)
 
         let head = model.headEntries
         let headNames = Set(head.map(\.name))
@@ -60,7 +66,7 @@ public enum Pretrained {
         } catch let m as StateDictMismatch {
             throw TrainingError(m.description)
         }
-        report.loaded = model.state.map(\.name).filter { fits || !headNames.contains($0) }
+        report.loaded = model.state.map(\.name).filter { (fits || !headNames.contains($0)) && file.entries[$0] != nil }
         if !fits {
             var rng = SeededRandom(seed: seed ^ 0x6865_6164)  // "head"
             for e in head {
@@ -73,6 +79,8 @@ public enum Pretrained {
             let theirs = head.compactMap { e in file.entries[e.name].map { "\(e.name) \($0.shape)" } }
             if !theirs.isEmpty { report.ignored.append(theirs.joined(separator: ", ") + " (the file's head)") }
         }
+        let counters = model.state.filter { if case .counter = $0.kind { return file.entries[$0.name] == nil } else { return false } }
+        if !counters.isEmpty { report.new.append("\(counters.count) num_batches_tracked at 0 (the file predates them)") }
         if !optimizerState.isEmpty { report.ignored.append("\(optimizerState.count) optimizer state tensors") }
         return report
     }

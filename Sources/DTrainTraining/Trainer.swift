@@ -3,6 +3,7 @@ import DTrainCore
 import DTrainNN
 import DTrainData
 import DTrainDistributed
+import DTrainWeights
 
 /// How a run ended.
 public struct TrainSummary: Sendable {
@@ -60,7 +61,7 @@ public final class Trainer {
 
         let spec = try ModelZoo.spec(named: config.model)
         resolution = config.resolution ?? spec.defaultResolution
-        preset = config.preset.flatMap(Preset.init(rawValue:)) ?? (spec.family == .cifar ? .cifar : .imagenet)
+        preset = config.preset.flatMap(Preset.init(rawValue:)) ?? Preset.default(for: spec.family)
         mean = config.mean.map { $0.map(Float.init) } ?? preset.mean
         std = config.std.map { $0.map(Float.init) } ?? preset.std
 

@@ -1,6 +1,7 @@
 import Foundation
 import DTrainCore
 import DTrainNN
+import DTrainWeights
 
 /// Moving weights between dtrain and PyTorch files: `dtrain import` and `dtrain export`.
 public enum WeightsTransfer {
@@ -12,9 +13,9 @@ public enum WeightsTransfer {
     public static func importWeights(_ path: String, model name: String, numClasses: Int?) throws -> (model: Model, info: CheckpointInfo, format: WeightsFormat) {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw CheckpointError(path: path, reason: "no such file") }
-        let format = try WeightsFile.format(of: url)
-        let (file, readInfo) = try Checkpoint.read(url, plainModel: name)
-        var info = readInfo
+        let weights = try WeightsFile.read(url)
+        let file = weights.tensors, format = weights.format
+        var info = try weights.checkpointInfo(plainModel: name)
         if info.model != name {
             throw CheckpointError(path: path, reason: "holds a checkpoint of \(info.model), not \(name)")
         }
@@ -23,9 +24,7 @@ public enum WeightsTransfer {
         info.globalStep = 0
         info.samplesIntoEpoch = 0
         info.optimizerSteps = 0
-        let options = ModelOptions(numClasses: info.numClasses, zeroInitResidual: info.zeroInitResidual,
-                                   cifarShortcut: info.cifarShortcut.flatMap(CifarShortcut.init(rawValue:)))
-        let model = try ModelZoo.make(name, options: options)
+        let model = try ModelZoo.make(name, options: info.modelOptions)
         do {
             try StateDict.load(file, into: model, source: path, ignoringPrefixes: [Checkpoint.optimizerPrefix])
         } catch let m as StateDictMismatch {
@@ -39,6 +38,8 @@ public enum WeightsTransfer {
     /// with the metadata in `ARCHIVE/extra/dtrain.json` (torch.load ignores it).
     public static func exportData(model: Model, info: CheckpointInfo, format: WeightsFormat, archiveName: String) throws -> Data {
         switch format {
+        case .pthLegacy, .pthTar:
+            throw CheckpointError(path: archiveName, reason: "dtrain writes .pth files in torch.save's zip format only, not the \(format.description)")
         case .safetensors:
             return try Checkpoint.serialize(model: model, optimizer: nil, info: info)
         case .pth:

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import DTrainCore
 import DTrainTraining
+import DTrainWeights
 
 /// `dtrain export`: a checkpoint's model tensors as a .pth (torch.save's format) or safetensors.
 struct ExportCommand: ParsableCommand {
@@ -24,7 +25,7 @@ struct ExportCommand: ParsableCommand {
     var overwrite = false
 
     func validate() throws {
-        guard WeightsFormat(rawValue: format) != nil else { throw ValidationError("--format \(format): expected pth or safetensors") }
+        guard let f = WeightsFormat(rawValue: format), f.isWritable else { throw ValidationError("--format \(format): expected pth or safetensors") }
     }
 
     func run() throws {

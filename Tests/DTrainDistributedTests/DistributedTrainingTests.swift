@@ -3,6 +3,7 @@ import Foundation
 import DTrainTestSupport
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainData
 @testable import DTrainTraining
 

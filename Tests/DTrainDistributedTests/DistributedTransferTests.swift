@@ -3,6 +3,7 @@ import Foundation
 import DTrainTestSupport
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainTraining
 
 /// Feature extraction across real processes: the backbone stays bit-identical on every rank, and

@@ -3,6 +3,7 @@ import Foundation
 import DTrainTestSupport
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 
 /// Training across two "hosts" on this machine: network namespaces joined by a bridge
 /// (cluster/netns/hosts-up), orted started in each through cluster/netns/launch-agent instead of

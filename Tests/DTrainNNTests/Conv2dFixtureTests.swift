@@ -1,6 +1,7 @@
 import XCTest
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 
 /// Conv2d against PyTorch: Tests/FixtureScripts/conv_fixtures.py wrote, per configuration, the
 /// input, parameters, output, an upstream gradient and the autograd gradients in torch's layouts.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 
 /// A PyTorch reference file from Tests/DTrainNNTests/Fixtures (written by
 /// Tests/FixtureScripts/layer_fixtures.py): tensors in torch's layouts.

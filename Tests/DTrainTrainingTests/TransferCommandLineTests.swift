@@ -2,6 +2,7 @@ import XCTest
 import DTrainTestSupport
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainData
 @testable import DTrainTraining
 
@@ -112,6 +113,94 @@ final class TransferCommandLineTests: XCTestCase {
         assertFails(try dtrain(["import", dir.appendingPathComponent("none.pth").path,
                                 "--model", "resnet20", "--output", out.path]), mentioning: ["none.pth"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "a failed import wrote its output")
+    }
+
+    /// --pretrained reads through the verified door: one flipped byte in a checkpoint's tensor
+    /// data (its checksum) or in an exported .pth's tensor record (its zip CRC) is a one-line error,
+    /// and nothing is trained.
+    func testPretrainedRefusesCorruptedFiles() throws {
+        let dir = temporaryDirectory(self)
+        let ck = try checkpoint(in: dir)
+        let pth = dir.appendingPathComponent("model.pth")
+        XCTAssertEqual(try dtrain(["export", ck.path, "--format", "pth", "--output", pth.path]).status, 0)
+
+        var data = try Data(contentsOf: ck)
+        let headerEnd = 8 + data.prefix(8).withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+        data[headerEnd + (data.count - headerEnd) / 3] ^= 0x04
+        let badCheckpoint = dir.appendingPathComponent("flipped.safetensors")
+        try data.write(to: badCheckpoint)
+        let runA = dir.appendingPathComponent("a")
+        assertFails(try dtrain(["resnet20", "--pretrained", badCheckpoint.path, "--epochs", "1", "--output", runA.path, "--threads", "2"]),
+                    mentioning: ["--pretrained", badCheckpoint.path, "checksum mismatch"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runA.appendingPathComponent("checkpoint-last.safetensors").path))
+
+        // The .pth's first tensor record (conv1.weight, 432 floats) holds the checkpoint's bytes.
+        var exported = try Data(contentsOf: pth)
+        let conv1 = try XCTUnwrap(try modelBytes(ck)["conv1.weight"])
+        let at = try XCTUnwrap(exported.range(of: conv1)).lowerBound + 100
+        exported[at] ^= 0x04
+        let badPth = dir.appendingPathComponent("flipped.pth")
+        try exported.write(to: badPth)
+        assertFails(try dtrain(["resnet20", "--pretrained", badPth.path, "--epochs", "1", "--output", dir.appendingPathComponent("b").path, "--threads", "2"]),
+                    mentioning: ["--pretrained", badPth.path, "CRC mismatch"])
+    }
+
+    /// torch.save's formats from before PyTorch 1.6 (the legacy pickle stream, the tar archive, a
+    /// training script's .th with "module." keys and no num_batches_tracked) work with import,
+    /// --pretrained, eval --checkpoint and predict --checkpoint; the reports name the format.
+    func testOldTorchFormatsWorkEverywhere() throws {
+        let dir = temporaryDirectory(self)
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DTrainWeightsTests/Fixtures/legacy")
+        let legacy = fixtures.appendingPathComponent("resnet20_legacy.pth")
+        let tar = fixtures.appendingPathComponent("resnet20_tar.pth.tar")
+        let module = fixtures.appendingPathComponent("resnet20_module.th")
+        var imported: [URL] = []
+        for (file, format) in [(legacy, "legacy format, PyTorch 0.4 to 1.5"), (tar, "tar format, PyTorch 0.3 or earlier"),
+                               (module, "legacy format, PyTorch 0.4 to 1.5")] {
+            let out = dir.appendingPathComponent(file.lastPathComponent + ".safetensors")
+            let run = try dtrain(["import", file.path, "--model", "resnet20", "--output", out.path])
+            XCTAssertEqual(run.status, 0, run.transcript)
+            XCTAssertTrue(run.output.contains("imported \(file.path) (pth: torch.save \(format)): "), run.output)
+            imported.append(out)
+        }
+        // The legacy and tar files hold the same weights; the .th has them without the counters.
+        let fromLegacy = try modelBytes(imported[0]), fromModule = try modelBytes(imported[2])
+        XCTAssertEqual(fromLegacy, try modelBytes(imported[1]))
+        for (name, bytes) in fromLegacy {
+            if name.hasSuffix("num_batches_tracked") {
+                XCTAssertEqual(fromModule[name], Data(count: 8), name)
+            } else {
+                XCTAssertEqual(fromModule[name], bytes, name)
+            }
+        }
+
+        let images = dir.appendingPathComponent("digits")
+        _ = try DatasetWriter.write(DigitsSource(split: .val), to: images.appendingPathComponent("val").path, format: .png, limit: 8)
+        try FileManager.default.copyItem(at: images.appendingPathComponent("val"), to: images.appendingPathComponent("train"))
+        let files = try FileManager.default.subpathsOfDirectory(atPath: images.path).filter { $0.hasPrefix("val/") && $0.hasSuffix(".png") }
+            .sorted().map { images.appendingPathComponent($0).path }
+        var predictions: [String] = []
+        var evaluations: [String] = []
+        for file in [legacy, tar, module] {
+            let p = try dtrain(["predict", "--checkpoint", file.path, "--model", "resnet20", "--threads", "2"] + files)
+            XCTAssertEqual(p.status, 0, p.transcript)
+            predictions.append(p.output)
+            let e = try dtrain(["eval", "resnet20", "--checkpoint", file.path, "--data", images.path, "--json",
+                                "--batch-size", "4", "--threads", "2", "--workers", "1", "--output", dir.path])
+            XCTAssertEqual(e.status, 0, e.transcript)
+            evaluations.append(try XCTUnwrap(e.lines.first { $0.hasPrefix("{") }, e.transcript))
+        }
+        XCTAssertEqual(Set(predictions).count, 1, "\(predictions)")
+        XCTAssertEqual(Set(evaluations).count, 1, "\(evaluations)")
+        XCTAssertFalse(predictions[0].isEmpty)
+
+        let run = dir.appendingPathComponent("run")
+        let trained = try dtrain(["resnet20", "--pretrained", module.path, "--epochs", "1", "--batch-size", "16", "--limit-train-batches", "2",
+                                  "--no-val", "--output", run.path, "--threads", "2", "--workers", "1"])
+        XCTAssertEqual(trained.status, 0, trained.transcript)
+        XCTAssertTrue(trained.output.contains("pretrained \(module.path) (pth-legacy): loaded"), trained.output)
+        XCTAssertTrue(trained.output.contains("num_batches_tracked at 0"), trained.output)
     }
 
     /// predict takes the exported .pth and answers as with the checkpoint it came from; train

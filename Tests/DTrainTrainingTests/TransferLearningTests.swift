@@ -1,6 +1,7 @@
 import XCTest
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainDistributed
 @testable import DTrainTraining
 

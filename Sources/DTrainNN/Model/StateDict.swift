@@ -20,11 +20,30 @@ public struct StateDictMismatch: Error, CustomStringConvertible {
     }
 }
 
+/// Named tensors a model's state can be loaded from (a weights file, read by DTrainWeights).
+public protocol StateDictSource {
+    /// Tensor names, in the file's order.
+    var names: [String] { get }
+    /// The shape of the tensor called `name`, nil when there is none.
+    func shape(of name: String) -> [Int]?
+    /// A tensor's values as Float.
+    func floats(_ name: String) throws -> [Float]
+    /// A tensor's values as Int64.
+    func int64s(_ name: String) throws -> [Int64]
+}
+
+/// Where a model's state can be written as named tensors (a weights file writer in DTrainWeights).
+public protocol StateDictSink {
+    mutating func add(_ name: String, floats: [Float], shape: [Int])
+    mutating func add(_ name: String, int64s: [Int64], shape: [Int])
+}
+
 /// Moves a model's state to and from torch's state_dict form: torchvision's names, torch's shapes
 /// and memory order (OIHW convolutions), float32 tensors and an int64 num_batches_tracked.
+/// The file formats themselves live in DTrainWeights; here the state is named tensors.
 public enum StateDict {
     /// Adds every state entry of `model` to `writer`, under `prefix`.
-    public static func write(_ model: Model, into writer: inout SafeTensorsWriter, prefix: String = "") {
+    public static func write<Sink: StateDictSink>(_ model: Model, into writer: inout Sink, prefix: String = "") {
         for entry in model.state {
             let name = prefix + entry.name
             switch entry.kind {
@@ -40,18 +59,22 @@ public enum StateDict {
     /// With `skip`, entries for which it returns true are left as they are (a replaced head).
     /// Throws `StateDictMismatch` listing missing, unexpected and mis-shaped keys, before changing anything.
     /// Keys starting with one of `ignoringPrefixes` (other state kept in the same file) are not
-    /// reported as unexpected.
-    public static func load(_ file: SafeTensorsFile, into model: Model, prefix: String = "", source: String = "weights",
+    /// reported as unexpected. A file with none of the model's counters (num_batches_tracked, which
+    /// PyTorch 0.4.0 and earlier never saved) sets them to 0, as torchvision's BatchNorm does.
+    public static func load(_ file: some StateDictSource, into model: Model, prefix: String = "", source: String = "weights",
                             ignoringPrefixes: [String] = [], skip: (StateEntry) -> Bool = { _ in false }) throws {
         var mismatch = StateDictMismatch(source: source)
         let ours = Set(model.state.map { prefix + $0.name })
+        let counters = model.state.filter { if case .counter = $0.kind { return !skip($0) } else { return false } }
+        let countersAbsent = !counters.isEmpty && counters.allSatisfy { file.shape(of: prefix + $0.name) == nil }
         for entry in model.state where !skip(entry) {
             let key = prefix + entry.name
-            guard let e = file.entries[key] else { mismatch.missing.append(entry.name); continue }
+            if countersAbsent, case .counter = entry.kind { continue }
+            guard let shape = file.shape(of: key) else { mismatch.missing.append(entry.name); continue }
             let expected = entry.torchShape
             // torch stores num_batches_tracked as a 0-d tensor; accept [1] too.
-            let fits = e.shape == expected || (expected.isEmpty && e.count == 1)
-            if !fits { mismatch.shapeMismatches.append("\(entry.name) \(e.shape) vs \(expected)") }
+            let fits = shape == expected || (expected.isEmpty && shape.reduce(1, *) == 1)
+            if !fits { mismatch.shapeMismatches.append("\(entry.name) \(shape) vs \(expected)") }
         }
         for key in file.names where key.hasPrefix(prefix) && !ours.contains(key) && !ignoringPrefixes.contains(where: { key.hasPrefix($0) }) {
             mismatch.unexpected.append(String(key.dropFirst(prefix.count)))
@@ -62,7 +85,7 @@ public enum StateDict {
             switch entry.kind {
             case .parameter(let p): p.setTorchValues(try file.floats(key))
             case .buffer(let b): _ = b.storage.buffer.update(fromContentsOf: try file.floats(key))
-            case .counter(let c): c.value = try file.int64s(key).first ?? 0
+            case .counter(let c): c.value = countersAbsent ? 0 : try file.int64s(key).first ?? 0
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import DTrainCore
 @testable import DTrainNN
+import DTrainWeights
 @testable import DTrainDistributed
 @testable import DTrainTraining
 

@@ -1,5 +1,5 @@
 import XCTest
-@testable import DTrainCore
+@testable import DTrainWeights
 
 /// Reading torch.save's zip format: fixtures written by PyTorch (Tests/FixtureScripts/pth_fixtures.py)
 /// must give exactly the tensors PyTorch wrote beside them as safetensors (made contiguous there),

@@ -1,5 +1,5 @@
 import XCTest
-@testable import DTrainCore
+@testable import DTrainWeights
 
 final class SafeTensorsTests: XCTestCase {
     func testRoundTripWithMetadata() throws {

@@ -1,0 +1,47 @@
+import Foundation
+
+/// Everything besides tensors that a checkpoint records, stored as JSON in the safetensors
+/// header's metadata under "dtrain" (and in `ARCHIVE/extra/dtrain.json` of an exported .pth).
+public struct CheckpointInfo: Codable, Equatable, Sendable {
+    public static let currentFormatVersion = 1
+
+    public var formatVersion = CheckpointInfo.currentFormatVersion
+    public var dtrainVersion = ""
+    public var model: String
+    public var numClasses: Int
+    public var zeroInitResidual = false
+    public var cifarShortcut: String?
+    /// Epochs completed, and where the run stands inside the next one.
+    public var epoch = 0
+    public var globalStep = 0
+    /// Samples of the current epoch's global order already consumed (resumable at any world size).
+    public var samplesIntoEpoch = 0
+    public var seed: UInt64 = 0
+    public var worldSize = 1
+    public var classNames: [String] = []
+    public var mean: [Double] = []
+    public var std: [Double] = []
+    public var resolution = 0
+    public var preset = ""
+    public var bestTop1: Double?
+    public var optimizer = "sgd"
+    public var optimizerSteps = 0
+    /// Free-form training settings (learning-rate schedule and the like) for exact resume.
+    public var settings: [String: String] = [:]
+
+    public init(model: String, numClasses: Int) {
+        self.model = model
+        self.numClasses = numClasses
+    }
+}
+
+/// A checkpoint or weights file that cannot be used: the file and why.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}
