@@ -82,8 +82,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
-        // Runs the built executable from tests (single process and under mpirun).
-        .target(name: "DTrainTestSupport", path: "Tests/Support"),
+        // Runs the built executable from tests (single process and under mpirun), and an in-process
+        // loopback Communicator (ranks as threads) for unit tests of the distributed code.
+        .target(name: "DTrainTestSupport", dependencies: ["DTrainDistributed"], path: "Tests/Support"),
         // Test support: counts heap allocations so tests can check that hot paths make none.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
@@ -91,6 +92,6 @@ let package = Package(
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
-        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport", "CAllocationCounter"]),
     ]
 )
