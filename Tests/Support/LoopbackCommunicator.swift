@@ -156,21 +156,20 @@ public final class LoopbackCommunicator: Communicator {
     public func startAllreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws -> PendingCollective {
         let operation = Record.Operation.startAllreduce(op)
         let sequence = try issue(operation, count: count, type: type, buffer: buffer)
-        let j = sequence % LoopbackContext.slots
-        // Reuse this slot's handle when the caller has let go of it after it completed.
-        if isKnownUniquelyReferenced(&state.handles[j]), let handle = state.handles[j], handle.isComplete,
-           let current = state.handleSequences[j] {
-            current.sequence = sequence
-            handle.rearm()
-            return handle
+        // Reuse a handle the caller has let go of after it completed.
+        for i in state.handles.indices where isKnownUniquelyReferenced(&state.handles[i]) && state.handles[i].isComplete {
+            state.handleSequences[i].sequence = sequence
+            state.handleSequences[i].operation = operation
+            state.handles[i].rearm()
+            return state.handles[i]
         }
-        let current = LoopbackHandleSequence(sequence)
+        let current = LoopbackHandleSequence(sequence, operation)
         let world = self.world, context = self.context
         let handle = PendingCollective(
-            test: { try world.isComplete(current.sequence, context: context, operation: operation) },
-            wait: { try world.wait(for: current.sequence, context: context, operation: operation) })
-        state.handles[j] = handle
-        state.handleSequences[j] = current
+            test: { try world.isComplete(current.sequence, context: context, operation: current.operation) },
+            wait: { try world.wait(for: current.sequence, context: context, operation: current.operation) })
+        state.handles.append(handle)
+        state.handleSequences.append(current)
         return handle
     }
 

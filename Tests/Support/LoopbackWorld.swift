@@ -243,16 +243,22 @@ final class LoopbackContext {
 }
 
 /// One rank's position on one context: its next sequence number, the duplicates it has made, and
-/// its handles of non-blocking collectives (one per slot, reused once the caller has let go).
+/// every handle of a non-blocking collective it has returned (each reused once the caller has let
+/// go of it, so steady-state collectives allocate nothing).
 final class LoopbackRankState {
     var next = 0
     var duplicatesMade = 0
-    var handles = [PendingCollective?](repeating: nil, count: LoopbackContext.slots)
-    var handleSequences = [LoopbackHandleSequence?](repeating: nil, count: LoopbackContext.slots)
+    var handles: [PendingCollective] = []
+    /// Which collective each of `handles` stands for.
+    var handleSequences: [LoopbackHandleSequence] = []
 }
 
 /// Which collective a reusable handle currently stands for.
 final class LoopbackHandleSequence {
     var sequence: Int
-    init(_ sequence: Int) { self.sequence = sequence }
+    var operation: LoopbackCommunicator.Record.Operation
+    init(_ sequence: Int, _ operation: LoopbackCommunicator.Record.Operation) {
+        self.sequence = sequence
+        self.operation = operation
+    }
 }
