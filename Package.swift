@@ -87,16 +87,22 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
-        // Runs the built executable from tests (single process and under mpirun).
-        .target(name: "DTrainTestSupport", path: "Tests/Support"),
+        // Runs the built executable from tests (single process and under mpirun), and an in-process
+        // loopback Communicator (ranks as threads) for unit tests of the distributed code.
+        .target(name: "DTrainTestSupport", dependencies: ["DTrainDistributed"], path: "Tests/Support"),
         // Test support: counts heap allocations so tests can check that hot paths make none.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
         .testTarget(name: "DTrainCoreTests", dependencies: ["DTrainCore", "CAllocationCounter"]),
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainWeights"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
+<<<<<<< HEAD
         .testTarget(name: "DTrainWeightsTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
         .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"], resources: [.copy("Fixtures")]),
+=======
+        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport", "CAllocationCounter"]),
+>>>>>>> loopback-snap
     ]
 )

@@ -90,6 +90,15 @@ public final class PendingCollective {
         return handle
     }
 
+    /// Makes a completed handle stand for the transport's next collective, so that a transport
+    /// can keep one handle per slot and reuse it once its holder has let go, instead of
+    /// allocating one per collective (a training step then allocates nothing).
+    public func rearm() {
+        precondition(isComplete, "rearm() of a collective still in flight")
+        isComplete = false
+        watch = nil
+    }
+
     /// Whether the collective has finished (progressing it), without blocking.
     @discardableResult
     public func test() throws -> Bool {

@@ -1,0 +1,111 @@
+import Foundation
+import XCTest
+import CAllocationCounter
+import DTrainCore
+import DTrainNN
+import DTrainDistributed
+import DTrainTraining
+import DTrainTestSupport
+
+/// A model built for a batch allocates everything once: full training steps (zero gradients,
+/// forward, loss, backward, gradient averaging, optimizer update) make no heap allocation, on one
+/// rank and on two loopback ranks (overlapped gradient allreduce and synchronized BatchNorm).
+final class TrainingStepAllocationTests: XCTestCase {
+    override func tearDown() {
+        Compute.setThreads(2)
+        super.tearDown()
+    }
+
+    private let modelName = "resnet20", batch = 8, warmupSteps = 2, countedSteps = 3
+
+    /// A built model with seeded weights and a batch of random images and labels drawn from `dataSeed`.
+    private final class Setup {
+        let model: Model
+        let images: Storage
+        let labels: UnsafeMutablePointer<Int32>
+        let x: Tensor
+
+        init(model name: String, batch: Int, dataSeed: UInt64) throws {
+            model = try ModelZoo.make(name)
+            model.initialize(seed: 7)
+            model.build(batch: batch, seed: 7)
+            var rng = SeededRandom(seed: dataSeed)
+            images = Storage(count: batch * model.inputShape.count)
+            for i in 0..<images.count { images.pointer[i] = Float(rng.normal()) }
+            labels = .allocate(capacity: batch)
+            for n in 0..<batch { labels[n] = Int32(rng.int(below: model.numClasses)) }
+            x = Tensor(storage: images, batch: batch, shape: model.inputShape)
+        }
+
+        deinit { labels.deallocate() }
+    }
+
+    /// The one place that drives `TrainingStep`: builds loss, SGD and gradient averaging for
+    /// `setup.model` as the trainer does (the overlapped allreduce fed by backward's ready hook
+    /// when there are several ranks) and returns one full training step.
+    private func trainingStep(_ setup: Setup, communicator: Communicator) throws -> () throws -> TrainingStep.Outcome {
+        let model = setup.model
+        let loss = SoftmaxCrossEntropy(classes: model.numClasses)
+        loss.build(maxBatch: setup.x.batch)
+        let optimizer = SGD(store: model.store, momentum: 0.9, weightDecay: 5e-4)
+        let gradients: GradientSynchronizer
+        if communicator.size > 1 {
+            let overlapped = try OverlappedGradientAllreduce(store: model.store, communicator: communicator)
+            model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) }
+            gradients = overlapped
+        } else {
+            gradients = LocalGradients()
+        }
+        let step = TrainingStep(model: model, loss: loss, optimizer: optimizer, gradients: gradients)
+        let x = setup.x, labels = setup.labels
+        return { try step.run(images: x, labels: labels, lr: 0.05) }
+    }
+
+    func testATrainingStepAllocatesNothingOnOneRank() throws {
+        try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
+        for threads in [1, 2] {
+            Compute.setThreads(threads)
+            let setup = try Setup(model: modelName, batch: batch, dataSeed: 1)
+            let step = try trainingStep(setup, communicator: SingleProcessCommunicator())
+            let before = Array(setup.model.store.values.buffer)
+            for _ in 0..<warmupSteps { _ = try step() }
+            var outcomes: [TrainingStep.Outcome] = []
+            outcomes.reserveCapacity(countedSteps)
+            dtrain_allocations_start()
+            for _ in 0..<countedSteps { outcomes.append(try step()) }
+            let allocations = dtrain_allocations_stop()
+            XCTAssertEqual(allocations, 0, "threads \(threads): \(allocations) heap allocations in \(countedSteps) training steps")
+            XCTAssertEqual(outcomes.count, countedSteps)
+            XCTAssertTrue(outcomes.allSatisfy { $0.updated && $0.loss.isFinite }, "threads \(threads): \(outcomes.map(\.loss))")
+            XCTAssertNotEqual(Array(setup.model.store.values.buffer), before, "the steps changed no weight")
+        }
+    }
+
+    func testATrainingStepAllocatesNothingOnTwoLoopbackRanks() throws {
+        try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
+        Compute.setThreads(1)   // the ranks share the process's thread pool
+        let (modelName, batch, warmupSteps, countedSteps) = (self.modelName, self.batch, self.warmupSteps, self.countedSteps)
+        let outcomes = try LoopbackCommunicator.run(ranks: 2, recording: false) { comm -> (allocations: Int, losses: [Float], weights: [Float]) in
+            // Same weights on both ranks, different data: only averaged gradients keep them equal.
+            let setup = try Setup(model: modelName, batch: batch, dataSeed: 10 + UInt64(comm.rank))
+            setup.model.synchronizeBatchNorm(over: comm)
+            let step = try self.trainingStep(setup, communicator: comm)
+            for _ in 0..<warmupSteps { _ = try step() }
+            var losses = [Float](repeating: .nan, count: countedSteps)
+            var allocations = 0
+            // Rank 0 counts, while rank 1 waits in a barrier, so the count spans both ranks' steps.
+            try comm.barrier()
+            if comm.rank == 0 { dtrain_allocations_start() }
+            try comm.barrier()
+            for i in 0..<countedSteps { losses[i] = try step().loss }
+            try comm.barrier()
+            if comm.rank == 0 { allocations = dtrain_allocations_stop() }
+            try comm.barrier()
+            return (allocations, losses, Array(setup.model.store.values.buffer))
+        }
+        XCTAssertEqual(outcomes[0].allocations, 0, "\(outcomes[0].allocations) heap allocations in \(countedSteps) training steps of 2 ranks")
+        XCTAssertTrue(outcomes.allSatisfy { $0.losses.allSatisfy(\.isFinite) }, "\(outcomes.map(\.losses))")
+        XCTAssertNotEqual(outcomes[0].losses, outcomes[1].losses, "the ranks trained on the same data")
+        XCTAssertEqual(outcomes[0].weights, outcomes[1].weights, "weights differ between ranks after averaged steps")
+    }
+}
