@@ -29,4 +29,11 @@ public protocol DataSource: AnyObject, Sendable {
     /// A human-readable name of the sample for warnings (its file path, or "cifar10 test #12").
     func sampleName(_ index: Int) -> String
     func image(at index: Int, targetSize: Int?) throws -> DecodedImage
+    /// Whether training uses random horizontal flips unless told otherwise: true for photos,
+    /// false where a mirrored sample is another class's shape (the digits).
+    var flipsByDefault: Bool { get }
+}
+
+extension DataSource {
+    public var flipsByDefault: Bool { true }
 }

@@ -18,6 +18,8 @@ public final class DigitsSource: DataSource {
     public let split: DataSplit?
     public let resolution: Int
     public let classNames = (0...9).map(String.init)
+    /// Mirrored digits are other shapes (a 2 becomes an S-like glyph), so no flips by default.
+    public var flipsByDefault: Bool { false }
     /// Indices into the embedded samples.
     private let members: [Int]
     private let weights: [(lo: Int, hi: Int, t: Float)]

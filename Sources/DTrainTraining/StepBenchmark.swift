@@ -29,7 +29,8 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var resolution: Int
     public var threads: Int
     public var steps: Int
-    /// Median seconds of one step (zeroing gradients, forward, loss, backward, SGD update).
+    /// Median seconds of one `TrainingStep` (zeroing gradients, forward, loss, backward, gradient
+    /// averaging across ranks, SGD update).
     public var medianStepSeconds: Double
     /// Mean seconds of one timed step (the profile's 100%).
     public var meanStepSeconds: Double
@@ -68,7 +69,7 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var trainableParameters = 0
 }
 
-/// Times training steps of a zoo model on random data.
+/// Times training steps (`TrainingStep`, as the trainer runs them) of a zoo model on random data.
 public enum StepBenchmark {
     /// - Parameters:
     ///   - profile: record time per `ProfileKind` during the timed steps.
@@ -88,9 +89,10 @@ public enum StepBenchmark {
         let loss = SoftmaxCrossEntropy(classes: classes)
         loss.build(maxBatch: batchSize)
         let sgd = SGD(store: model.store, momentum: 0.9, weightDecay: 1e-4)
-        // Under mpirun: gradients are averaged as in training, with the overlapped allreduce.
-        let overlapped = communicator.size > 1 ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator) : nil
-        if let overlapped { model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) } }
+        // The trainer's step; under mpirun gradients are averaged as in training, with the
+        // overlapped allreduce.
+        let step = try TrainingStep(model: model, loss: loss, optimizer: sgd, communicator: communicator)
+        let overlapped = step.gradients as? OverlappedGradientAllreduce
         var waits: [Double] = []
         waits.reserveCapacity(steps)
 
@@ -104,27 +106,19 @@ public enum StepBenchmark {
         defer { Profiler.isEnabled = wasEnabled }
         var times: [Double] = []
         var kinds = ProfileSnapshot()
-        for step in 0..<(warmup + steps) {
-            let timed = step >= warmup
+        for index in 0..<(warmup + steps) {
+            let timed = index >= warmup
             Profiler.isEnabled = profile && timed
             Profiler.reset()
             let start = DispatchTime.now().uptimeNanoseconds
-            Profiler.measure(.optimizer) { model.store.zeroGrads() }
-            let logits = model.forward(x, mode: .train)
-            _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
-            overlapped?.beginBackward()
-            model.backward(loss.backward())
-            if let overlapped {
-                try overlapped.synchronize()
-                if timed { waits.append(overlapped.lastWaitSeconds) }
-            }
-            sgd.step(lr: 0.01)
+            _ = try labels.withUnsafeMutableBufferPointer { try step.run(images: x, labels: $0.baseAddress!, lr: 0.01) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             if timed {
                 times.append(seconds)
                 kinds = kinds + Profiler.snapshot()
+                if let overlapped { waits.append(overlapped.lastWaitSeconds) }
             }
-            progress?(step, seconds)
+            progress?(index, seconds)
         }
         Profiler.isEnabled = wasEnabled
         let median = times.sorted()[times.count / 2]
@@ -138,7 +132,6 @@ public enum StepBenchmark {
             peakRSSBytes: peakRSS(), freeze: freeze.description, trainableParameters: model.trainableParameterCount)
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
         if overlapped != nil {
-            model.onGradientsReady = nil
             let blocking = AllreduceGradients(store: model.store, communicator: communicator)
             var allreduceTimes: [Double] = []
             for _ in 0..<3 {

@@ -1,7 +1,8 @@
 import Foundation
 import DTrainNN
 
-/// Everything a training run is configured with (the `dtrain train` flags, resolved).
+/// Everything a training run is configured with (the `dtrain train` flags, parsed). What follows
+/// from it for a given model, data and number of ranks is the run's `TrainingPlan`.
 public struct TrainConfig: Sendable {
     public enum OptimizerKind: String, CaseIterable, Sendable { case sgd, adamw }
     public enum LRScaling: String, CaseIterable, Sendable { case none, linear }
@@ -54,8 +55,8 @@ public struct TrainConfig: Sendable {
     public var dropLast = false
     public var resolution: Int?
     public var preset: String?
-    /// Random horizontal flips in training; nil: on, except for the digits (mirrored digits are
-    /// other shapes).
+    /// Random horizontal flips in training; nil: the training data's default
+    /// (`DataSource.flipsByDefault`: on, except for the digits, whose mirror images are other shapes).
     public var flip: Bool?
     public var mean: [Double]?
     public var std: [Double]?

@@ -2,7 +2,11 @@ import DTrainCore
 import DTrainNN
 import DTrainDistributed
 
-/// One optimisation step: forward, loss, backward, gradient averaging across ranks, update.
+/// One optimisation step: forward, loss, backward, gradient averaging across ranks, update. The
+/// trainer, `dtrain bench` and the tests all train through it.
+///
+/// The step installs its synchronizer's ready hook on the model (`Model.onGradientsReady`), so an
+/// overlapped allreduce starts communicating during backward whatever the model's root layer is.
 ///
 /// With `accumulation` N > 1, gradients of N micro-batches are summed locally (each micro-batch's
 /// loss gradient scaled by 1/N) and communicated once, as DDP's no_sync.
@@ -10,8 +14,8 @@ public final class TrainingStep {
     public let model: Model
     public let loss: SoftmaxCrossEntropy
     public let optimizer: Optimizer
-    /// How gradients are averaged across ranks (set once before training starts).
-    public var gradients: GradientSynchronizer
+    /// How gradients are averaged across ranks.
+    public let gradients: GradientSynchronizer
     public let accumulation: Int
     private var microBatch = 0
 
@@ -21,6 +25,18 @@ public final class TrainingStep {
         self.optimizer = optimizer
         self.gradients = gradients
         self.accumulation = max(1, accumulation)
+        model.onGradientsReady = { [weak gradients] offset in gradients?.gradientsReady(from: offset) }
+    }
+
+    /// A step whose gradients stay local in a world of one and are otherwise averaged by an
+    /// `OverlappedGradientAllreduce` on a duplicate of `communicator`. Duplicating is a
+    /// collective: every rank makes its step at the same point.
+    public convenience init(model: Model, loss: SoftmaxCrossEntropy, optimizer: Optimizer, communicator: Communicator,
+                            accumulation: Int = 1) throws {
+        let gradients: GradientSynchronizer = communicator.size > 1
+            ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator)
+            : LocalGradients()
+        self.init(model: model, loss: loss, optimizer: optimizer, gradients: gradients, accumulation: accumulation)
     }
 
     public struct Outcome {
@@ -30,7 +46,8 @@ public final class TrainingStep {
         public var updated: Bool
     }
 
-    /// Trains on one (micro-)batch; applies the update after every `accumulation` calls.
+    /// Trains on one (micro-)batch of images [N, R, R, 3] and N labels; applies the update after
+    /// every `accumulation` calls.
     public func run(images: Tensor, labels: UnsafeMutablePointer<Int32>, lr: Float) throws -> Outcome {
         if microBatch == 0 { Profiler.measure(.optimizer) { model.store.zeroGrads() } }
         let logits = model.forward(images, mode: .train)

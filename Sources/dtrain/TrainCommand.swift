@@ -228,12 +228,12 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let config = try makeConfig()
-        Trainer.version = dtrainVersion
         try runJob(collectiveTimeout: config.collectiveTimeout, purpose: "training loop: step loss, metrics or barrier") { communicator in
             // Set-up errors (bad data, refused output directory, bad checkpoint) are agreed on by
             // every rank before any training collective, so all ranks exit cleanly together.
             let trainer = try RankAgreement.together(over: communicator) {
-                try Trainer(config: config, communicator: communicator, progress: ProgressReporter(printEvery: config.printFreq))
+                try Trainer(config: config, version: dtrainVersion, communicator: communicator,
+                            progress: ProgressReporter(printEvery: config.printFreq))
             }
             try trainer.start()
             _ = try trainer.train()

@@ -69,7 +69,7 @@ final class TrainingRunTests: XCTestCase {
         // The interrupted run: the same configuration killed after 4 steps, its last save at step 3.
         var first = try config(split)
         first.saveEverySteps = 3
-        let trainer = try Trainer(config: first, communicator: SingleProcessCommunicator(), progress: quietProgress())
+        let trainer = try Trainer(config: first, version: testVersion, communicator: SingleProcessCommunicator(), progress: quietProgress())
         trainer.interruptAfterSteps = 4
         try trainer.train()
         var resumed = try config(split)

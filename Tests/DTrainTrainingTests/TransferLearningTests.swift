@@ -63,7 +63,7 @@ final class TransferLearningTests: XCTestCase {
         let initialHead = initial.headEntries.map { e -> [Float] in if case .parameter(let p) = e.kind { return Array(p.values) } else { return [] } }
 
         let backbone = initial.state.count - 2
-        let trainer = try Trainer(config: c, communicator: SingleProcessCommunicator(), progress: quietProgress())
+        let trainer = try Trainer(config: c, version: testVersion, communicator: SingleProcessCommunicator(), progress: quietProgress())
         let report = trainer.transferLines.joined(separator: "\n")
         XCTAssertTrue(report.contains("loaded \(backbone) tensors: conv1 (1), bn1 (5), layer1"), report)
         XCTAssertTrue(report.contains("new: fc.weight [10, 64], fc.bias [10]"), report)
@@ -91,7 +91,7 @@ final class TransferLearningTests: XCTestCase {
         let pretrained = try pretrainedFile(in: dir, classes: 10)
         let before = try modelTensors(pretrained)
         let c = try config(dir, pretrained: pretrained, freeze: .until("layer2"))
-        let trainer = try Trainer(config: c, communicator: SingleProcessCommunicator(), progress: quietProgress())
+        let trainer = try Trainer(config: c, version: testVersion, communicator: SingleProcessCommunicator(), progress: quietProgress())
         XCTAssertTrue(trainer.transferLines.joined().contains("new: nothing"), trainer.transferLines.joined(separator: "\n"))
         _ = try trainer.train()
         let after = try modelTensors(c.output.appendingPathComponent("checkpoint-last.safetensors"))
@@ -139,10 +139,11 @@ final class TransferLearningTests: XCTestCase {
             let loss = SoftmaxCrossEntropy(classes: 10)
             loss.build(maxBatch: 4)
             var labels: [Int32] = [1, 2, 3, 4]
-            model.store.zeroGrads()
-            let logits = model.forward(Tensor(storage: x, batch: 4, shape: model.inputShape), mode: .train)
-            _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
-            model.backward(loss.backward())
+            // The training step with a zero rate: gradients are computed, weights stay.
+            let step = TrainingStep(model: model, loss: loss, optimizer: SGD(store: model.store, momentum: 0, weightDecay: 0),
+                                    gradients: LocalGradients())
+            let images = Tensor(storage: x, batch: 4, shape: model.inputShape)
+            _ = try labels.withUnsafeMutableBufferPointer { try step.run(images: images, labels: $0.baseAddress!, lr: 0) }
             return (recorder.backward, model)
         }
         let all = try run(.none).paths

@@ -6,7 +6,7 @@ import DTrainCore
 /// shortcut under `shortcutName` ("downsample" in torchvision). The add and the optional ReLU are
 /// fused into one pass, and backward masks with the stored output. The block's dx is main's dx with
 /// the shortcut's gradient added in place.
-public final class Residual: Layer, InspectableContainer {
+public final class Residual: Layer, LayerContainer {
     public let main: Sequential
     public let shortcut: Layer?
     public let shortcutName: String
@@ -95,8 +95,13 @@ public final class Residual: Layer, InspectableContainer {
 
     func attach(_ inspector: LayerInspector?, prefix: String) {
         main.attach(inspector, prefix: prefix)
-        (shortcut as? InspectableContainer)?.attach(inspector, prefix: qualified(prefix, shortcutName))
+        (shortcut as? LayerContainer)?.attach(inspector, prefix: qualified(prefix, shortcutName))
     }
+
+    /// Not passed on: inside the block, the shortcut's gradients (later in the flat buffer than
+    /// main's) are only final once the whole block is, so the block reports as one, through the
+    /// container it is in (or `Model.backward` when it is the root).
+    func installReadyHook(_ hook: ((Int) -> Void)?) {}
 
     public func collectState(prefix: String, into entries: inout [StateEntry]) {
         main.collectState(prefix: prefix, into: &entries)

@@ -7,7 +7,7 @@ import DTrainCore
 /// Backward stops at the first child that has trainable parameters (or whose input gradient is
 /// needed): children before it hold only frozen parameters, are built without input gradients, and
 /// their backward is never run (`Parameter.trainable` is read when the sequence is built).
-public final class Sequential: Layer, InspectableContainer {
+public final class Sequential: Layer, LayerContainer {
     public private(set) var children: [(name: String, layer: Layer)]
     private var inspector: LayerInspector?
     private var paths: [String] = []
@@ -90,39 +90,34 @@ public final class Sequential: Layer, InspectableContainer {
         return y
     }
 
+    /// Runs the children's backward from the last to the first that needs it. After each child,
+    /// the inspector (if attached) sees its input gradient and the ready hook (if installed) is
+    /// told from which offset the parameter gradients are final; the two work together.
     public func backward(_ dy: Tensor) -> Tensor {
         var d = dy
-        let running = (firstBackward..<children.count).reversed()
-        if let inspector {
-            for i in running {
-                d = measuredBackward(children[i].layer, d)
-                if d.batch > 0 { inspector.inspectBackward(paths[i], d) }
-            }
-        } else if let readyHook {
-            for i in running {
-                d = measuredBackward(children[i].layer, d)
-                if let offset = readyOffsets[i] { readyHook(offset) }
-            }
-        } else {
-            for i in running { d = measuredBackward(children[i].layer, d) }
+        for i in (firstBackward..<children.count).reversed() {
+            d = measuredBackward(children[i].layer, d)
+            if let inspector, d.batch > 0 { inspector.inspectBackward(paths[i], d) }
+            if let readyHook, let offset = readyOffsets[i] { readyHook(offset) }
         }
         // Stopped early: nothing before needs a gradient, the sequence's input included.
         return firstBackward == 0 ? d : noGradient
     }
 
-    /// Installs `hook` here and in nested Sequentials. Residual blocks are not entered: inside one,
-    /// the shortcut's gradients (later in the flat buffer) are only final once the whole block is.
+    /// Installs `hook` here and in nested containers (a `Residual` keeps it out of its branches).
+    /// It is called after each child that holds parameters, with the child's lowest offset: the
+    /// children before it come earlier in the flat buffer, so everything from there on is final.
     func installReadyHook(_ hook: ((Int) -> Void)?) {
         readyHook = hook
         readyOffsets = children.map { child in child.layer.parameters.map(\.offset).min() }
-        for child in children { (child.layer as? Sequential)?.installReadyHook(hook) }
+        for child in children { (child.layer as? LayerContainer)?.installReadyHook(hook) }
     }
 
     func attach(_ inspector: LayerInspector?, prefix: String) {
         self.inspector = inspector
         paths = children.map { qualified(prefix, $0.name) }
         for (i, child) in children.enumerated() {
-            (child.layer as? InspectableContainer)?.attach(inspector, prefix: paths[i])
+            (child.layer as? LayerContainer)?.attach(inspector, prefix: paths[i])
         }
     }
 

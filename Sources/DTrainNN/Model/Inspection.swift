@@ -8,14 +8,9 @@ public protocol LayerInspector: AnyObject {
     func inspectBackward(_ path: String, _ inputGradient: Tensor)
 }
 
-/// Containers that forward inspection to their children.
-protocol InspectableContainer: AnyObject {
-    func attach(_ inspector: LayerInspector?, prefix: String)
-}
-
 extension Model {
     /// Installs (or with nil removes) an inspector on every container of the model.
     public func attachInspector(_ inspector: LayerInspector?) {
-        (root as? InspectableContainer)?.attach(inspector, prefix: "")
+        (root as? LayerContainer)?.attach(inspector, prefix: "")
     }
 }

@@ -74,14 +74,18 @@ public final class Model {
 
     /// Called during backward, block by block, with the offset in the flat gradient buffer from
     /// which every gradient is final (parameters are laid out in forward order, so backward
-    /// completes the buffer from its end). Gradient averaging uses it to start communicating
-    /// while backward goes on.
+    /// completes the buffer from its end), and once more with 0 when backward is done, whatever
+    /// layer the root is. Gradient averaging uses it to start communicating while backward goes
+    /// on. Installed through the root's `LayerContainer` conformance.
     public var onGradientsReady: ((Int) -> Void)? {
-        didSet { (root as? Sequential)?.installReadyHook(onGradientsReady) }
+        didSet { (root as? LayerContainer)?.installReadyHook(onGradientsReady) }
     }
 
     /// Back-propagates dL/dlogits, accumulating parameter gradients.
-    public func backward(_ dlogits: Tensor) { _ = root.backward(dlogits) }
+    public func backward(_ dlogits: Tensor) {
+        _ = root.backward(dlogits)
+        onGradientsReady?(0)
+    }
 
     /// Multiply-accumulates per image at the built resolution.
     public var macsPerImage: Int { root.macsPerSample }

@@ -29,9 +29,12 @@ func digitsConfig(output: URL, epochs: Int = 1, batch: Int = 32) throws -> Train
     return c
 }
 
+/// The dtrain version the tests' runs record in their checkpoints.
+let testVersion = "0"
+
 @discardableResult
 func train(_ config: TrainConfig) throws -> TrainSummary {
-    try Trainer(config: config, communicator: SingleProcessCommunicator(), progress: quietProgress()).train()
+    try Trainer(config: config, version: testVersion, communicator: SingleProcessCommunicator(), progress: quietProgress()).train()
 }
 
 /// Every tensor of a checkpoint file by name (model and optimizer state), as raw bytes.

@@ -1,0 +1,10 @@
+import Foundation
+
+/// How a run ended.
+public struct TrainSummary: Sendable {
+    public var epochsCompleted: Int
+    public var bestTop1: Double?
+    public var lastMetrics: EpochMetrics?
+    public var outputDirectory: URL
+    public var finalTrainTop1: Double
+}

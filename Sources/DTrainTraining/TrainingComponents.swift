@@ -1,0 +1,74 @@
+import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainWeights
+import DTrainData
+import DTrainDistributed
+
+/// Everything a run trains with, set up from its configuration before any collective: the plan,
+/// the data, the model (pretrained, frozen, built), optimizer, loss, loader and evaluator, the
+/// debug inspector, and the run directory (prepared by rank 0). A resumed run has the checkpoint's
+/// weights and optimizer state applied.
+struct TrainingComponents {
+    let plan: TrainingPlan
+    let trainSource: DataSource
+    let valSource: DataSource?
+    let model: Model
+    let optimizer: Optimizer
+    let loss: SoftmaxCrossEntropy
+    let loader: BatchLoader
+    let evaluator: Evaluator?
+    let dropouts: [Dropout]
+    let inspector: DebugInspector?
+    let run: RunDirectory
+    /// metrics.jsonl, written by rank 0 (nil on the other ranks).
+    let metricsLog: JSONLinesLog?
+    /// What --pretrained and --freeze did, reported by rank 0 when training starts.
+    let transferLines: [String]
+
+    /// Sets the process's compute threads (`--threads`), then opens and checks the data before
+    /// anything is written, reads the checkpoint to resume before the model is made, plans the run
+    /// and makes its parts. Throws a one-line reason naming the flag, file or step.
+    init(config: TrainConfig, version: String, communicator: Communicator, progress: ProgressReporter) throws {
+        let threads = config.threads ?? Compute.defaultThreads
+        Compute.setThreads(threads)
+        let spec = try ModelZoo.spec(named: config.model)
+        let splits = try DataSourceFactory.openSplits(path: config.dataPath, dataset: try DatasetKind.parse(config.dataset), valSplit: config.valSplit,
+                                                      resolution: TrainingPlan.resolution(config, spec: spec).resolution, seed: config.seed)
+        let valSource = config.noVal ? nil : splits.val
+        trainSource = splits.train
+        self.valSource = valSource
+        run = RunDirectory(config.output)
+        let resumed = try TrainingSetup.resumedCheckpoint(config, run: run)
+        let plan = try TrainingPlan(config: config, spec: spec, data: DataSummary(train: splits.train, val: valSource),
+                                    ranks: communicator.size, version: version, resuming: resumed.map { ($0.info, $0.path) })
+        self.plan = plan
+
+        let (model, transferLines) = try TrainingSetup.model(plan, resuming: resumed != nil, communicator: communicator)
+        self.model = model
+        self.transferLines = transferLines
+        dropouts = TrainingSetup.layers(of: Dropout.self, in: model)
+        optimizer = TrainingSetup.optimizer(config, model: model)
+        loss = SoftmaxCrossEntropy(classes: plan.numClasses, labelSmoothing: Float(config.labelSmoothing))
+        loss.build(maxBatch: config.batchSize)
+
+        let workers = config.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
+        loader = TrainingSetup.trainLoader(plan, source: splits.train, workers: workers, rank: communicator.rank, progress: progress)
+        evaluator = valSource.map {
+            Evaluator(model: model, source: $0, transform: plan.evalTransform, batchSize: config.batchSize, workers: workers,
+                      communicator: communicator, seed: config.seed)
+        }
+        inspector = config.debug ? DebugInspector(model: model, printEvery: config.printFreq, report: { progress.message($0) }) : nil
+
+        if let r = resumed {
+            try Checkpoint.restore(r.file, path: r.path, into: model, optimizer: optimizer)
+            optimizer.steps = r.info.optimizerSteps
+        }
+        if communicator.rank == 0 {
+            try run.prepare(resuming: resumed != nil, overwrite: config.overwrite)
+            metricsLog = try JSONLinesLog(url: run.metrics)
+        } else {
+            metricsLog = nil
+        }
+    }
+}

@@ -1,0 +1,218 @@
+import Foundation
+import DTrainNN
+import DTrainWeights
+import DTrainData
+
+/// What planning a run needs to know of its data, read from the opened splits.
+public struct DataSummary: Equatable, Sendable {
+    /// The training split's classes, in label order.
+    public var classNames: [String]
+    public var trainCount: Int
+    /// Samples of the validation split (0 without one).
+    public var valCount: Int
+    /// `DataSource.flipsByDefault` of the training split.
+    public var flipsByDefault: Bool
+
+    public init(classNames: [String], trainCount: Int, valCount: Int = 0, flipsByDefault: Bool = true) {
+        self.classNames = classNames
+        self.trainCount = trainCount
+        self.valCount = valCount
+        self.flipsByDefault = flipsByDefault
+    }
+
+    public init(train: DataSource, val: DataSource?) {
+        self.init(classNames: train.classNames, trainCount: train.count, valCount: val?.count ?? 0,
+                  flipsByDefault: train.flipsByDefault)
+    }
+}
+
+/// The resolved settings of a training run: a pure function of the configuration, the model's zoo
+/// entry, a summary of the data, the number of ranks, dtrain's version and, when resuming, the
+/// checkpoint's `CheckpointInfo`. It reads no files and talks to no other rank, so every rank
+/// given the same job plans the same run.
+public struct TrainingPlan: Sendable {
+    public let config: TrainConfig
+    public let data: DataSummary
+    public let ranks: Int
+    /// `--preset`, else the model family's.
+    public let preset: Preset
+    /// `--resolution`, else the model's default.
+    public let resolution: Int
+    /// `--mean` and `--std`, else the preset's.
+    public let mean: [Float]
+    public let std: [Float]
+    /// The base learning rate: `--lr`, with `--lr-scaling linear` times the global batch
+    /// (batch × ranks × accumulation) / 256.
+    public let lr: Double
+    public let schedule: LRSchedule
+    /// The model's options with the number of classes resolved.
+    public let modelOptions: ModelOptions
+    /// `--num-classes`, else the resumed checkpoint's, else the data's.
+    public let numClasses: Int
+    /// The data's class names, then "classN" for head classes the data does not have.
+    public let classNames: [String]
+    /// Steps of a full epoch on each rank (the schedule's unit; the overfit batches when given).
+    public let stepsPerEpoch: Int
+    /// Random horizontal flips in training: `--no-flip`, else what the data allows by default.
+    public let flips: Bool
+    /// The checkpoint metadata the run starts with (the resumed position when resuming).
+    public let initialInfo: CheckpointInfo
+
+    /// The resolution and preset a configuration asks of `spec`, needed before the data is opened.
+    public static func resolution(_ config: TrainConfig, spec: ModelSpec) -> (resolution: Int, preset: Preset) {
+        let preset = config.preset.flatMap(Preset.init(rawValue:)) ?? Preset.default(for: spec.family)
+        return (config.resolution ?? spec.defaultResolution, preset)
+    }
+
+    /// Throws a `TrainingError` when the resumed checkpoint is of another model, or the number of
+    /// classes disagrees with the checkpoint or is smaller than the data's.
+    public init(config: TrainConfig, spec: ModelSpec, data: DataSummary, ranks: Int, version: String,
+                resuming resumed: (info: CheckpointInfo, path: String)? = nil) throws {
+        if let r = resumed, r.info.model != config.model {
+            throw TrainingError("--resume \(r.path): checkpoint is of model \(r.info.model), not \(config.model)")
+        }
+        self.config = config
+        self.data = data
+        self.ranks = ranks
+        (resolution, preset) = TrainingPlan.resolution(config, spec: spec)
+        mean = config.mean.map { $0.map(Float.init) } ?? preset.mean
+        std = config.std.map { $0.map(Float.init) } ?? preset.std
+
+        let dataClasses = data.classNames.count
+        let classes = config.modelOptions.numClasses ?? resumed?.info.numClasses ?? dataClasses
+        if let r = resumed, r.info.numClasses != classes {
+            throw TrainingError("--num-classes \(classes) disagrees with the checkpoint \(r.path), which has \(r.info.numClasses) classes")
+        }
+        if classes < dataClasses {
+            throw TrainingError("--num-classes \(classes) is smaller than the \(dataClasses) classes in the data")
+        }
+        numClasses = classes
+        classNames = data.classNames + (classes > dataClasses ? (dataClasses..<classes).map { "class\($0)" } : [])
+        var options = config.modelOptions
+        options.numClasses = classes
+        modelOptions = options
+
+        var lr = config.lr
+        if config.lrScaling == .linear { lr *= Double(config.batchSize * ranks * config.gradAccum) / 256 }
+        self.lr = lr
+        var schedule = LRSchedule(kind: config.schedule, baseLR: lr, totalEpochs: config.epochs)
+        schedule.gamma = config.lrGamma
+        schedule.milestones = config.lrSteps
+        schedule.stepSize = config.lrSteps.first ?? 30
+        schedule.warmupEpochs = config.warmupEpochs
+        self.schedule = schedule
+
+        let shard = DistributedSampler(datasetSize: data.trainCount, rank: 0, worldSize: ranks, shuffle: true, seed: config.seed,
+                                       dropLast: config.dropLast, padToEqual: true).samplesPerRank
+        stepsPerEpoch = max(1, config.overfitBatches ?? TrainingPlan.batches(shard, config))
+        flips = config.flip ?? data.flipsByDefault
+
+        var info = CheckpointInfo(model: config.model, numClasses: classes)
+        info.dtrainVersion = version
+        info.zeroInitResidual = options.zeroInitResidual
+        info.cifarShortcut = options.cifarShortcut?.rawValue
+        info.seed = config.seed
+        info.worldSize = ranks
+        info.classNames = classNames
+        info.mean = mean.map(Double.init)
+        info.std = std.map(Double.init)
+        info.resolution = resolution
+        info.preset = preset.rawValue
+        info.optimizer = config.optimizer.rawValue
+        if let p = config.pretrained { info.settings["pretrained"] = p }
+        if config.freeze != .none { info.settings["freeze"] = config.freeze.description }
+        if let m = config.headLRMultiplier { info.settings["head_lr_mult"] = String(m) }
+        if let r = resumed?.info {
+            info.epoch = r.epoch
+            info.globalStep = r.globalStep
+            info.samplesIntoEpoch = r.samplesIntoEpoch
+            info.bestTop1 = r.bestTop1
+        }
+        initialInfo = info
+    }
+
+    /// The training sampler of `rank`: shuffled per epoch, padded so every rank takes equal steps.
+    public func sampler(rank: Int) -> DistributedSampler {
+        DistributedSampler(datasetSize: data.trainCount, rank: rank, worldSize: ranks, shuffle: true, seed: config.seed,
+                           dropLast: config.dropLast, padToEqual: true)
+    }
+
+    /// The training transform: the preset's augmentation (its evaluation transform when
+    /// overfitting a few batches), without flips unless `flips`.
+    public var trainTransform: ImageTransform {
+        var t = config.overfitBatches != nil
+            ? preset.eval(resolution: resolution, mean: mean, std: std)
+            : preset.train(resolution: resolution, mean: mean, std: std)
+        if !flips { t.flipProbability = 0 }
+        return t
+    }
+
+    /// The evaluation transform.
+    public var evalTransform: ImageTransform { preset.eval(resolution: resolution, mean: mean, std: std) }
+
+    /// What one rank trains on in one epoch.
+    public struct Epoch: Equatable, Sendable {
+        /// Dataset indices to load, `steps` batches' worth.
+        public var indices: [Int]
+        /// Steps of this epoch done before a resume.
+        public var stepsDone: Int
+        /// Steps to run now.
+        public var steps: Int
+    }
+
+    /// Epoch `epoch` on `rank`, continuing after the `samplesIntoEpoch` samples (all ranks together)
+    /// a resumed checkpoint says were consumed. `--overfit-batches` trains the same first batches of
+    /// epoch 0's order every epoch; `--drop-last` drops a last partial batch; `--limit-train-batches`
+    /// counts the epoch's steps, including those done before a resume.
+    public func epoch(_ epoch: Int, rank: Int, samplesIntoEpoch: Int) -> Epoch {
+        let batch = config.batchSize
+        let sampler = sampler(rank: rank)
+        let indices = config.overfitBatches.map { Array(sampler.indices(epoch: 0).prefix($0 * batch)) }
+            ?? sampler.indices(epoch: epoch, skippingFirst: samplesIntoEpoch)
+        let done = samplesIntoEpoch / max(1, batch * ranks)
+        var steps = TrainingPlan.batches(indices.count, config)
+        if let limit = config.limitTrainBatches { steps = min(steps, max(0, limit - done)) }
+        return Epoch(indices: Array(indices.prefix(steps * batch)), stepsDone: done, steps: steps)
+    }
+
+    /// Batches of `samples` samples: the last one partial, or dropped with `--drop-last`.
+    static func batches(_ samples: Int, _ config: TrainConfig) -> Int {
+        config.dropLast ? samples / config.batchSize : (samples + config.batchSize - 1) / config.batchSize
+    }
+
+    /// The schedule's rate at step `step` (counted from the epoch's start) of epoch `epoch`.
+    public func learningRate(epoch: Int, step: Int) -> Double {
+        schedule.rate(at: Double(epoch) + Double(step) / Double(stepsPerEpoch))
+    }
+
+    /// Samples of an epoch consumed by all ranks after its first `steps` steps (what a checkpoint
+    /// records to resume from).
+    public func samplesConsumed(steps: Int) -> Int { steps * config.batchSize * ranks }
+}
+
+extension TrainingPlan {
+    /// What every rank must have been given alike, by name (checked with `RankAgreement` before
+    /// training starts). `trainableParameters` is the built model's count.
+    public func agreementFields(trainableParameters: Int) -> [(name: String, value: String)] {
+        let start = initialInfo
+        return [
+            ("dtrain version", start.dtrainVersion),
+            ("model", config.model),
+            ("number of classes", String(numClasses)),
+            ("class list", data.classNames.joined(separator: ",")),
+            ("training set size", String(data.trainCount)),
+            ("validation set size", String(data.valCount)),
+            ("batch size", String(config.batchSize)),
+            ("resolution", String(resolution)),
+            ("epochs", String(config.epochs)),
+            ("seed", String(config.seed)),
+            ("gradient accumulation", String(config.gradAccum)),
+            ("synchronized BatchNorm", String(config.syncBN)),
+            ("pretrained weights", config.pretrained ?? "none"),
+            ("frozen layers", config.freeze.description),
+            ("head learning-rate multiplier", config.headLRMultiplier.map { String($0) } ?? "none"),
+            ("trainable parameters", String(trainableParameters)),
+            ("resumed step", "\(start.epoch)/\(start.globalStep)/\(start.samplesIntoEpoch)"),
+        ]
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainWeights
+import DTrainData
+import DTrainDistributed
+
+/// A checkpoint to resume from, read and verified but not yet applied.
+struct ResumedCheckpoint {
+    let file: SafeTensorsFile
+    let info: CheckpointInfo
+    let path: String
+}
+
+/// How each part of a run is made from its plan (`TrainingComponents` puts them together in order).
+enum TrainingSetup {
+    /// The checkpoint `--resume` names (the run directory's last one when given as empty), or nil.
+    static func resumedCheckpoint(_ config: TrainConfig, run: RunDirectory) throws -> ResumedCheckpoint? {
+        guard let resume = config.resume else { return nil }
+        let url = resume.isEmpty ? run.last : URL(fileURLWithPath: resume)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw TrainingError("--resume \(url.path): no such checkpoint")
+        }
+        let (file, info) = try Checkpoint.read(url)
+        return ResumedCheckpoint(file: file, info: info, path: url.path)
+    }
+
+    /// The model, initialised from the seed; then pretrained weights (a resumed run has them in its
+    /// checkpoint) and the frozen part, before it is built (backward stops at the first layer that
+    /// trains); then built for the batch, with synchronized BatchNorm when asked and several ranks.
+    /// Also returns what --pretrained and --freeze did, one line each.
+    static func model(_ plan: TrainingPlan, resuming: Bool, communicator: Communicator) throws -> (Model, [String]) {
+        let config = plan.config
+        let model = try ModelZoo.make(config.model, options: plan.modelOptions)
+        model.initialize(seed: config.seed)
+        var lines: [String] = []
+        if let path = config.pretrained {
+            if resuming {
+                lines.append("pretrained \(path): not loaded, the weights come from the resumed checkpoint")
+            } else {
+                lines += try Pretrained.load(path, into: model, seed: config.seed).lines
+            }
+        }
+        if let line = try config.freeze.apply(to: model) { lines.append(line) }
+        model.build(batch: config.batchSize, resolution: plan.resolution, seed: config.seed)
+        if config.syncBN && communicator.size > 1 { model.synchronizeBatchNorm(over: communicator) }
+        return (model, lines)
+    }
+
+    /// SGD or AdamW over the model's parameters (weight decay left off BatchNorm and bias
+    /// parameters with --no-bn-weight-decay), with the head's rate scaled by --head-lr-mult.
+    static func optimizer(_ config: TrainConfig, model: Model) -> Optimizer {
+        let decay = Float(config.weightDecay)
+        let exclude = config.noBNWeightDecay
+        let decayFor: (Parameter) -> Float = { p in exclude && p.role != .weight ? 0 : decay }
+        let optimizer: Optimizer
+        switch config.optimizer {
+        case .sgd: optimizer = SGD(store: model.store, momentum: Float(config.momentum), nesterov: config.nesterov, decayFor: decayFor)
+        case .adamw: optimizer = AdamW(store: model.store, decayFor: decayFor)
+        }
+        if let mult = config.headLRMultiplier {
+            let head = model.headEntries.compactMap { if case .parameter(let p) = $0.kind { return p } else { return nil } }
+            if let first = head.map(\.offset).min(), let end = head.map({ $0.offset + $0.count }).max() {
+                optimizer.learningRateScales.set(Float(mult), on: first..<end)
+            }
+        }
+        return optimizer
+    }
+
+    /// The training loader of this rank; unreadable samples are reported by rank 0.
+    static func trainLoader(_ plan: TrainingPlan, source: DataSource, workers: Int, rank: Int, progress: ProgressReporter) -> BatchLoader {
+        let config = plan.config
+        let loader = BatchLoader(source: source, transform: plan.trainTransform, batchSize: config.batchSize, resolution: plan.resolution,
+                                 workers: workers, seed: config.seed, rank: rank, dropLastPartial: config.dropLast)
+        let isRoot = rank == 0
+        loader.warningHandler = { message in if isRoot { progress.message("warning: \(message)") } }
+        return loader
+    }
+
+    /// All layers of type `T`, depth first.
+    static func layers<T: Layer>(of type: T.Type, in model: Model) -> [T] {
+        var found: [T] = []
+        model.visitLayers { if let l = $0 as? T { found.append(l) } }
+        return found
+    }
+}
