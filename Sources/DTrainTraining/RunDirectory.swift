@@ -1,4 +1,5 @@
 import Foundation
+import DTrainCore
 
 /// The output directory of a training run: checkpoints, metrics.jsonl and evaluation CSVs.
 ///
@@ -13,6 +14,28 @@ public struct RunDirectory {
     public var last: URL { url.appendingPathComponent("checkpoint-last.safetensors") }
     public var best: URL { url.appendingPathComponent("checkpoint-best.safetensors") }
     public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
+    /// TensorBoard's event files (`tensorboard --logdir` on this or a parent directory).
+    public var tensorboard: URL { url.appendingPathComponent("tensorboard") }
+    public var record: URL { url.appendingPathComponent(RunRecord.fileName) }
+
+    /// Creates the directory if needed and takes its `RunLock` for this process's life.
+    public func lock() throws -> RunLock {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue {
+            throw RunDirectoryError("--output \(url.path) is a file; expected a directory")
+        }
+        do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+            throw RunDirectoryError("--output \(url.path): cannot create directory (\(String(cString: strerror(errno))))")
+        }
+        return try RunLock(directory: url)
+    }
+
+    /// Writes run.json (atomically), replacing the previous start's.
+    public func writeRecord(_ record: RunRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try AtomicFile.write(try encoder.encode(record), to: self.record)
+    }
     public func epoch(_ e: Int) -> URL { url.appendingPathComponent(String(format: "checkpoint-epoch-%04d.safetensors", e)) }
 
     /// Checkpoint files present now.
@@ -35,7 +58,7 @@ public struct RunDirectory {
                 throw RunDirectoryError("--output \(url.path) already holds another run's checkpoints (\(existing.joined(separator: ", "))); pass --resume to continue it or --overwrite to replace it")
             }
             for name in existing { try fm.removeItem(at: url.appendingPathComponent(name)) }
-            if fm.fileExists(atPath: metrics.path) { try fm.removeItem(at: metrics) }
+            for file in [metrics, record, tensorboard] where fm.fileExists(atPath: file.path) { try fm.removeItem(at: file) }
         }
         do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
             throw RunDirectoryError("--output \(url.path): cannot create directory (\(error.localizedDescription))")

@@ -1,5 +1,6 @@
 import Foundation
 import DTrainNN
+import DTrainDistributed
 
 /// Everything a training run is configured with (the `dtrain train` flags, parsed). What follows
 /// from it for a given model, data and number of ranks is the run's `TrainingPlan`.
@@ -51,6 +52,9 @@ public struct TrainConfig: Sendable {
     public var saveEverySteps: Int?
     public var keep = 3
     public var syncBN = false
+    /// How BatchNorm running statistics are made equal across ranks before every evaluation and
+    /// checkpoint when they are not synchronized (`--dist-bn`).
+    public var distBN: DistributedBatchNormMode = .reduce
     public var gradAccum = 1
     public var dropLast = false
     public var resolution: Int?

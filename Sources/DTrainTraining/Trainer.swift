@@ -109,9 +109,12 @@ public final class Trainer {
         let start = Date()
         let part = plan.epoch(epoch, rank: communicator.rank, samplesIntoEpoch: info.samplesIntoEpoch)
         parts.loader.start(epoch: epoch, indices: part.indices)
+        parts.telemetry.beginEpoch()
         var pass = EpochPass()
         var s = 0
+        var waitStart = monotonicNanoseconds()
         while let batch = try Profiler.measure(.dataWait, { try parts.loader.next() }) {
+            let stepStart = monotonicNanoseconds()
             pass.lr = plan.learningRate(epoch: epoch, step: part.stepsDone + s)
             for d in parts.dropouts { d.step = UInt64(info.globalStep) }
             parts.inspector?.beginStep(info.globalStep)
@@ -132,13 +135,18 @@ public final class Trainer {
             s += 1
             info.globalStep += 1
             info.samplesIntoEpoch = plan.samplesConsumed(steps: part.stepsDone + s)
+            let elapsed = Date().timeIntervalSince(start)
+            try parts.telemetry.step(globalStep: info.globalStep, dataWait: Double(stepStart - waitStart) * 1e-9,
+                                     stepSeconds: Double(monotonicNanoseconds() - stepStart) * 1e-9, allreduceWait: step.lastWaitSeconds,
+                                     loss: Double(outcome.loss), top1: pass.totals.top1Fraction, lr: pass.lr,
+                                     imagesPerSecond: pass.totals.samples * Double(communicator.size) / max(elapsed, 1e-9))
             if isRoot {
-                let elapsed = Date().timeIntervalSince(start)
                 progress.update(label: "epoch \(epoch + 1)/\(config.epochs)", step: part.stepsDone + s, total: part.stepsDone + part.steps,
                                 imagesPerSecond: pass.totals.samples * Double(communicator.size) / max(elapsed, 1e-9),
                                 loss: pass.totals.meanLoss, top1: pass.totals.top1Fraction, elapsed: elapsed)
             }
             if let every = config.saveEverySteps, info.globalStep % every == 0, s < part.steps {
+                try parts.batchNormSync?.equalize()  // the checkpoint holds what every rank would evaluate
                 try saveLast()
                 try communicator.barrier()  // no rank runs ahead of a checkpoint being written
             }
@@ -146,6 +154,7 @@ public final class Trainer {
                 pass.interrupted = true
                 return pass
             }
+            waitStart = monotonicNanoseconds()
         }
         pass.seconds = Date().timeIntervalSince(start)
         return pass
@@ -159,6 +168,8 @@ public final class Trainer {
         let totals = MetricTotals(packed: packed)
         var skipped = [Double(parts.loader.skippedThisEpoch)]
         try skipped.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
+        // What is evaluated is what is saved: every rank's BatchNorm statistics made equal first.
+        try parts.batchNormSync?.equalize()
         var val: MetricTotals?
         if let evaluator = parts.evaluator, (epoch + 1) % max(1, config.evalEvery) == 0 || epoch + 1 == config.epochs {
             val = try evaluator.run(limitBatches: config.limitValBatches)
@@ -169,10 +180,11 @@ public final class Trainer {
         info.epoch = epoch + 1
         info.samplesIntoEpoch = 0
         info.optimizerSteps = optimizer.steps
-        let metrics = EpochMetrics(epoch: epoch + 1, lr: pass.lr, train_loss: totals.meanLoss, train_top1: totals.top1Fraction,
+        var metrics = EpochMetrics(epoch: epoch + 1, lr: pass.lr, train_loss: totals.meanLoss, train_top1: totals.top1Fraction,
                                    val_loss: val?.meanLoss, val_top1: val?.top1Fraction, val_top5: val?.top5Fraction,
                                    images_per_s: totals.samples / max(pass.seconds, 1e-9), seconds: pass.seconds,
                                    skipped_samples: Int(skipped[0]))
+        try parts.telemetry.epoch(&metrics, globalStep: info.globalStep)
         var improved = false
         if let top1 = val?.top1Fraction, top1 > (info.bestTop1 ?? -1) {
             info.bestTop1 = top1

@@ -25,6 +25,12 @@ struct TrainingComponents {
     let metricsLog: JSONLinesLog?
     /// What --pretrained and --freeze did, reported by rank 0 when training starts.
     let transferLines: [String]
+    /// Makes unsynchronized BatchNorm statistics equal across ranks before evaluations and
+    /// checkpoints (`--dist-bn`); nil for one rank or with `--sync-bn`.
+    let batchNormSync: BatchNormBufferSync?
+    /// Rank 0's hold on the output directory for the whole run (nil on the other ranks).
+    let lock: RunLock?
+    let telemetry: RunTelemetry
 
     /// Sets the process's compute threads (`--threads`), then opens and checks the data before
     /// anything is written, reads the checkpoint to resume before the model is made, plans the run
@@ -44,6 +50,10 @@ struct TrainingComponents {
                                     ranks: communicator.size, version: version, resuming: resumed.map { ($0.info, $0.path) })
         self.plan = plan
 
+        let workers = config.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
+        try MemoryPreflight.check(MemoryPreflight.estimate(spec: spec, options: plan.modelOptions, batch: config.batchSize,
+                                                           resolution: plan.resolution, loaderBatches: workers + 2),
+                                  model: config.model, ranksOnNode: NodeRanks.current.localSize)
         let (model, transferLines) = try TrainingSetup.model(plan, resuming: resumed != nil, communicator: communicator)
         self.model = model
         self.transferLines = transferLines
@@ -52,7 +62,6 @@ struct TrainingComponents {
         loss = SoftmaxCrossEntropy(classes: plan.numClasses, labelSmoothing: Float(config.labelSmoothing))
         loss.build(maxBatch: config.batchSize)
 
-        let workers = config.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
         loader = TrainingSetup.trainLoader(plan, source: splits.train, workers: workers, rank: communicator.rank, progress: progress)
         evaluator = valSource.map {
             Evaluator(model: model, source: $0, transform: plan.evalTransform, batchSize: config.batchSize, workers: workers,
@@ -64,11 +73,21 @@ struct TrainingComponents {
             try Checkpoint.restore(r.file, path: r.path, into: model, optimizer: optimizer)
             optimizer.steps = r.info.optimizerSteps
         }
+        batchNormSync = communicator.size > 1 && !config.syncBN
+            ? BatchNormBufferSync(model: model, mode: config.distBN, communicator: communicator) : nil
+        var tensorboard: TensorBoardWriter?
         if communicator.rank == 0 {
+            // The lock comes first: with --overwrite, prepare removes files another job may own.
+            lock = try run.lock()
             try run.prepare(resuming: resumed != nil, overwrite: config.overwrite)
+            for name in run.removeStaleTemporaryFiles() { progress.message("removed \(name), left by an interrupted save") }
             metricsLog = try JSONLinesLog(url: run.metrics)
+            try run.writeRecord(RunRecord(config: config, version: version, ranks: communicator.size, threads: threads))
+            tensorboard = try TensorBoardWriter(directory: run.tensorboard)
         } else {
+            lock = nil
             metricsLog = nil
         }
+        telemetry = RunTelemetry(communicator: communicator, printEvery: config.printFreq, writer: tensorboard)
     }
 }

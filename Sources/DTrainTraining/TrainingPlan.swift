@@ -208,6 +208,7 @@ extension TrainingPlan {
             ("seed", String(config.seed)),
             ("gradient accumulation", String(config.gradAccum)),
             ("synchronized BatchNorm", String(config.syncBN)),
+            ("BatchNorm statistics across ranks (--dist-bn)", config.distBN.rawValue),
             ("pretrained weights", config.pretrained ?? "none"),
             ("frozen layers", config.freeze.description),
             ("head learning-rate multiplier", config.headLRMultiplier.map { String($0) } ?? "none"),

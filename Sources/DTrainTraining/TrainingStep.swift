@@ -39,6 +39,10 @@ public final class TrainingStep {
         self.init(model: model, loss: loss, optimizer: optimizer, gradients: gradients, accumulation: accumulation)
     }
 
+    /// Seconds the last update waited for the gradient allreduce after backward (the part of
+    /// communication not hidden behind it); 0 for one rank.
+    public var lastWaitSeconds: Double { (gradients as? OverlappedGradientAllreduce)?.lastWaitSeconds ?? 0 }
+
     public struct Outcome {
         public var loss: Float
         public var correct: Int

@@ -111,6 +111,8 @@ struct TrainCommand: ParsableCommand {
     // Distributed
     @Flag(name: .customLong("sync-bn"), help: "Synchronize BatchNorm statistics across ranks.")
     var syncBN = false
+    @Option(name: .customLong("dist-bn"), help: ArgumentHelp("Without --sync-bn: before every evaluation and checkpoint, make the ranks' BatchNorm running statistics equal, as their mean (reduce) or rank 0's (broadcast), so what is evaluated is what is saved. Default: reduce.", valueName: "reduce|broadcast"))
+    var distBN: String = "reduce"
     @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update. Default: 1.")
     var gradAccum: Int = 1
     @Flag(name: .customLong("drop-last"), help: "Drop the remainder instead of padding shards to equal length.")
@@ -213,6 +215,10 @@ struct TrainCommand: ParsableCommand {
         c.debug = debug
         c.overfitBatches = overfitBatches
         c.syncBN = syncBN
+        guard let distBNMode = DistributedBatchNormMode(rawValue: distBN) else {
+            throw ValidationError("--dist-bn \(distBN): expected reduce or broadcast")
+        }
+        c.distBN = distBNMode
         c.gradAccum = gradAccum
         c.dropLast = dropLast
         if let t = collectiveTimeout { c.collectiveTimeout = t }

@@ -29,6 +29,43 @@ public struct RunRecord: Codable, Equatable, Sendable {
         self.settings = settings
     }
 
+    /// The record of a run starting now with `config`: every setting by its flag name
+    /// (`batchSize` → `batch-size`), nested values flattened as their descriptions.
+    public init(config: TrainConfig, version: String, ranks: Int, threads: Int, now: Date = Date()) {
+        var settings: [String: String] = [:]
+        for child in Mirror(reflecting: config).children {
+            guard let label = child.label else { continue }
+            var text = "\(child.value)"
+            if text.hasPrefix("Optional(") && text.hasSuffix(")") { text = String(text.dropFirst(9).dropLast()) }
+            if text == "nil" { continue }
+            settings[RunRecord.flagName(label)] = text
+        }
+        self.init(dtrain_version: version, model: config.model, ranks: ranks, threads_per_rank: threads, cpu: RunRecord.cpuModelName,
+                  kernels: RunRecord.kernelSet, started: ISO8601DateFormatter().string(from: now), settings: settings)
+    }
+
+    /// `batchSize` → `batch-size`.
+    static func flagName(_ property: String) -> String {
+        var out = ""
+        for c in property {
+            if c.isUppercase { out += "-" + c.lowercased() } else { out.append(c) }
+        }
+        return out
+    }
+
+    /// The vector extensions the engine's kernels were compiled for and this CPU runs.
+    static var kernelSet: String {
+        #if arch(x86_64)
+        var set = ["x86-64"]
+        #if DTRAIN_FMA
+        set.append("fma")
+        #endif
+        return set.joined(separator: "+") + " (8-lane vectors)"
+        #else
+        return "portable"
+        #endif
+    }
+
     /// The file name in the run directory.
     public static let fileName = "run.json"
 
