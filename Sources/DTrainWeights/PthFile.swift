@@ -44,9 +44,11 @@ public struct PthFile {
         }
     }
 
+    /// Which of torch.save's layouts the file has.
     public let layout: Layout
     /// The folder every record sits in (torch names it after the file); empty for the older layouts.
     public let archiveName: String
+    /// The state_dict's tensors, in its order.
     public let tensors: [Tensor]
     /// Records under `ARCHIVE/extra/` by name (dtrain keeps its training metadata there).
     public let extras: [String: Data]
@@ -66,6 +68,7 @@ public struct PthFile {
         return nil
     }
 
+    /// Reads the file at `url` in whichever layout it has; errors name the file.
     public init(contentsOf url: URL) throws {
         do { try self.init(reading: url) } catch let e as PthError {
             throw PthError("\(url.path): \(e.message)")
