@@ -13,6 +13,7 @@ import DTrainNN
 ///   (Checksum64 of all tensor bytes), so a truncated or corrupted file is a clear error.
 /// - Files are written atomically (temporary file, fsync, rename).
 public enum Checkpoint {
+    /// The prefix of optimizer state tensors' names: `optimizer.<buffer>.<parameter name>`.
     public static let optimizerPrefix = "optimizer."
 
     /// A buffer of optimizer state laid out like the model's parameter store (momentum, Adam's
@@ -34,6 +35,7 @@ public enum Checkpoint {
         }
     }
 
+    /// The checkpoint of `model` with `optimizerState` (no buffers: the model alone), as bytes.
     public static func serialize(model: Model, optimizerState: [StateBuffer], info: CheckpointInfo) throws -> Data {
         var writer = SafeTensorsWriter()
         StateDict.write(model, into: &writer)

@@ -44,9 +44,11 @@ public struct PthFile {
         }
     }
 
+    /// Which of torch.save's layouts the file has.
     public let layout: Layout
     /// The folder every record sits in (torch names it after the file); empty for the older layouts.
     public let archiveName: String
+    /// The state_dict's tensors, in its order.
     public let tensors: [Tensor]
     /// Records under `ARCHIVE/extra/` by name (dtrain keeps its training metadata there).
     public let extras: [String: Data]
@@ -66,6 +68,7 @@ public struct PthFile {
         return nil
     }
 
+    /// Reads the file at `url` in whichever layout it has; errors name the file.
     public init(contentsOf url: URL) throws {
         do { try self.init(reading: url) } catch let e as PthError {
             throw PthError("\(url.path): \(e.message)")
@@ -126,6 +129,9 @@ public struct PthFile {
         return (tensors, wrapper, stripsModule)
     }
 
+    /// The most bytes a strided (non-contiguous) tensor may expand to when copied out.
+    static let maxStridedBytes = 1 << 30
+
     /// The keys under which training scripts' checkpoints keep the model's state_dict.
     static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net"]
 
@@ -163,6 +169,12 @@ public struct PthFile {
         for d in stride(from: ref.shape.count - 2, through: 0, by: -1) { rowMajor[d] = rowMajor[d + 1] * ref.shape[d + 1] }
         // Dimensions of extent 1 may carry any stride.
         let isContiguous = zip(zip(ref.shape, ref.stride), rowMajor).allSatisfy { $0.0.0 == 1 || $0.0.1 == $0.1 }
+        // A contiguous view is bounded by the file; a strided one (stride 0 repeats elements) is
+        // copied out, so its size is capped before anything is allocated.
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+        guard isContiguous || (!overflow && bytes <= PthFile.maxStridedBytes) else {
+            throw PthError("tensor \(ref.shape) with strides \(ref.stride) would expand to more than \(PthFile.maxStridedBytes >> 20) MiB")
+        }
         return storage.withUnsafeBytes { (src: UnsafeRawBufferPointer) -> Data in
             if isContiguous {
                 return Data(src[(base * size)..<((base + count) * size)])

@@ -79,7 +79,14 @@ public struct SafeTensorsFile {
             guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload.count else {
                 throw SafeTensorsError("tensor \(name): data [\(offsets[0]), \(offsets[1])) lies outside the \(payload.count) data bytes (truncated file?)")
             }
-            guard range.count == shape.reduce(1, *) * dtype.size else {
+            // The header is untrusted: the shape's byte count is computed with checked arithmetic.
+            var bytes: Int? = dtype.size
+            for d in shape {
+                guard d >= 0, let b = bytes else { bytes = nil; break }
+                let (p, overflow) = b.multipliedReportingOverflow(by: d)
+                bytes = overflow ? nil : p
+            }
+            guard let bytes, range.count == bytes else {
                 throw SafeTensorsError("tensor \(name): \(range.count) bytes do not hold shape \(shape) of \(dtypeName)")
             }
             entries[name] = Entry(name: name, dtype: dtype, shape: shape, range: range)

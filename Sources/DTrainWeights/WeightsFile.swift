@@ -54,12 +54,15 @@ public struct WeightsFile {
         case unchecked
     }
 
+    /// The file read.
     public let path: String
+    /// Its format, by content.
     public let format: WeightsFormat
     /// The tensors, with the file's names, dtypes, shapes and order.
     public let tensors: SafeTensorsFile
     /// dtrain's training state when the file carries it; nil for plain weights.
     public let info: CheckpointInfo?
+    /// What the content was checked against.
     public let verification: Verification
     /// Why the file's "dtrain" metadata could not be decoded, when it could not (the tensors are
     /// still usable as plain weights; `checkpointInfo` refuses them).

@@ -29,6 +29,21 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafeTensorsFile(data: Data([1, 2, 3])))
     }
 
+    /// A header whose shape overflows or is negative is an error, not a trap.
+    func testHostileShapesAreRefused() {
+        for shape in ["[4611686018427387904,4]", "[-1,-4]", "[9223372036854775807,9223372036854775807]"] {
+            var text = "{\"a\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[0,16]}}"
+            while text.utf8.count % 8 != 0 { text += " " }
+            var data = Data()
+            withUnsafeBytes(of: UInt64(text.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: Array(text.utf8))
+            data.append(Data(count: 16))
+            XCTAssertThrowsError(try SafeTensorsFile(data: data), shape) { error in
+                XCTAssertTrue("\(error)".contains("do not hold shape"), "\(error)")
+            }
+        }
+    }
+
     func testHalfPrecisionConversion() {
         XCTAssertEqual(Float(halfBits: 0x3C00), 1)
         XCTAssertEqual(Float(halfBits: 0xC000), -2)
