@@ -91,7 +91,7 @@ public final class PendingCollective {
     }
 
     /// Makes a completed handle stand for the transport's next collective, so that a transport
-    /// can keep one handle per slot and reuse it once its holder has let go, instead of
+    /// can keep the handles it returned and reuse one once its holder has let go, instead of
     /// allocating one per collective (a training step then allocates nothing).
     public func rearm() {
         precondition(isComplete, "rearm() of a collective still in flight")
