@@ -53,7 +53,9 @@ public enum Checkpoint {
         }
         var checksum = Checksum64()
         writer.withPayload { checksum.update($0) }
-        let json = try JSONEncoder().encode(info)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]  // the same state gives the same file, byte for byte
+        let json = try encoder.encode(info)
         writer.metadata = ["format": "pt", "dtrain": String(decoding: json, as: UTF8.self), "checksum": checksum.hex]
         return writer.serialized()
     }
