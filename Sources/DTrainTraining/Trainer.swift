@@ -62,6 +62,7 @@ public final class Trainer {
 
     /// Runs the remaining epochs.
     public func train() throws -> TrainSummary {
+        defer { parts.lock?.release() }  // the run directory is free once the run ends, however it ends
         if step == nil { try start() }
         if isRoot {
             for line in transferLines { progress.message(line) }
