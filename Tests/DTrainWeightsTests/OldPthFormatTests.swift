@@ -45,6 +45,25 @@ final class OldPthFormatTests: XCTestCase {
         try assertSameTensors("views_legacy.pth", "views", layout: .legacy)
     }
 
+    /// torchvision's resnet18 in the legacy format (float16): every tensor of the architecture is
+    /// there, and those kept as references equal what torch.load returns, byte for byte.
+    func testResNet18LegacyFormat() throws {
+        let weights = try WeightsFile.read(try fixture("resnet18_legacy.pth"))
+        XCTAssertEqual(weights.format, .pthLegacy)
+        let model = try ModelZoo.make("resnet18", options: ModelOptions(numClasses: 10))
+        XCTAssertEqual(Set(weights.tensors.names), Set(model.state.map(\.name)))
+        let pth = try PthFile(contentsOf: try fixture("resnet18_legacy.pth"))
+        let reference = try SafeTensorsFile(contentsOf: try fixture("resnet18_subset.safetensors"))
+        XCTAssertEqual(reference.names.count, 6)
+        for name in reference.names {
+            let t = try XCTUnwrap(pth.tensors.first { $0.name == name }, name)
+            let e = try reference.entry(name)
+            XCTAssertEqual(t.dtype, e.dtype, name)
+            XCTAssertEqual(t.shape, e.shape, name)
+            XCTAssertEqual(t.data, try reference.bytes(name), "\(name) differs from torch.load's")
+        }
+    }
+
     func testTarFormat() throws {
         try assertSameTensors("resnet20_tar.pth.tar", "resnet20", layout: .tar)
         try assertSameTensors("views_tar.pth", "views", layout: .tar)
@@ -85,7 +104,8 @@ final class OldPthFormatTests: XCTestCase {
     /// The model built from each file computes PyTorch's logits on the same images.
     func testLogitsMatchPyTorch() throws {
         for (file, model, classes, resolution) in [("resnet20_legacy.pth", "resnet20", 10, 32), ("resnet20_tar.pth.tar", "resnet20", 10, 32),
-                                                   ("resnet20_module.th", "resnet20", 10, 32), ("mobilenet_v2_legacy.pth", "mobilenet_v2", 10, 64)] {
+                                                   ("resnet20_module.th", "resnet20", 10, 32), ("mobilenet_v2_legacy.pth", "mobilenet_v2", 10, 64),
+                                                   ("resnet18_legacy.pth", "resnet18", 10, 64)] {
             let reference = try SafeTensorsFile(contentsOf: try fixture("\(model)_logits.safetensors"))
             let input = try reference.floats("input"), expected = try reference.floats("logits")
             let batch = try reference.entry("input").shape[0]

@@ -19,7 +19,9 @@ Writes into Tests/DTrainWeightsTests/Fixtures/legacy/:
                           made contiguous (the expected values; resnet20_module.th holds them without
                           num_batches_tracked)
   mobilenet_v2_legacy.safetensors, views.safetensors  the same for those files (views_* both)
-  NAME_logits.safetensors for resnet20 and mobilenet_v2: "input" (NHWC images) and "logits" PyTorch
+  resnet18_legacy.pth     torchvision's resnet18 (10-class head, float16) in the legacy format, with
+                          resnet18_subset.safetensors (six of its tensors as torch.load returns them)
+  NAME_logits.safetensors for resnet20, mobilenet_v2 and resnet18: "input" (NHWC images) and "logits" PyTorch
                           computes from them in eval mode (mobilenet_v2's with its float16 weights
                           widened to float32)
 
@@ -250,3 +252,13 @@ check_same(path, views)
 path = os.path.join(OUT, "views_legacy.pth")
 legacy_with_view(path, views, "tail", 10, 10)
 check_same(path, views)
+
+# torchvision's resnet18 (the architecture of resnet18-5c106cde.pth) in the legacy format, in
+# float16 with a 10-class head to keep the file at 22 MB; a few of its tensors as torch.load
+# returns them, and PyTorch's logits (float16 weights widened to float32).
+resnet18 = randomize(torchvision.models.resnet18(num_classes=10)).half()
+path = legacy("resnet18_legacy.pth", resnet18.state_dict())
+check_same(path, resnet18.state_dict())
+subset = ["conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight", "layer4.1.bn2.num_batches_tracked", "fc.weight", "fc.bias"]
+expected("resnet18_subset", collections.OrderedDict((k, resnet18.state_dict()[k]) for k in subset))
+logits("resnet18", resnet18.float(), 64, n=2)
