@@ -7,4 +7,6 @@ public struct TrainSummary: Sendable {
     public var lastMetrics: EpochMetrics?
     public var outputDirectory: URL
     public var finalTrainTop1: Double
+    /// Set when a stop signal ended the run early (with a checkpoint to resume from).
+    public var stop: TrainingStop? = nil
 }

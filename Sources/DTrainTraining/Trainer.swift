@@ -22,8 +22,9 @@ public final class Trainer {
     /// Made by `start()`, on every rank together.
     private var step: TrainingStep?
     private var info: CheckpointInfo
-    /// Scratch for the per-step loss allreduce (allocated once).
-    private var stepTotals = [Double](repeating: 0, count: 2)
+    /// Scratch for the per-step allreduce (allocated once): loss × samples, samples, and the
+    /// number of ranks asked to stop.
+    private var stepTotals = [Double](repeating: 0, count: 3)
 
     public var config: TrainConfig { plan.config }
     public var model: Model { parts.model }
@@ -47,6 +48,9 @@ public final class Trainer {
     /// Tests: stop abruptly (no end-of-epoch work) once this many global steps are done, as a
     /// killed process would.
     var interruptAfterSteps: Int?
+
+    /// The stop signal this rank received, or nil (read once per step; tests may replace it).
+    var stopRequest: () -> Int32? = { StopSignals.received }
 
     /// Checks that every rank was given the same job (one allgather: a mismatch is a clear error on
     /// every rank, naming the field and the ranks), makes the training step with its gradient
@@ -77,7 +81,17 @@ public final class Trainer {
                 parts.loader.stop()
                 return summary(last, finalTrainTop1: pass.totals.top1Fraction)
             }
+            if pass.stopRequested && pass.midEpoch {
+                parts.loader.stop()
+                try saveLast()
+                try communicator.barrier()
+                return stopped(epoch, last, finalTrainTop1: pass.totals.top1Fraction)
+            }
             last = try finishEpoch(epoch, pass)
+            if pass.stopRequested && info.epoch < config.epochs {
+                parts.loader.stop()
+                return stopped(epoch, last, finalTrainTop1: last?.train_top1 ?? 0)
+            }
         }
         parts.loader.stop()
         if isRoot {
@@ -93,6 +107,16 @@ public final class Trainer {
                      finalTrainTop1: finalTrainTop1)
     }
 
+    /// A run ended by a stop signal in epoch `epoch` (0-based), with checkpoint-last written at
+    /// the step the ranks agreed on: rank 0 names it in one line.
+    private func stopped(_ epoch: Int, _ last: EpochMetrics?, finalTrainTop1: Double) -> TrainSummary {
+        let stop = TrainingStop(signal: stopRequest(), epoch: epoch + 1, globalStep: info.globalStep, checkpoint: run.last)
+        if isRoot { progress.message(stop.line) }
+        var result = summary(last, finalTrainTop1: finalTrainTop1)
+        result.stop = stop
+        return result
+    }
+
     /// This rank's side of an epoch's training steps.
     private struct EpochPass {
         var totals = MetricTotals()
@@ -100,6 +124,11 @@ public final class Trainer {
         var seconds = 0.0
         /// Stopped by `interruptAfterSteps`.
         var interrupted = false
+        /// The ranks agreed to stop (a stop signal): after the step that ended the pass, or, when
+        /// that was the epoch's last step, after the epoch.
+        var stopRequested = false
+        /// The stop came before the epoch's last step.
+        var midEpoch = false
     }
 
     /// Trains the rest of epoch `epoch`: every step's loss is averaged over the ranks (all ranks
@@ -117,14 +146,18 @@ public final class Trainer {
             parts.inspector?.beginStep(info.globalStep)
             var outcome = try step.run(images: batch.images, labels: batch.labels, lr: Float(pass.lr))
             try parts.inspector?.endStep(info.globalStep)
+            // A stop asked for on any rank stops every rank after the same step (no extra collective).
+            var stop = stopRequest() != nil
             if communicator.size > 1 {
                 stepTotals[0] = Double(outcome.loss) * Double(batch.count)
                 stepTotals[1] = Double(batch.count)
+                stepTotals[2] = stop ? 1 : 0
                 try stepTotals.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
                 outcome.loss = Float(stepTotals[0] / max(stepTotals[1], 1))
+                stop = stepTotals[2] > 0
             }
             guard outcome.loss.isFinite else {
-                throw TrainingError("loss became \(outcome.loss) at epoch \(epoch + 1) step \(part.stepsDone + s + 1) (global step \(info.globalStep + 1)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
+                throw TrainingError("loss became \(outcome.loss) at epoch \(epoch + 1) step \(part.stepsDone + s + 1) (global step \(info.globalStep + 1)); \(lastGoodCheckpointNote)")
             }
             pass.totals.samples += Double(batch.count)
             pass.totals.lossSum += Double(outcome.loss) * Double(batch.count)
@@ -146,6 +179,12 @@ public final class Trainer {
                 pass.interrupted = true
                 return pass
             }
+            // Only after an optimizer update: a checkpoint holds no partly accumulated gradients.
+            if stop && outcome.updated {
+                pass.stopRequested = true
+                pass.midEpoch = s < part.steps
+                if pass.midEpoch { return pass }
+            }
         }
         pass.seconds = Date().timeIntervalSince(start)
         return pass
@@ -164,7 +203,7 @@ public final class Trainer {
             val = try evaluator.run(limitBatches: config.limitValBatches)
         }
         for (what, value) in [("train loss", totals.meanLoss), ("val loss", val?.meanLoss ?? 0)] where !value.isFinite {
-            throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
+            throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); \(lastGoodCheckpointNote)")
         }
         info.epoch = epoch + 1
         info.samplesIntoEpoch = 0
