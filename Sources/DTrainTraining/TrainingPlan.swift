@@ -192,25 +192,18 @@ public struct TrainingPlan: Sendable {
 
 extension TrainingPlan {
     /// What every rank must have been given alike, by name (checked with `RankAgreement` before
-    /// training starts). `trainableParameters` is the built model's count.
+    /// training starts): dtrain's version, what was found in the data, every field of the
+    /// configuration but those that may differ per node (`TrainConfig.agreementFields`), the
+    /// built model's trainable parameters (`trainableParameters`) and the resumed position.
     public func agreementFields(trainableParameters: Int) -> [(name: String, value: String)] {
         let start = initialInfo
         return [
             ("dtrain version", start.dtrainVersion),
-            ("model", config.model),
             ("number of classes", String(numClasses)),
             ("class list", data.classNames.joined(separator: ",")),
             ("training set size", String(data.trainCount)),
             ("validation set size", String(data.valCount)),
-            ("batch size", String(config.batchSize)),
-            ("resolution", String(resolution)),
-            ("epochs", String(config.epochs)),
-            ("seed", String(config.seed)),
-            ("gradient accumulation", String(config.gradAccum)),
-            ("synchronized BatchNorm", String(config.syncBN)),
-            ("pretrained weights", config.pretrained ?? "none"),
-            ("frozen layers", config.freeze.description),
-            ("head learning-rate multiplier", config.headLRMultiplier.map { String($0) } ?? "none"),
+        ] + config.agreementFields + [
             ("trainable parameters", String(trainableParameters)),
             ("resumed step", "\(start.epoch)/\(start.globalStep)/\(start.samplesIntoEpoch)"),
         ]
