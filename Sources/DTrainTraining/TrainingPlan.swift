@@ -82,12 +82,12 @@ public struct TrainingPlan: Sendable {
         let dataClasses = data.classNames.count
         let classes = config.modelOptions.numClasses ?? resumed?.info.numClasses ?? dataClasses
         let names = data.classNames + (classes > dataClasses ? (dataClasses..<classes).map { "class\($0)" } : [])
+        if let r = resumed, r.info.numClasses != classes {
+            throw TrainingError("--num-classes \(classes) disagrees with the checkpoint \(r.path), which has \(r.info.numClasses) classes")
+        }
         if let r = resumed {
             try ResumeCompatibility.check(r.info, path: r.path, classNames: names, dataClasses: dataClasses,
                                           trainCount: data.trainCount, resolution: resolution)
-        }
-        if let r = resumed, r.info.numClasses != classes {
-            throw TrainingError("--num-classes \(classes) disagrees with the checkpoint \(r.path), which has \(r.info.numClasses) classes")
         }
         if classes < dataClasses {
             throw TrainingError("--num-classes \(classes) is smaller than the \(dataClasses) classes in the data")

@@ -205,6 +205,12 @@ final class TrainingPlanTests: XCTestCase {
         XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 501), resuming: (saved, path))) { error in
             XCTAssertTrue("\(error)".contains("the checkpoint was trained on 500 training samples, the data has 501"), "\(error)")
         }
+        // An explicit --num-classes that differs is named as such, before the class list.
+        c.modelOptions.numClasses = 12
+        XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 500), resuming: (saved, path))) { error in
+            XCTAssertEqual("\(error)", "--num-classes 12 disagrees with the checkpoint \(path), which has 10 classes")
+        }
+        c.modelOptions.numClasses = nil
         c.resolution = 48
         XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 500), resuming: (saved, path))) { error in
             XCTAssertTrue("\(error)".contains("the checkpoint was trained at resolution 32, this run is at 48"), "\(error)")
