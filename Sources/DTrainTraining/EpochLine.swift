@@ -1,4 +1,7 @@
 import Foundation
+import DTrainCore
+import DTrainNN
+import DTrainWeights
 
 extension EpochMetrics {
     /// The line rank 0 prints after an epoch of `epochs`: rate, train and (when evaluated) val
@@ -11,5 +14,24 @@ extension EpochMetrics {
         line += String(format: "  %.1f img/s  %.1f s", images_per_s, seconds)
         if skipped_samples > 0 { line += "  skipped \(skipped_samples) unreadable" }
         return line
+    }
+}
+
+extension TrainingPlan {
+    /// The line rank 0 prints when training starts: model, parameters, data, ranks and threads,
+    /// batch and epochs.
+    func startLine(model: Model, ranks: Int) -> String {
+        let trainable = model.trainableParameterCount
+        let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
+        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), batch \(config.batchSize) per rank, \(config.epochs) epochs"
+    }
+}
+
+extension CheckpointInfo {
+    /// The line rank 0 prints when a run has trained every epoch.
+    static func doneLine(bestTop1: Double?, run: RunDirectory) -> String {
+        let best = bestTop1.map { String(format: "best val top1 %.2f%%", $0 * 100) } ?? "no validation"
+        let files = bestTop1 == nil ? "checkpoint-last.safetensors" : "checkpoint-last.safetensors, checkpoint-best.safetensors"
+        return "done: \(best); checkpoints in \(run.url.path) (\(files))"
     }
 }

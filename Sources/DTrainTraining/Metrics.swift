@@ -1,4 +1,5 @@
 import DTrainCore
+import DTrainDistributed
 
 /// Loss and accuracy totals over a set of samples. Totals (not averages) so that ranks can sum
 /// them with one allreduce and every sample counts exactly once.
@@ -64,5 +65,17 @@ public final class ConfusionMatrix {
             let row = counts[(c * classes)..<((c + 1) * classes)].reduce(0, +)
             return row > 0 ? counts[c * classes + c] / row : .nan
         }
+    }
+}
+
+extension MetricTotals {
+    /// These totals and a count of skipped samples summed over every rank (one allreduce of the
+    /// totals and one of the count).
+    func summed(skipped: Int, over communicator: Communicator) throws -> (totals: MetricTotals, skipped: Int) {
+        var packed = self.packed
+        try packed.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
+        var count = [Double(skipped)]
+        try count.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
+        return (MetricTotals(packed: packed), Int(count[0]))
     }
 }

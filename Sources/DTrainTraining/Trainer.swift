@@ -21,9 +21,9 @@ public final class Trainer {
     private let parts: TrainingComponents
     /// Made by `start()`, on every rank together.
     private var step: TrainingStep?
-    private var info: CheckpointInfo
-    /// Scratch for the per-step loss allreduce (allocated once).
-    private var stepTotals = [Double](repeating: 0, count: 2)
+    /// What the next checkpoint records: where the run stands, the best score so far.
+    private(set) var info: CheckpointInfo
+    private var consensus: StepConsensus
 
     public var config: TrainConfig { plan.config }
     public var model: Model { parts.model }
@@ -40,13 +40,17 @@ public final class Trainer {
         info = plan.initialInfo
         self.communicator = communicator
         self.progress = progress
+        consensus = StepConsensus(communicator: communicator)
     }
 
-    private var isRoot: Bool { communicator.rank == 0 }
+    var isRoot: Bool { communicator.rank == 0 }
 
     /// Tests: stop abruptly (no end-of-epoch work) once this many global steps are done, as a
     /// killed process would.
     var interruptAfterSteps: Int?
+
+    /// The stop signal this rank received, or nil (read once per step; tests may replace it).
+    var stopRequest: () -> Int32? = { StopSignals.received }
 
     /// Checks that every rank was given the same job (one allgather: a mismatch is a clear error on
     /// every rank, naming the field and the ranks), makes the training step with its gradient
@@ -64,12 +68,7 @@ public final class Trainer {
     public func train() throws -> TrainSummary {
         defer { parts.lock?.release() }  // the run directory is free once the run ends, however it ends
         if step == nil { try start() }
-        if isRoot {
-            for line in transferLines { progress.message(line) }
-            let trainable = model.trainableParameterCount
-            let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
-            progress.message("dtrain: \(config.model) (\(parameters)) on \(plan.data.trainCount) training images, \(plan.data.classNames.count) classes, \(communicator.size) rank(s) × \(Compute.threads) thread(s), batch \(config.batchSize) per rank, \(config.epochs) epochs")
-        }
+        if isRoot { for line in transferLines + [plan.startLine(model: model, ranks: communicator.size)] { progress.message(line) } }
         var last: EpochMetrics?
         while info.epoch < config.epochs {
             let epoch = info.epoch
@@ -78,29 +77,21 @@ public final class Trainer {
                 parts.loader.stop()
                 return summary(last, finalTrainTop1: pass.totals.top1Fraction)
             }
+            if pass.stopRequested && pass.midEpoch {
+                parts.loader.stop()
+                try saveLast()
+                try communicator.barrier()
+                return stopped(epoch, last, finalTrainTop1: pass.totals.top1Fraction)
+            }
             last = try finishEpoch(epoch, pass)
+            if pass.stopRequested && info.epoch < config.epochs {
+                parts.loader.stop()
+                return stopped(epoch, last, finalTrainTop1: last?.train_top1 ?? 0)
+            }
         }
         parts.loader.stop()
-        if isRoot {
-            let best = info.bestTop1.map { String(format: "best val top1 %.2f%%", $0 * 100) } ?? "no validation"
-            let files = info.bestTop1 == nil ? "checkpoint-last.safetensors" : "checkpoint-last.safetensors, checkpoint-best.safetensors"
-            progress.message("done: \(best); checkpoints in \(run.url.path) (\(files))")
-        }
+        if isRoot { progress.message(CheckpointInfo.doneLine(bestTop1: info.bestTop1, run: run)) }
         return summary(last, finalTrainTop1: last?.train_top1 ?? 0)
-    }
-
-    private func summary(_ last: EpochMetrics?, finalTrainTop1: Double) -> TrainSummary {
-        TrainSummary(epochsCompleted: info.epoch, bestTop1: info.bestTop1, lastMetrics: last, outputDirectory: run.url,
-                     finalTrainTop1: finalTrainTop1)
-    }
-
-    /// This rank's side of an epoch's training steps.
-    private struct EpochPass {
-        var totals = MetricTotals()
-        var lr = 0.0
-        var seconds = 0.0
-        /// Stopped by `interruptAfterSteps`.
-        var interrupted = false
     }
 
     /// Trains the rest of epoch `epoch`: every step's loss is averaged over the ranks (all ranks
@@ -121,14 +112,11 @@ public final class Trainer {
             parts.inspector?.beginStep(info.globalStep)
             var outcome = try step.run(images: batch.images, labels: batch.labels, lr: Float(pass.lr))
             try parts.inspector?.endStep(info.globalStep)
-            if communicator.size > 1 {
-                stepTotals[0] = Double(outcome.loss) * Double(batch.count)
-                stepTotals[1] = Double(batch.count)
-                try stepTotals.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
-                outcome.loss = Float(stepTotals[0] / max(stepTotals[1], 1))
-            }
+            // A stop asked for on any rank stops every rank after the same step.
+            let stop: Bool
+            (outcome.loss, stop) = try consensus.agree(loss: outcome.loss, count: batch.count, stop: stopRequest() != nil)
             guard outcome.loss.isFinite else {
-                throw TrainingError("loss became \(outcome.loss) at epoch \(epoch + 1) step \(part.stepsDone + s + 1) (global step \(info.globalStep + 1)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
+                throw TrainingError("loss became \(outcome.loss) at epoch \(epoch + 1) step \(part.stepsDone + s + 1) (global step \(info.globalStep + 1)); \(lastGoodCheckpointNote)")
             }
             pass.totals.samples += Double(batch.count)
             pass.totals.lossSum += Double(outcome.loss) * Double(batch.count)
@@ -136,15 +124,13 @@ public final class Trainer {
             s += 1
             info.globalStep += 1
             info.samplesIntoEpoch = plan.samplesConsumed(steps: part.stepsDone + s)
-            let elapsed = Date().timeIntervalSince(start)
+            let elapsed = Date().timeIntervalSince(start), rate = pass.totals.samples * Double(communicator.size) / max(elapsed, 1e-9)
             try parts.telemetry.step(globalStep: info.globalStep, dataWait: Double(stepStart - waitStart) * 1e-9,
                                      stepSeconds: Double(monotonicNanoseconds() - stepStart) * 1e-9, allreduceWait: step.lastWaitSeconds,
-                                     loss: Double(outcome.loss), top1: pass.totals.top1Fraction, lr: pass.lr,
-                                     imagesPerSecond: pass.totals.samples * Double(communicator.size) / max(elapsed, 1e-9))
+                                     loss: Double(outcome.loss), top1: pass.totals.top1Fraction, lr: pass.lr, imagesPerSecond: rate)
             if isRoot {
                 progress.update(label: "epoch \(epoch + 1)/\(config.epochs)", step: part.stepsDone + s, total: part.stepsDone + part.steps,
-                                imagesPerSecond: pass.totals.samples * Double(communicator.size) / max(elapsed, 1e-9),
-                                loss: pass.totals.meanLoss, top1: pass.totals.top1Fraction, elapsed: elapsed)
+                                imagesPerSecond: rate, loss: pass.totals.meanLoss, top1: pass.totals.top1Fraction, elapsed: elapsed)
             }
             if let every = config.saveEverySteps, info.globalStep % every == 0, s < part.steps {
                 try parts.batchNormSync?.equalize()  // the checkpoint holds what every rank would evaluate
@@ -155,6 +141,12 @@ public final class Trainer {
                 pass.interrupted = true
                 return pass
             }
+            // Only after an optimizer update: a checkpoint holds no partly accumulated gradients.
+            if stop && outcome.updated {
+                pass.stopRequested = true
+                pass.midEpoch = s < part.steps
+                if pass.midEpoch { return pass }
+            }
             waitStart = monotonicNanoseconds()
         }
         pass.seconds = Date().timeIntervalSince(start)
@@ -164,11 +156,7 @@ public final class Trainer {
     /// Ends epoch `epoch`: train metrics over all ranks, evaluation when due, then the epoch's
     /// checkpoints and line (rank 0) and a barrier.
     private func finishEpoch(_ epoch: Int, _ pass: EpochPass) throws -> EpochMetrics {
-        var packed = pass.totals.packed
-        try packed.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
-        let totals = MetricTotals(packed: packed)
-        var skipped = [Double(parts.loader.skippedThisEpoch)]
-        try skipped.withUnsafeMutableBufferPointer { try communicator.allreduce($0) }
+        let (totals, skipped) = try pass.totals.summed(skipped: parts.loader.skippedThisEpoch, over: communicator)
         // What is evaluated is what is saved: every rank's BatchNorm statistics made equal first.
         try parts.batchNormSync?.equalize()
         var val: MetricTotals?
@@ -176,7 +164,7 @@ public final class Trainer {
             val = try evaluator.run(limitBatches: config.limitValBatches)
         }
         for (what, value) in [("train loss", totals.meanLoss), ("val loss", val?.meanLoss ?? 0)] where !value.isFinite {
-            throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); stopped, the last good checkpoint is kept\(isRoot ? " in \(run.url.path)" : "")")
+            throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); \(lastGoodCheckpointNote)")
         }
         info.epoch = epoch + 1
         info.samplesIntoEpoch = 0
@@ -184,7 +172,7 @@ public final class Trainer {
         var metrics = EpochMetrics(epoch: epoch + 1, lr: pass.lr, train_loss: totals.meanLoss, train_top1: totals.top1Fraction,
                                    val_loss: val?.meanLoss, val_top1: val?.top1Fraction, val_top5: val?.top5Fraction,
                                    images_per_s: totals.samples / max(pass.seconds, 1e-9), seconds: pass.seconds,
-                                   skipped_samples: Int(skipped[0]))
+                                   skipped_samples: skipped)
         try parts.telemetry.epoch(&metrics, globalStep: info.globalStep)
         var improved = false
         if let top1 = val?.top1Fraction, top1 > (info.bestTop1 ?? -1) {

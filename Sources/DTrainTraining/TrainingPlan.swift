@@ -64,8 +64,9 @@ public struct TrainingPlan: Sendable {
         return (config.resolution ?? spec.defaultResolution, preset)
     }
 
-    /// Throws a `TrainingError` when the resumed checkpoint is of another model, or the number of
-    /// classes disagrees with the checkpoint or is smaller than the data's.
+    /// Throws a `TrainingError` when the resumed checkpoint is of another model, class list,
+    /// training-set size or resolution (`ResumeCompatibility`), or the number of classes disagrees
+    /// with the checkpoint or is smaller than the data's.
     public init(config: TrainConfig, spec: ModelSpec, data: DataSummary, ranks: Int, version: String,
                 resuming resumed: (info: CheckpointInfo, path: String)? = nil) throws {
         if let r = resumed, r.info.model != config.model {
@@ -80,14 +81,19 @@ public struct TrainingPlan: Sendable {
 
         let dataClasses = data.classNames.count
         let classes = config.modelOptions.numClasses ?? resumed?.info.numClasses ?? dataClasses
+        let names = data.classNames + (classes > dataClasses ? (dataClasses..<classes).map { "class\($0)" } : [])
         if let r = resumed, r.info.numClasses != classes {
             throw TrainingError("--num-classes \(classes) disagrees with the checkpoint \(r.path), which has \(r.info.numClasses) classes")
+        }
+        if let r = resumed {
+            try ResumeCompatibility.check(r.info, path: r.path, classNames: names, dataClasses: dataClasses,
+                                          trainCount: data.trainCount, resolution: resolution)
         }
         if classes < dataClasses {
             throw TrainingError("--num-classes \(classes) is smaller than the \(dataClasses) classes in the data")
         }
         numClasses = classes
-        classNames = data.classNames + (classes > dataClasses ? (dataClasses..<classes).map { "class\($0)" } : [])
+        classNames = names
         var options = config.modelOptions
         options.numClasses = classes
         modelOptions = options
@@ -119,6 +125,7 @@ public struct TrainingPlan: Sendable {
         info.resolution = resolution
         info.preset = preset.rawValue
         info.optimizer = config.optimizer.rawValue
+        info.settings[ResumeCompatibility.trainSamplesKey] = String(data.trainCount)
         if let p = config.pretrained { info.settings["pretrained"] = p }
         if config.freeze != .none { info.settings["freeze"] = config.freeze.description }
         if let m = config.headLRMultiplier { info.settings["head_lr_mult"] = String(m) }
@@ -192,26 +199,18 @@ public struct TrainingPlan: Sendable {
 
 extension TrainingPlan {
     /// What every rank must have been given alike, by name (checked with `RankAgreement` before
-    /// training starts). `trainableParameters` is the built model's count.
+    /// training starts): dtrain's version, what was found in the data, every field of the
+    /// configuration but those that may differ per node (`TrainConfig.agreementFields`), the
+    /// built model's trainable parameters (`trainableParameters`) and the resumed position.
     public func agreementFields(trainableParameters: Int) -> [(name: String, value: String)] {
         let start = initialInfo
         return [
             ("dtrain version", start.dtrainVersion),
-            ("model", config.model),
             ("number of classes", String(numClasses)),
             ("class list", data.classNames.joined(separator: ",")),
             ("training set size", String(data.trainCount)),
             ("validation set size", String(data.valCount)),
-            ("batch size", String(config.batchSize)),
-            ("resolution", String(resolution)),
-            ("epochs", String(config.epochs)),
-            ("seed", String(config.seed)),
-            ("gradient accumulation", String(config.gradAccum)),
-            ("synchronized BatchNorm", String(config.syncBN)),
-            ("BatchNorm statistics across ranks (--dist-bn)", config.distBN.rawValue),
-            ("pretrained weights", config.pretrained ?? "none"),
-            ("frozen layers", config.freeze.description),
-            ("head learning-rate multiplier", config.headLRMultiplier.map { String($0) } ?? "none"),
+        ] + config.agreementFields + [
             ("trainable parameters", String(trainableParameters)),
             ("resumed step", "\(start.epoch)/\(start.globalStep)/\(start.samplesIntoEpoch)"),
         ]

@@ -27,8 +27,9 @@ enum TrainingSetup {
 
     /// The model, initialised from the seed; then pretrained weights (a resumed run has them in its
     /// checkpoint) and the frozen part, before it is built (backward stops at the first layer that
-    /// trains); then built for the batch, with synchronized BatchNorm when asked and several ranks.
-    /// Also returns what --pretrained and --freeze did, one line each.
+    /// trains); then built for the batch, with synchronized BatchNorm when asked and several ranks,
+    /// and refused when a training BatchNorm would see one value per channel. Also returns what
+    /// --pretrained and --freeze did, one line each.
     static func model(_ plan: TrainingPlan, resuming: Bool, communicator: Communicator) throws -> (Model, [String]) {
         let config = plan.config
         let model = try ModelZoo.make(config.model, options: plan.modelOptions)
@@ -44,6 +45,7 @@ enum TrainingSetup {
         if let line = try config.freeze.apply(to: model) { lines.append(line) }
         model.build(batch: config.batchSize, resolution: plan.resolution, seed: config.seed)
         if config.syncBN && communicator.size > 1 { model.synchronizeBatchNorm(over: communicator) }
+        try BatchNormBatchCheck.check(model, plan: plan, synchronizedRanks: config.syncBN ? communicator.size : 1)
         return (model, lines)
     }
 

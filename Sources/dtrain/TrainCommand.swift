@@ -242,7 +242,10 @@ struct TrainCommand: ParsableCommand {
                             progress: ProgressReporter(printEvery: config.printFreq))
             }
             try trainer.start()
-            _ = try trainer.train()
+            // SIGTERM, SIGINT and SIGUSR1 now stop the run after the current step with checkpoint-last
+            // written (see `TrainingStop`); the job then exits with status 75 (EX_TEMPFAIL).
+            StopSignals.install()
+            if try trainer.train().stop != nil { throw ExitCode(TrainingStop.exitStatus) }
         }
     }
 }

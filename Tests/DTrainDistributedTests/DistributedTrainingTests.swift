@@ -106,6 +106,25 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(run.output.contains("ranks disagree on batch size: rank 0 has 16, rank 1 has 32"), run.transcript)
     }
 
+    /// Every configuration field is agreed on, not only a chosen few: ranks given a different --lr
+    /// (or --optimizer) fail at start naming the field and the ranks, instead of training apart or
+    /// hanging in a collective.
+    func testRanksGivenDifferentLearningRatesOrOptimizersFailAtStart() throws {
+        let dir = scratch()
+        let dtrain = try ProcessRunner.locateExecutable().path
+        var mpi = ["--bind-to", "none", "--oversubscribe"]
+        if geteuid() == 0 { mpi.append("--allow-run-as-root") }
+        let common = ["resnet20", "--epochs", "1", "--threads", "1", "--workers", "1", "--batch-size", "8", "--collective-timeout", "60",
+                      "--output", dir.appendingPathComponent("run").path]
+        for (first, second, expected) in [(["--lr", "0.1"], ["--lr", "0.2"], "ranks disagree on lr: rank 0 has 0.1, rank 1 has 0.2"),
+                                          (["--optimizer", "sgd"], ["--optimizer", "adamw"], "ranks disagree on optimizer: rank 0 has sgd, rank 1 has adamw")] {
+            let args = mpi + ["-np", "1", dtrain] + common + first + [":", "-np", "1", dtrain] + common + second
+            let run = try ProcessRunner.run(try ProcessRunner.locateMPIRun(), args, timeout: 120)
+            XCTAssertNotEqual(run.status, 0, run.transcript)
+            XCTAssertTrue(run.output.contains(expected), run.transcript)
+        }
+    }
+
     /// A checkpoint written at np = 2 resumes at np = 1 (the data position is kept in samples).
     func testCheckpointFromTwoRanksResumesOnOne() throws {
         let dir = scratch()

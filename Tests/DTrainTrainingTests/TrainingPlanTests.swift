@@ -182,6 +182,68 @@ final class TrainingPlanTests: XCTestCase {
         }
     }
 
+    /// --resume refuses a checkpoint trained on another class list, training-set size or
+    /// resolution, naming the difference, instead of rewriting the class names.
+    func testResumeRefusesOtherClassesDataSizeOrResolution() throws {
+        var c = try TrainConfig.defaults(for: "resnet20", epochs: 2, output: output)
+        let path = "/runs/a/checkpoint-last.safetensors"
+        let letters = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
+        var saved = try plan(c, data: DataSummary(classNames: letters, trainCount: 500)).initialInfo
+        XCTAssertEqual(try plan(c, data: DataSummary(classNames: letters, trainCount: 500), resuming: (saved, path)).classNames, letters,
+                       "the same data resumes")
+
+        let nine = DataSummary(classNames: Array(letters.prefix(9)), trainCount: 500)
+        XCTAssertThrowsError(try plan(c, data: nine, resuming: (saved, path))) { error in
+            XCTAssertEqual("\(error)", "--resume \(path): the checkpoint was trained on 10 classes [a, b, c, d, e, …], the data has 9 "
+                           + "[a, b, c, d, e, …]; to start a new run from its weights, use --pretrained \(path)")
+        }
+        let renamed = DataSummary(classNames: ["z"] + letters.dropFirst(), trainCount: 500)
+        XCTAssertThrowsError(try plan(c, data: renamed, resuming: (saved, path))) { error in
+            XCTAssertTrue("\(error)".contains("the checkpoint was trained on 10 classes [a, b, c, d, e, …], the data has 10 [z, b, c, d, e, …]"),
+                          "\(error)")
+        }
+        XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 501), resuming: (saved, path))) { error in
+            XCTAssertTrue("\(error)".contains("the checkpoint was trained on 500 training samples, the data has 501"), "\(error)")
+        }
+        // An explicit --num-classes that differs is named as such, before the class list.
+        c.modelOptions.numClasses = 12
+        XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 500), resuming: (saved, path))) { error in
+            XCTAssertEqual("\(error)", "--num-classes 12 disagrees with the checkpoint \(path), which has 10 classes")
+        }
+        c.modelOptions.numClasses = nil
+        c.resolution = 48
+        XCTAssertThrowsError(try plan(c, data: DataSummary(classNames: letters, trainCount: 500), resuming: (saved, path))) { error in
+            XCTAssertTrue("\(error)".contains("the checkpoint was trained at resolution 32, this run is at 48"), "\(error)")
+        }
+        // A checkpoint that records none of these (an older one) is not refused for them.
+        c.resolution = nil
+        saved.classNames = []
+        saved.settings = [:]
+        saved.resolution = 0
+        XCTAssertNoThrow(try plan(c, data: nine, resuming: (saved, path)))
+    }
+
+    /// The smallest training batch: a last partial batch, unless dropped or never reached.
+    func testSmallestTrainBatch() throws {
+        var c = try TrainConfig.defaults(for: "resnet20", epochs: 2, output: output)
+        c.batchSize = 32
+        // 1,433 samples: 44 full batches and one of 25; on 2 ranks 717 each, the last of 13.
+        XCTAssertEqual(try plan(c).smallestTrainBatch, 25)
+        XCTAssertEqual(try plan(c, ranks: 2).smallestTrainBatch, 13)
+        c.batchSize = 4
+        XCTAssertEqual(try plan(c).smallestTrainBatch, 1)
+        c.dropLast = true
+        XCTAssertEqual(try plan(c).smallestTrainBatch, 4)
+        c.dropLast = false
+        c.limitTrainBatches = 10
+        XCTAssertEqual(try plan(c).smallestTrainBatch, 4)
+        c.limitTrainBatches = nil
+        c.batchSize = 64
+        XCTAssertEqual(try plan(c, data: DataSummary(classNames: ["a", "b"], trainCount: 20)).smallestTrainBatch, 20)
+        c.overfitBatches = 1
+        XCTAssertEqual(try plan(c).smallestTrainBatch, 64)
+    }
+
     /// Flips: the data's default (none for the digits) unless --no-flip or set explicitly.
     func testFlips() throws {
         var c = try TrainConfig.defaults(for: "resnet20", epochs: 2, output: output)
@@ -223,7 +285,8 @@ final class TrainingPlanTests: XCTestCase {
         XCTAssertEqual(fresh.resolution, 32)
         XCTAssertEqual(fresh.mean, Preset.cifar.mean.map(Double.init))
         XCTAssertEqual(fresh.std, Preset.cifar.std.map(Double.init))
-        XCTAssertEqual(fresh.settings, ["pretrained": "/weights/r20.pth", "freeze": "until=layer1", "head_lr_mult": "10.0"])
+        XCTAssertEqual(fresh.settings, ["pretrained": "/weights/r20.pth", "freeze": "until=layer1", "head_lr_mult": "10.0",
+                                        "train_samples": "1433"])
         XCTAssertEqual(fresh.epoch, 0)
         XCTAssertEqual(fresh.globalStep, 0)
         XCTAssertNil(fresh.bestTop1)

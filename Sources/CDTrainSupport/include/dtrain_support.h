@@ -45,4 +45,15 @@ int dtrain_cpu_has(const char *feature);
 /// instead of dying of an illegal instruction.
 const char *dtrain_missing_cpu_feature(void);
 
+/// Stop requests by signal (preemption): `dtrain_stop_signals_install` makes SIGTERM, SIGINT and
+/// SIGUSR1 set a flag that the training loop polls between steps; a second such signal ends the
+/// process at once with status 128 + the signal's number. The handler only stores to a
+/// `volatile sig_atomic_t` (and, for the second signal, calls write and _exit), all
+/// async-signal-safe.
+void dtrain_stop_signals_install(void);
+/// The number of the first stop signal received, or 0 when none was.
+int dtrain_stop_signal_received(void);
+/// Forgets a received stop signal (tests, and a process that starts a new run).
+void dtrain_stop_signal_reset(void);
+
 #endif

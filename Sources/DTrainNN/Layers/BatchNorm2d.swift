@@ -94,6 +94,9 @@ public final class BatchNorm2d: Layer {
         stats = ScratchBuffer(count: 2 * channels + 1, fill: 0)
     }
 
+    /// The shape of one sample's input [H, W, C], as last built (nil before `build`).
+    public var builtInputShape: FeatureShape? { output?.shape }
+
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         precondition(input.channels == channels, "BatchNorm2d(\(channels)) built for input \(input)")
         output = ActivationBuffer(shape: input, maxBatch: maxBatch)
