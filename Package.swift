@@ -52,8 +52,11 @@ let hostExtensions: [String] = {
 let cpuCheck: [CSetting] = hostExtensions.map { name in
     .define("DTRAIN_NEEDS_" + (name == "bmi1" ? "BMI" : name.uppercased()))
 }
+// Release builds are checked (`-O`): integer overflow and out-of-range indexing trap instead of
+// reading past a buffer when a downloaded file lies about its sizes. BENCHMARKS.md ("Checked
+// build") has the measurement behind dropping `-Ounchecked`.
 let optimize: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release)),
+    .unsafeFlags(["-O", "-target-cpu", targetCPU], .when(configuration: .release)),
 ] + (fusedMultiplyAdd ? [.define("DTRAIN_FMA", .when(configuration: .release))] : [])
 
 let package = Package(
