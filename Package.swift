@@ -52,8 +52,13 @@ let hostExtensions: [String] = {
 let cpuCheck: [CSetting] = hostExtensions.map { name in
     .define("DTRAIN_NEEDS_" + (name == "bmi1" ? "BMI" : name.uppercased()))
 }
+// Release builds are checked (`-O`): integer overflow and out-of-range indexing trap instead of
+// reading past a buffer when a downloaded file lies about its sizes. DTRAIN_UNCHECKED=1 builds
+// everything `-Ounchecked` instead, only to measure what the checks cost (BENCHMARKS.md,
+// "Checked build", which also says why no target keeps `-Ounchecked`).
+let optimizationFlag = environment["DTRAIN_UNCHECKED"] == "1" ? "-Ounchecked" : "-O"
 let optimize: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release)),
+    .unsafeFlags([optimizationFlag, "-target-cpu", targetCPU], .when(configuration: .release)),
 ] + (fusedMultiplyAdd ? [.define("DTRAIN_FMA", .when(configuration: .release))] : [])
 
 let package = Package(

@@ -6,14 +6,14 @@ public enum AtomicFile {
     public struct WriteError: Error, CustomStringConvertible {
         public let path: String
         public let reason: String
-        public var description: String { "\(path): \(reason)" }
+        public var description: String { "\(MessageText.path(path)): \(reason)" }
     }
 
     public static func write(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent()
         let temp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw WriteError(path: temp.path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw WriteError(path: url.path, reason: "cannot create: " + String(cString: strerror(errno))) }
         var ok = true
         var reason = ""
         data.withUnsafeBytes { raw in

@@ -1,3 +1,4 @@
+import DTrainCore
 import Foundation
 
 /// Images listed in an annotation file with integer labels, plus a class-name file.
@@ -13,6 +14,10 @@ import Foundation
 /// label order; empty lines are skipped (a "#" there is part of a name). Without one, the classes are named "0", "1", … up to
 /// the largest label.
 public final class AnnotationListSource: DataSource {
+    /// Labels must be below this (a million classes; ImageNet-21k has 21,841): a list claiming a
+    /// larger label is refused rather than numbering that many classes.
+    public static let maxClasses = 1_000_000
+
     public let listFile: String
     public let classNames: [String]
     public let files: [LabelledFile]
@@ -20,7 +25,8 @@ public final class AnnotationListSource: DataSource {
     /// Reads the list and class-name files (images are only opened by `image(at:targetSize:)`).
     ///
     /// - Throws: `DataError` naming the file and line for unreadable files, lines without a
-    ///   ";" or an integer label, labels outside the class list, or an empty list.
+    ///   ";" or an integer label, labels outside the class list or not below `maxClasses`, a
+    ///   path holding a NUL character, or an empty list.
     public init(listFile: String, classNamesFile: String? = nil, root: String? = nil) throws {
         self.listFile = listFile
         let lines = try AnnotationListSource.lines(of: listFile)
@@ -39,7 +45,14 @@ public final class AnnotationListSource: DataSource {
         var parsed: [LabelledFile] = []
         for line in lines {
             guard let (path, label) = parse(line.text), !path.isEmpty, label >= 0 else {
-                throw DataError(path: listFile, reason: "line \(line.number): expected \"path;label\" or \"label;path\" with an integer label, got \"\(line.text)\"")
+                throw DataError(path: listFile, reason: "line \(line.number): expected \"path;label\" or \"label;path\" with an integer label, got \"\(MessageText.path(line.text))\"")
+            }
+            if label >= AnnotationListSource.maxClasses {
+                throw DataError(path: listFile, reason: "line \(line.number): label \(label) is not below the limit of \(AnnotationListSource.maxClasses) classes")
+            }
+            if path.utf8.contains(0) {
+                // A file name cannot hold NUL; open() would silently read the name cut there.
+                throw DataError(path: listFile, reason: "line \(line.number): the path contains a NUL character")
             }
             let resolved = path.hasPrefix("/") || base.isEmpty ? path : DirectoryListing.join(base, path)
             parsed.append(LabelledFile(path: resolved, label: label))

@@ -18,6 +18,9 @@ public struct Batch {
     public let number: Int
     /// Samples of this batch that were replaced because they could not be read.
     public let replaced: Int
+    /// Those replacements, in batch order; `position - number × batchSize` is the row of the
+    /// batch holding the replacement (an evaluation leaves such rows out of its counts).
+    public let skipped: [SkippedSample]
 
     /// The labels as a buffer of `count`.
     public var labelBuffer: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: labels, count: count) }

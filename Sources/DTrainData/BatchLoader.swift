@@ -186,12 +186,13 @@ public final class BatchLoader {
             finished = true
             throw failure.error
         }
-        if !slot.skips.isEmpty { report(slot.skips.sorted { $0.position < $1.position }) }
+        let skipped = slot.skips.isEmpty ? [] : slot.skips.sorted { $0.position < $1.position }
+        if !skipped.isEmpty { report(skipped) }
         let shape = FeatureShape(height: resolution, width: resolution, channels: 3)
         return Batch(images: Tensor(data: slot.images.pointer, batch: slot.count, shape: shape),
                      labels: slot.labels, count: slot.count,
                      indices: UnsafeBufferPointer(start: slot.indices, count: slot.count),
-                     number: b, replaced: slot.skips.count)
+                     number: b, replaced: slot.skips.count, skipped: skipped)
     }
 
     private lazy var syncScratch = ResampleScratch()

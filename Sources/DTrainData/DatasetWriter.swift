@@ -67,7 +67,7 @@ public enum DatasetWriter {
                         do {
                             image = try source.image(at: i, targetSize: nil)
                         } catch let error as DataError {
-                            blockSkipped.append("\(source.sampleName(i)): \(error.reason)")
+                            blockSkipped.append("\(MessageText.path(source.sampleName(i))): \(error.reason)")
                             continue
                         }
                         let number = String(i)
@@ -126,7 +126,7 @@ public enum DatasetWriter {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw DataError(path: path, reason: "cannot create directory: \(error.localizedDescription)")
+            throw DataError(path: path, reason: "cannot create directory: \(MessageText.reason(error))")
         }
     }
 

@@ -66,12 +66,25 @@ public enum ImageCodec {
 
     /// Throws unless `width`×`height` is a non-empty image of at most `maxPixels` pixels.
     static func checkDimensions(width: Int, height: Int, path: String) throws {
+        _ = try byteCount(width: width, height: height, channels: 1, path: path)
+    }
+
+    /// The bytes of a `width`×`height` image with `channels` bytes per pixel, computed with
+    /// overflow-reporting arithmetic from sizes a file (or a caller) claims.
+    ///
+    /// - Throws: `DataError` "image has no pixels" for a side below 1 and "image too large" when
+    ///   the image has more than `maxPixels` pixels (or the product overflows), before anything
+    ///   is allocated.
+    static func byteCount(width: Int, height: Int, channels: Int, path: String) throws -> Int {
         if width <= 0 || height <= 0 {
             throw DataError(path: path, reason: "image has no pixels (\(width)x\(height))")
         }
-        if width > maxPixels / height {
+        let pixels = width.multipliedReportingOverflow(by: height)
+        let bytes = pixels.partialValue.multipliedReportingOverflow(by: channels)
+        if pixels.overflow || pixels.partialValue > maxPixels || bytes.overflow {
             throw DataError(path: path, reason: "image too large: \(width)x\(height) is more than \(maxPixels / 1_000_000) megapixels")
         }
+        return bytes.partialValue
     }
 
     /// Names formats torchvision's IMG_EXTENSIONS admit but dtrain does not decode.

@@ -19,9 +19,10 @@ public struct LabelledFile: Sendable, Equatable {
 ///   (`"B" < "a"`, `"class10" < "class2"`); the label is the position in that order;
 /// - a class's images are found recursively (`os.walk(followlinks=True)`): directories in
 ///   code-point order of their paths, files sorted by name within each;
-/// - a file is indexed when its lower-cased name ends with one of `imageExtensions`
-///   (torchvision's IMG_EXTENSIONS). Only JPEG and PNG decode; other indexed files fail at load
-///   with "unsupported image format", which the loader reports and skips.
+/// - a file is indexed when its lower-cased name ends with one of `imageExtensions`: the
+///   extensions of the formats dtrain decodes (JPEG and PNG), a subset of torchvision's
+///   IMG_EXTENSIONS. Files with torchvision's other image extensions (.bmp, .webp, …) are not
+///   samples; a class folder holding only such files is named as having no images.
 ///
 /// Differences from torchvision: names starting with "." (hidden files and directories) are
 /// ignored, and a directory reached twice through symbolic links is walked once.
@@ -29,8 +30,8 @@ public struct LabelledFile: Sendable, Equatable {
 /// Opening fails, before any training, for a missing root, a root without class folders, and
 /// class folders without images (all of them are named).
 public final class ImageFolderSource: DataSource {
-    /// torchvision's IMG_EXTENSIONS.
-    public static let imageExtensions = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"]
+    /// The extensions indexed as images: those of the formats `ImageCodec` decodes.
+    public static let imageExtensions = [".jpg", ".jpeg", ".png"]
 
     /// The directory the classes were read from.
     public let root: String

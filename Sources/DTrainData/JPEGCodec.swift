@@ -61,10 +61,11 @@ public enum JPEGCodec {
             let size = scaledSize(width: Int(width), height: Int(height), targetSize: targetSize)
             let cmyk = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
             let channels = cmyk ? 4 : 3
+            let byteCount = try ImageCodec.byteCount(width: size.width, height: size.height, channels: channels, path: path)
             let format = cmyk ? TJPF_CMYK : TJPF_RGB
             var decodeFailure: String?
             reusable = true
-            var pixels = [UInt8](unsafeUninitializedCapacity: size.width * size.height * channels) { buffer, initialized in
+            var pixels = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
                 let status = tjDecompress2(handle, base, UInt(bytes.count), buffer.baseAddress,
                                            Int32(size.width), 0, Int32(size.height),
                                            Int32(format.rawValue), TJFLAG_LIMITSCANS)

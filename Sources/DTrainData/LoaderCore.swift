@@ -158,12 +158,12 @@ final class LoaderCore: @unchecked Sendable {
                 if firstFailure == nil { firstFailure = error }
                 candidate = (candidate + 1) % source.count
             } catch {
-                return SampleOutcome(error: LoaderError(message: "\(source.sampleName(candidate)): \(error)", underlying: error))
+                return SampleOutcome(error: LoaderError(message: "\(MessageText.path(source.sampleName(candidate))): \(MessageText.describe(error))", underlying: error))
             }
         }
         let reason = firstFailure.map { $0.reason } ?? "unreadable"
         return SampleOutcome(error: LoaderError(
-            message: "\(source.sampleName(index)): \(reason); none of the next \(maxAttempts - 1) samples could be read either",
+            message: "\(MessageText.path(source.sampleName(index))): \(reason); none of the next \(maxAttempts - 1) samples could be read either",
             underlying: firstFailure))
     }
 }

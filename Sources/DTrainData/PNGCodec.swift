@@ -32,8 +32,9 @@ public enum PNGCodec {
             image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
             image.format = hasAlpha ? UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA) : UInt32(PNG_FORMAT_RGB)
             let channels = hasAlpha ? 4 : 3
+            let byteCount = try ImageCodec.byteCount(width: width, height: height, channels: channels, path: path)
             var failure: String?
-            let decoded = [UInt8](unsafeUninitializedCapacity: width * height * channels) { buffer, initialized in
+            let decoded = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
                 // Zeroed first so a failed read never leaves undefined bytes behind.
                 buffer.initialize(repeating: 0)
                 initialized = buffer.count

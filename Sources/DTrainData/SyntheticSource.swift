@@ -61,8 +61,12 @@ public final class SyntheticSource: DataSource {
     public func sampleName(_ index: Int) -> String { "synthetic #\(index) (seed \(seed))" }
 
     /// Draws sample `index` at `width × height`; `targetSize` is ignored.
+    ///
+    /// - Throws: `DataError` "image too large" when `width × height` is more than
+    ///   `ImageCodec.maxPixels` pixels (nothing is allocated), like an oversized image file.
     public func image(at index: Int, targetSize: Int?) throws -> DecodedImage {
         precondition(index >= 0 && index < count, "synthetic sample \(index) out of range 0..<\(count)")
+        _ = try ImageCodec.byteCount(width: width, height: height, channels: 3, path: sampleName(index))
         var rng = SeededRandom(keys: seed, UInt64(index))
         let label = self.label(index)
         let w = width, h = height

@@ -1,5 +1,6 @@
 import DTrainCore
 import DTrainDistributed
+import Foundation
 
 /// Loss and accuracy totals over a set of samples. Totals (not averages) so that ranks can sum
 /// them with one allreduce and every sample counts exactly once.
@@ -24,21 +25,51 @@ public struct MetricTotals: Equatable, Sendable {
                              confusion: ConfusionMatrix? = nil) {
         samples += Double(count)
         lossSum += meanLoss * Double(count)
+        for n in 0..<count { addRow(n, logits: logits, labels: labels, confusion: confusion) }
+    }
+
+    /// Adds a batch except the rows `excluded` (ascending row numbers, e.g. samples the loader
+    /// replaced because they were unreadable): they count neither as samples nor in the loss,
+    /// accuracies or confusion matrix. `meanLoss` is the mean over all `count` rows; the excluded
+    /// rows' cross-entropy is taken back out of it. Without exclusions this is
+    /// `add(logits:labels:count:meanLoss:confusion:)`.
+    public mutating func add(logits: Tensor, labels: UnsafePointer<Int32>, count: Int, meanLoss: Double,
+                             excluding excluded: [Int], confusion: ConfusionMatrix? = nil) {
+        guard !excluded.isEmpty else {
+            return add(logits: logits, labels: labels, count: count, meanLoss: meanLoss, confusion: confusion)
+        }
         let k = logits.shape.count
-        for n in 0..<count {
+        var excludedLoss = 0.0
+        for n in excluded {
+            precondition(n >= 0 && n < count, "excluded row \(n) outside the batch of \(count)")
             let row = logits.data + n * k
-            let label = Int(labels[n])
-            let target = row[label]
-            // Rank of the true class: how many logits beat it (ties broken by index, as topk).
-            var better = 0
-            for j in 0..<k where row[j] > target || (row[j] == target && j < label) { better += 1 }
-            if better == 0 { top1 += 1 }
-            if better < 5 { top5 += 1 }
-            if let confusion {
-                var arg = 0
-                for j in 1..<k where row[j] > row[arg] { arg = j }
-                confusion.add(truth: label, predicted: arg)
-            }
+            let top = Double((0..<k).map { row[$0] }.max() ?? 0)
+            let logSum = log((0..<k).reduce(0.0) { $0 + exp(Double(row[$1]) - top) }) + top
+            excludedLoss += logSum - Double(row[Int(labels[n])])
+        }
+        samples += Double(count - excluded.count)
+        lossSum += meanLoss * Double(count) - excludedLoss
+        var next = 0
+        for n in 0..<count {
+            if next < excluded.count && excluded[next] == n { next += 1; continue }
+            addRow(n, logits: logits, labels: labels, confusion: confusion)
+        }
+    }
+
+    private mutating func addRow(_ n: Int, logits: Tensor, labels: UnsafePointer<Int32>, confusion: ConfusionMatrix?) {
+        let k = logits.shape.count
+        let row = logits.data + n * k
+        let label = Int(labels[n])
+        let target = row[label]
+        // Rank of the true class: how many logits beat it (ties broken by index, as topk).
+        var better = 0
+        for j in 0..<k where row[j] > target || (row[j] == target && j < label) { better += 1 }
+        if better == 0 { top1 += 1 }
+        if better < 5 { top5 += 1 }
+        if let confusion {
+            var arg = 0
+            for j in 1..<k where row[j] > row[arg] { arg = j }
+            confusion.add(truth: label, predicted: arg)
         }
     }
 }

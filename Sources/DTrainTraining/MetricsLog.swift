@@ -1,3 +1,4 @@
+import DTrainCore
 import Foundation
 
 /// One line of OUTPUT/metrics.jsonl: an epoch's results (accuracies as fractions in [0, 1]).
@@ -45,7 +46,9 @@ public final class JSONLinesLog {
                 throw AtomicFileError(path: url.path, reason: "cannot create")
             }
         }
-        handle = try FileHandle(forWritingTo: url)
+        do { handle = try FileHandle(forWritingTo: url) } catch {
+            throw AtomicFileError(path: url.path, reason: "cannot open for writing: \(MessageText.reason(error))")
+        }
         handle.seekToEndOfFile()
     }
 
@@ -65,5 +68,5 @@ public final class JSONLinesLog {
 public struct AtomicFileError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
-    public var description: String { "\(path): \(reason)" }
+    public var description: String { "\(MessageText.path(path)): \(reason)" }
 }

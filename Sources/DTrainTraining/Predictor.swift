@@ -37,7 +37,11 @@ public final class Predictor {
                 throw DataError(path: p, reason: "no such file or directory")
             }
             if isDir.boolValue {
-                let names = try FileManager.default.contentsOfDirectory(atPath: p).filter {
+                let listing: [String]
+                do { listing = try FileManager.default.contentsOfDirectory(atPath: p) } catch {
+                    throw DataError(path: p, reason: "cannot list: \(MessageText.reason(error))")
+                }
+                let names = listing.filter {
                     !$0.hasPrefix(".") && ImageFolderSource.hasImageExtension($0)
                 }.sorted()
                 if names.isEmpty { throw DataError(path: p, reason: "no images (expected .jpg, .jpeg or .png files)") }
@@ -88,7 +92,7 @@ public final class Predictor {
             } catch let e as DataError {
                 failed(e)
             } catch {
-                failed(DataError(path: file, reason: "\(error)"))
+                failed(DataError(path: file, reason: MessageText.reason(error)))
             }
         }
         flush()

@@ -46,10 +46,10 @@ public struct PretrainedReport: Sendable {
 public enum Pretrained {
     public static func load(_ path: String, into model: Model, seed: UInt64) throws -> PretrainedReport {
         let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("--pretrained \(path): no such file") }
+        guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("--pretrained \(MessageText.path(path)): no such file") }
         let weights: WeightsFile
         do { weights = try WeightsFile.read(url) } catch {
-            throw TrainingError("--pretrained \(error)")
+            throw TrainingError("--pretrained \(MessageText.describe(error))")
         }
         let file = weights.tensors
         var report = PretrainedReport(path: path, format: weights.format)

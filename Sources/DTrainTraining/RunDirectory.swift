@@ -1,5 +1,5 @@
-import Foundation
 import DTrainCore
+import Foundation
 
 /// The output directory of a training run: checkpoints, metrics.jsonl and evaluation CSVs.
 ///
@@ -50,18 +50,22 @@ public struct RunDirectory {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue {
-            throw RunDirectoryError("--output \(url.path) is a file; expected a directory")
+            throw RunDirectoryError("--output \(MessageText.path(url.path)) is a file; expected a directory")
         }
         let existing = existingCheckpoints()
         if !existing.isEmpty && !resuming {
             guard overwrite else {
-                throw RunDirectoryError("--output \(url.path) already holds another run's checkpoints (\(existing.joined(separator: ", "))); pass --resume to continue it or --overwrite to replace it")
+                throw RunDirectoryError("--output \(MessageText.path(url.path)) already holds another run's checkpoints (\(existing.joined(separator: ", "))); pass --resume to continue it or --overwrite to replace it")
             }
-            for name in existing { try fm.removeItem(at: url.appendingPathComponent(name)) }
-            for file in [metrics, record, tensorboard] where fm.fileExists(atPath: file.path) { try fm.removeItem(at: file) }
+            let others = [metrics, record, tensorboard].filter { fm.fileExists(atPath: $0.path) }
+            for file in existing.map({ url.appendingPathComponent($0) }) + others {
+                do { try fm.removeItem(at: file) } catch {
+                    throw RunDirectoryError("--overwrite: cannot remove \(MessageText.path(file.path)): \(MessageText.reason(error))")
+                }
+            }
         }
         do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
-            throw RunDirectoryError("--output \(url.path): cannot create directory (\(error.localizedDescription))")
+            throw RunDirectoryError("--output \(MessageText.path(url.path)): cannot create directory (\(MessageText.reason(error)))")
         }
     }
 

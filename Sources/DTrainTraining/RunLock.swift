@@ -1,3 +1,4 @@
+import DTrainCore
 import Foundation
 
 /// Exclusive use of a run directory for the life of a job: an advisory lock (flock) on
@@ -16,7 +17,7 @@ public final class RunLock {
         url = directory.appendingPathComponent(RunLock.fileName)
         fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw RunDirectoryError("--output \(directory.path): cannot create the lock file \(RunLock.fileName) (\(String(cString: strerror(errno))))")
+            throw RunDirectoryError("--output \(MessageText.path(directory.path)): cannot create the lock file \(RunLock.fileName) (\(String(cString: strerror(errno))))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
@@ -24,9 +25,9 @@ public final class RunLock {
             close(fd)
             fd = -1
             if code == EWOULDBLOCK {
-                throw RunDirectoryError("--output \(directory.path) is in use by another dtrain job (\(holder.isEmpty ? "holder unknown" : holder)); wait for it to end or choose another --output")
+                throw RunDirectoryError("--output \(MessageText.path(directory.path)) is in use by another dtrain job (\(holder.isEmpty ? "holder unknown" : holder)); wait for it to end or choose another --output")
             }
-            throw RunDirectoryError("--output \(directory.path): cannot lock \(RunLock.fileName) (\(String(cString: strerror(code))))")
+            throw RunDirectoryError("--output \(MessageText.path(directory.path)): cannot lock \(RunLock.fileName) (\(String(cString: strerror(code))))")
         }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)

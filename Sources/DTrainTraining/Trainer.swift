@@ -79,6 +79,7 @@ public final class Trainer {
             }
             if pass.stopRequested && pass.midEpoch {
                 parts.loader.stop()
+                try parts.batchNormSync?.equalize()
                 try saveLast()
                 try communicator.barrier()
                 return stopped(epoch, last, finalTrainTop1: pass.totals.top1Fraction)

@@ -19,7 +19,7 @@ enum TrainingSetup {
         guard let resume = config.resume else { return nil }
         let url = resume.isEmpty ? run.last : URL(fileURLWithPath: resume)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw TrainingError("--resume \(url.path): no such checkpoint")
+            throw TrainingError("--resume \(MessageText.path(url.path)): no such checkpoint")
         }
         let (file, info) = try Checkpoint.read(url)
         return ResumedCheckpoint(file: file, info: info, path: url.path)
@@ -69,14 +69,24 @@ enum TrainingSetup {
         return optimizer
     }
 
-    /// The training loader of this rank; unreadable samples are reported by rank 0.
+    /// The training loader of this rank; unreadable samples are reported by rank 0, which also
+    /// warns (once) when the training data has a single class.
     static func trainLoader(_ plan: TrainingPlan, source: DataSource, workers: Int, rank: Int, progress: ProgressReporter) -> BatchLoader {
         let config = plan.config
         let loader = BatchLoader(source: source, transform: plan.trainTransform, batchSize: config.batchSize, resolution: plan.resolution,
                                  workers: workers, seed: config.seed, rank: rank, dropLastPartial: config.dropLast)
         let isRoot = rank == 0
+        if isRoot, let warning = oneClassWarning(source) { progress.message(warning) }
         loader.warningHandler = { message in if isRoot { progress.message("warning: \(message)") } }
         return loader
+    }
+
+    /// The warning for training data with a single class (the loss can only reach zero by
+    /// predicting that class, so the run learns nothing), or nil.
+    static func oneClassWarning(_ source: DataSource) -> String? {
+        guard source.classNames.count == 1 else { return nil }
+        return "warning: the training data has only one class (\(MessageText.path(source.classNames[0]))); "
+            + "a classifier needs at least two, so this run cannot learn anything useful"
     }
 
     /// All layers of type `T`, depth first.

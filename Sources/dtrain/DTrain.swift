@@ -1,4 +1,6 @@
 import ArgumentParser
+import DTrainCore
+import Foundation
 
 @main
 struct DTrain: ParsableCommand {
@@ -12,8 +14,16 @@ struct DTrain: ParsableCommand {
 
     /// `--resume` takes an optional path: given alone (at the end, or before another flag) it
     /// means the output directory's checkpoint-last, spelled `--resume-last` for the parser.
+    ///
+    /// What `ParsableCommand.main` does, except that a Foundation file error escaping a command
+    /// is printed as "FILE: reason" (`MessageText.describe`), never as "NSCocoaErrorDomain error N".
     static func main() {
-        main(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
+        do {
+            var command = try parseAsRoot(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
+            try command.run()
+        } catch {
+            exit(withError: FileErrorMessage.readable(error))
+        }
     }
 
     /// The command line as the parser should see it:
@@ -39,5 +49,17 @@ struct DTrain: ParsableCommand {
             i += 1
         }
         return arguments
+    }
+}
+
+/// A Foundation error turned into the one-line message the user sees.
+struct FileErrorMessage: Error, CustomStringConvertible {
+    let description: String
+
+    /// `error` itself, unless it is one of Foundation's file errors (Cocoa or POSIX domain).
+    static func readable(_ error: Error) -> Error {
+        let domain = (error as NSError).domain
+        guard domain == NSCocoaErrorDomain || domain == NSPOSIXErrorDomain else { return error }
+        return FileErrorMessage(description: MessageText.describe(error))
     }
 }

@@ -106,7 +106,7 @@ struct DatasetWriteCommand: ParsableCommand {
             if result.skipped.count > 10 { warn("… and \(result.skipped.count - 10) more skipped") }
             summary.append("\(result.written) \(name)" + (result.skipped.isEmpty ? "" : " (\(result.skipped.count) skipped)"))
         }
-        print("wrote \(summary.joined(separator: " and ")) images to \(output)")
+        print("wrote \(summary.joined(separator: " and ")) images to \(MessageText.path(output))")
     }
 
     /// The largest side a synthetic image may have (a 8192² RGB image is 192 MiB decoded).

@@ -77,7 +77,9 @@ struct EvalCommand: ParsableCommand {
         }
         guard communicator.rank == 0 else { return totals }
         let dir = URL(fileURLWithPath: output)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw ValidationError("--output \(MessageText.path(dir.path)): cannot create directory (\(MessageText.reason(error)))")
+        }
         let names = trained.isEmpty ? source.classNames : trained
         var perClass = "class,samples,accuracy\n"
         for (c, acc) in confusion.perClassAccuracy.enumerated() {
@@ -92,10 +94,14 @@ struct EvalCommand: ParsableCommand {
         try AtomicFile.write(Data(matrix.utf8), to: dir.appendingPathComponent("confusion_matrix.csv"))
         if !report { return totals }
         if json {
-            print("{\"samples\":\(Int(totals.samples)),\"loss\":\(totals.meanLoss),\"top1\":\(totals.top1Fraction),\"top5\":\(totals.top5Fraction)}")
+            print("{\"samples\":\(Int(totals.samples)),\"unreadable\":\(evaluator.unreadableSamples),\"loss\":\(totals.meanLoss),\"top1\":\(totals.top1Fraction),\"top5\":\(totals.top5Fraction)}")
         } else {
+            let unreadable = evaluator.unreadableSamples
             print(String(format: "%@: %d samples  loss %.4f  top1 %.2f%%  top5 %.2f%%  (CSV in %@)", model, Int(totals.samples),
-                         totals.meanLoss, totals.top1Fraction * 100, totals.top5Fraction * 100, dir.path))
+                         totals.meanLoss, totals.top1Fraction * 100, totals.top5Fraction * 100, MessageText.path(dir.path)))
+            if unreadable > 0 {
+                print("\(unreadable) unreadable image\(unreadable == 1 ? "" : "s") not evaluated (not counted in the samples above)")
+            }
         }
         return totals
     }

@@ -31,7 +31,7 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         try refuseExisting(output, overwrite: overwrite)
         let url = URL(fileURLWithPath: checkpoint)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw CommandError("\(checkpoint): no such checkpoint") }
+        guard FileManager.default.fileExists(atPath: url.path) else { throw CommandError("\(MessageText.path(checkpoint)): no such checkpoint") }
         // The training position is not exported (epoch, steps are reset): the file holds weights.
         let (_, recorded) = try Checkpoint.read(url)
         let (model, info, _) = try WeightsTransfer.importWeights(checkpoint, model: recorded.model, numClasses: recorded.numClasses)
@@ -39,6 +39,6 @@ struct ExportCommand: ParsableCommand {
         let data = try WeightsTransfer.exportData(model: model, info: info, format: WeightsFormat(rawValue: format)!,
                                                   archiveName: out.deletingPathExtension().lastPathComponent)
         try AtomicFile.write(data, to: out)
-        print("exported \(model.state.count) tensors of \(info.model) (\(info.numClasses) classes) from \(checkpoint) → \(output) (\(format))")
+        print("exported \(model.state.count) tensors of \(info.model) (\(info.numClasses) classes) from \(MessageText.path(checkpoint)) → \(MessageText.path(output)) (\(format))")
     }
 }

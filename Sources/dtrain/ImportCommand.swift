@@ -34,7 +34,7 @@ struct ImportCommand: ParsableCommand {
     func validate() throws {
         if let n = numClasses, n < 1 { throw ValidationError("--num-classes must be at least 1, got \(n)") }
         if output.hasSuffix(".pth") || output.hasSuffix(".pt") {
-            throw ValidationError("--output \(output): import writes a safetensors checkpoint; use `dtrain export --format pth` for .pth")
+            throw ValidationError("--output \(MessageText.path(output)): import writes a safetensors checkpoint; use `dtrain export --format pth` for .pth")
         }
     }
 
@@ -42,7 +42,7 @@ struct ImportCommand: ParsableCommand {
         try refuseExisting(output, overwrite: overwrite)
         let (model, info, format) = try WeightsTransfer.importWeights(weights, model: self.model, numClasses: numClasses)
         try Checkpoint.save(model: model, optimizer: nil, info: info, to: URL(fileURLWithPath: output))
-        print("imported \(weights) (\(format.description)): \(model.state.count) tensors of \(model.name), \(model.parameterCount) parameters, \(info.numClasses) classes → \(output)")
+        print("imported \(weights) (\(format.description)): \(model.state.count) tensors of \(model.name), \(model.parameterCount) parameters, \(info.numClasses) classes → \(MessageText.path(output))")
     }
 }
 
@@ -55,6 +55,6 @@ struct CommandError: Error, CustomStringConvertible {
 /// Refuses to replace an existing file unless `overwrite`.
 func refuseExisting(_ path: String, overwrite: Bool) throws {
     if !overwrite && FileManager.default.fileExists(atPath: path) {
-        throw CommandError("--output \(path) exists; pass --overwrite to replace it")
+        throw CommandError("--output \(MessageText.path(path)) exists; pass --overwrite to replace it")
     }
 }

@@ -38,7 +38,7 @@ struct PredictCommand: ParsableCommand {
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in
             failures += 1
-            FileHandle.standardError.write("error: \(error)\n".data(using: .utf8)!)
+            FileHandle.standardError.write("error: \(MessageText.describe(error))\n".data(using: .utf8)!)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

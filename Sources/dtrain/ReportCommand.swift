@@ -25,7 +25,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let dir = URL(fileURLWithPath: runDirectory)
         let report: RunReport
-        do { report = try RunReport(directory: dir) } catch { throw ValidationError("\(error)") }
+        do { report = try RunReport(directory: dir) } catch { throw ValidationError(MessageText.describe(error)) }
         let out = output.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("report.html")
         if FileManager.default.fileExists(atPath: out.path) && !overwrite && output != nil {
             throw ValidationError("--output \(out.path) already exists; pass --overwrite to replace it")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import DTrainCore
 import DTrainDistributed
 
 /// Runs a subcommand's work with the job's communicator (MPI under mpirun, a world of one
@@ -36,7 +37,7 @@ func runJob(collectiveTimeout: Double? = nil, purpose: String = "main loop", _ b
             try? mpi.finalize()
             throw e
         default:
-            report("rank \(mpi.rank): \(error)")
+            report("rank \(mpi.rank): \(MessageText.describe(error))")
             mpi.abort(code: 1)
         }
         try? mpi.finalize()

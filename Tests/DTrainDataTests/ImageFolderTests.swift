@@ -45,11 +45,14 @@ final class ImageFolderTests: XCTestCase {
         let names = source.files.map { String($0.path.dropFirst("\(tmp.path)/data/cat/".count)) }
         // sorted(os.walk(...)) orders directories by path: ".../sub" < ".../sub-1" < ".../sub/deeper"
         // because "-" (0x2D) < "/" (0x2F); files are sorted within each directory.
-        XCTAssertEqual(names, ["10.png", "2.png", "B.jpeg", "a.png", "b.JPG", "x.webp", "sub/z.png", "sub-1/y.png", "sub/deeper/w.png"])
-        // The WebP is indexed but does not decode.
-        let webp = source.files.firstIndex { $0.path.hasSuffix("x.webp") }!
-        assertDataError("unsupported image format (WebP)") { try source.image(at: webp, targetSize: nil) }
+        // The WebP is not indexed: only extensions dtrain decodes are images.
+        XCTAssertEqual(names, ["10.png", "2.png", "B.jpeg", "a.png", "b.JPG", "sub/z.png", "sub-1/y.png", "sub/deeper/w.png"])
         XCTAssertEqual(try source.image(at: 0, targetSize: nil).width, 2)
+        // A WebP named like a JPEG is indexed and fails at load with its format named.
+        try tmp.write(Data("RIFF\0\0\0\0WEBPVP8 ".utf8), to: "data/cat/x.jpg")
+        let renamed = try ImageFolderSource(root: "\(tmp.path)/data")
+        let webp = renamed.files.firstIndex { $0.path.hasSuffix("x.jpg") }!
+        assertDataError("unsupported image format (WebP)") { try renamed.image(at: webp, targetSize: nil) }
     }
 
     func testOpeningErrors() throws {

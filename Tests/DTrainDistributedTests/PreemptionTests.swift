@@ -145,13 +145,19 @@ final class PreemptionTests: XCTestCase {
     /// Under mpirun, SIGTERM to both ranks (as Slurm sends it): both stop after the same step,
     /// rank 0 writes checkpoint-last, the job exits 75, and resuming under mpirun ends with the
     /// weights of the uninterrupted 2-rank run.
+    ///
+    /// With --sync-bn, so that every tensor is bit-exact: without it each rank's BatchNorm running
+    /// statistics follow its own shard, and a checkpoint (which holds their cross-rank mean,
+    /// `--dist-bn`) restarts them from that mean at the stop, where the uninterrupted run only
+    /// averages them at its next evaluation. Weights and optimizer state are bit-exact either way.
     func testSIGTERMToBothRanksUnderMPIRunStopsTogetherAndResumesBitExactly() throws {
         let dir = scratch()
         let full = dir.appendingPathComponent("full"), split = dir.appendingPathComponent("split")
-        let uninterrupted = try ProcessRunner.mpirun(ranks: 2, trainArguments(output: full), timeout: 300)
+        func synced(output: URL) -> [String] { trainArguments(output: output) + ["--sync-bn"] }
+        let uninterrupted = try ProcessRunner.mpirun(ranks: 2, synced(output: full), timeout: 300)
         XCTAssertEqual(uninterrupted.status, 0, uninterrupted.transcript)
 
-        let run = try Started(try ProcessRunner.locateMPIRun(), try mpirunArguments(ranks: 2) + trainArguments(output: split),
+        let run = try Started(try ProcessRunner.locateMPIRun(), try mpirunArguments(ranks: 2) + synced(output: split),
                               log: dir.appendingPathComponent("log"))
         defer { if run.process.isRunning { kill(run.process.processIdentifier, SIGKILL) } }
         XCTAssertTrue(run.waitForOutput("epoch 1/2 step 2/10"), "no progress line: \(run.output)")
@@ -164,7 +170,7 @@ final class PreemptionTests: XCTestCase {
         XCTAssertEqual(run.output.split(separator: "\n").filter { $0.contains("stopped by SIGTERM") && $0.contains(last.path) }.count, 1,
                        run.output)
 
-        let resumed = try ProcessRunner.mpirun(ranks: 2, trainArguments(output: split) + ["--resume"], timeout: 300)
+        let resumed = try ProcessRunner.mpirun(ranks: 2, synced(output: split) + ["--resume"], timeout: 300)
         XCTAssertEqual(resumed.status, 0, resumed.transcript)
         try assertSameCheckpoints(full.appendingPathComponent("checkpoint-last.safetensors"), last)
     }

@@ -72,5 +72,23 @@ final class DataCommandLineTests: XCTestCase {
                                "--output", dir.appendingPathComponent("eval").path])
         XCTAssertEqual(eval.status, 0, eval.transcript)
         XCTAssertEqual(try jsonObject(eval)["samples"] as? Double, Double(folders.val!.count))
+        XCTAssertEqual(try jsonObject(eval)["unreadable"] as? Double, 0)
+
+        // An unreadable held-out image is reported on its own and not counted as a sample.
+        let broken = folders.val!.sampleName(0)
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: broken))
+        let evalBroken = try dtrain(["eval", "resnet20", "--checkpoint", run.appendingPathComponent("checkpoint-last.safetensors").path,
+                                     "--data", dir.path + "/cls_train.txt", "--json", "--threads", "2",
+                                     "--output", dir.appendingPathComponent("eval2").path])
+        XCTAssertEqual(evalBroken.status, 0, evalBroken.transcript)
+        XCTAssertEqual(try jsonObject(evalBroken)["samples"] as? Double, Double(folders.val!.count - 1), evalBroken.transcript)
+        XCTAssertEqual(try jsonObject(evalBroken)["unreadable"] as? Double, 1, evalBroken.transcript)
+        XCTAssertTrue(evalBroken.output.contains("not a JPEG or PNG image"), evalBroken.transcript)
+        let evalText = try dtrain(["eval", "resnet20", "--checkpoint", run.appendingPathComponent("checkpoint-last.safetensors").path,
+                                   "--data", dir.path + "/cls_train.txt", "--threads", "2",
+                                   "--output", dir.appendingPathComponent("eval3").path])
+        XCTAssertEqual(evalText.status, 0, evalText.transcript)
+        XCTAssertTrue(evalText.output.contains("\(folders.val!.count - 1) samples"), evalText.transcript)
+        XCTAssertTrue(evalText.output.contains("1 unreadable image not evaluated"), evalText.transcript)
     }
 }

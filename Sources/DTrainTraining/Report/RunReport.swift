@@ -1,3 +1,4 @@
+import DTrainCore
 import Foundation
 
 /// The data of one run directory that `dtrain report` draws: metrics.jsonl's epochs, run.json,
@@ -18,7 +19,7 @@ public struct RunReport {
         self.directory = directory
         let metrics = directory.appendingPathComponent("metrics.jsonl")
         guard let text = try? String(contentsOf: metrics, encoding: .utf8) else {
-            throw RunDirectoryError("\(directory.path): no readable metrics.jsonl; expected the --output directory of a training run")
+            throw RunDirectoryError("\(MessageText.path(directory.path)): no readable metrics.jsonl; expected the --output directory of a training run")
         }
         let decoder = JSONDecoder()
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {

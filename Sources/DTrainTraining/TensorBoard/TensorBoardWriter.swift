@@ -1,3 +1,4 @@
+import DTrainCore
 import Foundation
 
 /// Writes scalars to a TensorBoard event file, `DIRECTORY/events.out.tfevents.<seconds>.<host>`
@@ -13,7 +14,9 @@ public final class TensorBoardWriter {
     /// the process id appended instead of being overwritten.
     public init(directory: URL, wallTime: Double = Date().timeIntervalSince1970,
                 host: String = ProcessInfo.processInfo.hostName) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw AtomicFileError(path: directory.path, reason: "cannot create directory: \(MessageText.reason(error))")
+        }
         let safeHost = host.isEmpty ? "localhost" : host.replacingOccurrences(of: "/", with: "_")
         var name = "events.out.tfevents.\(Int64(wallTime)).\(safeHost)"
         if FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
@@ -23,7 +26,9 @@ public final class TensorBoardWriter {
         guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
             throw AtomicFileError(path: url.path, reason: "cannot create the TensorBoard event file")
         }
-        handle = try FileHandle(forWritingTo: url)
+        do { handle = try FileHandle(forWritingTo: url) } catch {
+            throw AtomicFileError(path: url.path, reason: "cannot open for writing: \(MessageText.reason(error))")
+        }
         try append(TensorBoardEvent.fileVersionEvent(wallTime: wallTime))
     }
 
@@ -35,7 +40,9 @@ public final class TensorBoardWriter {
     }
 
     private func append(_ record: [UInt8]) throws {
-        try handle.write(contentsOf: TFRecord.frame(record))
+        do { try handle.write(contentsOf: TFRecord.frame(record)) } catch {
+            throw AtomicFileError(path: url.path, reason: "cannot write: \(MessageText.reason(error))")
+        }
     }
 
     /// Forces written events to disk.
