@@ -166,7 +166,7 @@ final class DistributedTrainingTests: XCTestCase {
         while !FileManager.default.fileExists(atPath: epoch1) && Date() < deadline && process.isRunning { usleep(200_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: epoch1), "the run never finished epoch 1")
         usleep(1_000_000)
-        let ranks = childProcesses(of: process.processIdentifier)
+        let ranks = ProcessRunner.childProcesses(of: process.processIdentifier)
         XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
         guard let victim = ranks.last else { return }
         let killedAt = Date()
@@ -180,17 +180,6 @@ final class DistributedTrainingTests: XCTestCase {
         let lines = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.map { $0.contains("\"epoch\":1") }.filter { $0 }.count, 1)
         XCTAssertTrue(lines.last?.contains("\"epoch\":3") ?? false, lines.joined(separator: "\n"))
-    }
-
-    /// Processes whose parent is `pid` (from /proc).
-    func childProcesses(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { p in
-            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == pid
-        }.sorted()
     }
 
     /// `dtrain bench` under mpirun averages gradients as training does and reports all ranks'

@@ -68,17 +68,6 @@ final class PreemptionTests: XCTestCase {
         }
     }
 
-    /// Processes whose parent is `pid` (from /proc): mpirun's ranks.
-    func childProcesses(of pid: Int32) -> [Int32] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.compactMap(Int32.init).filter { p in
-            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == pid
-        }.sorted()
-    }
-
     /// The MPI rank of process `pid`, from the OMPI_COMM_WORLD_RANK mpirun gave it.
     func worldRank(of pid: Int32) -> Int? {
         guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
@@ -161,7 +150,7 @@ final class PreemptionTests: XCTestCase {
                               log: dir.appendingPathComponent("log"))
         defer { if run.process.isRunning { kill(run.process.processIdentifier, SIGKILL) } }
         XCTAssertTrue(run.waitForOutput("epoch 1/2 step 2/10"), "no progress line: \(run.output)")
-        let ranks = childProcesses(of: run.process.processIdentifier)
+        let ranks = ProcessRunner.childProcesses(of: run.process.processIdentifier)
         XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
         for rank in ranks { kill(rank, SIGTERM) }
         let status = run.waitForExit(timeout: 120)
@@ -184,7 +173,7 @@ final class PreemptionTests: XCTestCase {
                               log: dir.appendingPathComponent("log"))
         defer { if run.process.isRunning { kill(run.process.processIdentifier, SIGKILL) } }
         XCTAssertTrue(run.waitForOutput("epoch 1/2 step 2/10"), "no progress line: \(run.output)")
-        let ranks = childProcesses(of: run.process.processIdentifier)
+        let ranks = ProcessRunner.childProcesses(of: run.process.processIdentifier)
         XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
         guard let victim = ranks.first(where: { worldRank(of: $0) == 1 }) else { return XCTFail("no rank 1 among \(ranks)") }
         kill(victim, SIGUSR1)

@@ -56,6 +56,17 @@ public enum ProcessRunner {
         return try run(locateMPIRun(), mpiArguments + mpiOptions + [dtrain.path] + arguments, timeout: timeout, environment: environment)
     }
 
+    /// Processes whose parent is `pid`, from /proc (mpirun's ranks), in pid order.
+    public static func childProcesses(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { p in
+            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+
     /// `dtrain arguments…` as a single process.
     public static func dtrain(_ arguments: [String], timeout: TimeInterval = 300, environment: [String: String] = [:]) throws -> Run {
         try run(locateExecutable(), arguments, timeout: timeout, environment: environment)
