@@ -75,10 +75,11 @@ public struct SafeTensorsFile {
                 throw SafeTensorsError("tensor \(name): expected dtype, shape and data_offsets in the header")
             }
             guard let dtype = SafeTensorsDType(rawValue: dtypeName) else { throw SafeTensorsError("tensor \(name): unsupported dtype \(dtypeName)") }
-            let range = offsets[0]..<offsets[1]
             guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload.count else {
                 throw SafeTensorsError("tensor \(name): data [\(offsets[0]), \(offsets[1])) lies outside the \(payload.count) data bytes (truncated file?)")
             }
+            // Only now a range: offsets in the wrong order would trap in `..<`.
+            let range = offsets[0]..<offsets[1]
             // The header is untrusted: the shape's byte count is computed with checked arithmetic.
             var bytes: Int? = dtype.size
             for d in shape {

@@ -44,6 +44,22 @@ final class SafeTensorsTests: XCTestCase {
         }
     }
 
+    /// data_offsets whose end comes before their start are an error, not a trap (found by
+    /// fuzzing: the range was formed before the offsets were checked).
+    func testReversedDataOffsetsAreRefused() {
+        for offsets in ["[16,0]", "[8,4]", "[9223372036854775807,0]"] {
+            var text = "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":\(offsets)}}"
+            while text.utf8.count % 8 != 0 { text += " " }
+            var data = Data()
+            withUnsafeBytes(of: UInt64(text.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: Array(text.utf8))
+            data.append(Data(count: 16))
+            XCTAssertThrowsError(try SafeTensorsFile(data: data), offsets) { error in
+                XCTAssertTrue("\(error)".contains("lies outside"), "\(error)")
+            }
+        }
+    }
+
     func testHalfPrecisionConversion() {
         XCTAssertEqual(Float(halfBits: 0x3C00), 1)
         XCTAssertEqual(Float(halfBits: 0xC000), -2)
