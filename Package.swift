@@ -66,6 +66,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "dtrain", targets: ["dtrain"]),
+        // The parsers of untrusted input, for the fuzz targets in Fuzzing/ (their own package).
+        .library(name: "DTrainData", targets: ["DTrainData"]),
+        .library(name: "DTrainWeights", targets: ["DTrainWeights"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
