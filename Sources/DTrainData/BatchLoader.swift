@@ -119,11 +119,14 @@ public final class BatchLoader {
 
     /// Begins an epoch over `indices` (this rank's dataset indices, e.g. from
     /// `DistributedSampler`). Work left from a previous epoch is abandoned; batches handed out
-    /// before are no longer valid.
-    public func start(epoch: Int, indices: [Int]) {
+    /// before are no longer valid. `repetitions`, when not empty, gives each position's repeat
+    /// number under repeated augmentation (`RepeatedAugmentationSampler`), which keys its
+    /// augmentation with the index (`ImageTransform.random(seed:epoch:index:repetition:)`).
+    public func start(epoch: Int, indices: [Int], repetitions: [Int] = []) {
         precondition(!stopped, "BatchLoader used after stop()")
         let n = source.count
         precondition(indices.allSatisfy { $0 >= 0 && $0 < n }, "sample index outside the data source of \(n)")
+        precondition(repetitions.isEmpty || repetitions.count == indices.count, "one repeat number per index")
         let batches = dropLastPartial ? indices.count / batchSize : (indices.count + batchSize - 1) / batchSize
         let tasks = dropLastPartial ? batches * batchSize : indices.count
         self.epoch = epoch
@@ -141,6 +144,7 @@ public final class BatchLoader {
         for slot in core.slots { slot.batch = -1 }
         core.epoch = epoch
         core.indices = indices
+        core.repetitions = repetitions
         core.nextTask = 0
         core.taskLimit = workers == 0 ? 0 : tasks
         core.released = 0
@@ -168,7 +172,7 @@ public final class BatchLoader {
             let first = b * batchSize
             slot.begin(batch: b, count: min(batchSize, syncTasks - first))
             for position in first..<(first + slot.count) {
-                let outcome = core.load(index: core.indices[position], epoch: epoch, position: position,
+                let outcome = core.load(index: core.indices[position], repetition: core.repetition(at: position), epoch: epoch, position: position,
                                         slot: slot, scratch: syncScratch)
                 slot.finish(outcome, position: position)
             }

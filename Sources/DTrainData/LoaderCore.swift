@@ -73,6 +73,8 @@ final class LoaderCore: @unchecked Sendable {
     var generation = 0
     var epoch = 0
     var indices: [Int] = []
+    /// The repeat number of each position (repeated augmentation); empty: all 0.
+    var repetitions: [Int] = []
     var nextTask = 0
     var taskLimit = 0
     var released = 0
@@ -118,10 +120,10 @@ final class LoaderCore: @unchecked Sendable {
             let batch = position / batchSize
             let slot = slots[batch % slots.count]
             if position % batchSize == 0 { slot.begin(batch: batch, count: min(batchSize, taskLimit - position)) }
-            let taken = generation, epoch = self.epoch, index = indices[position]
+            let taken = generation, epoch = self.epoch, index = indices[position], copy = repetition(at: position)
             inFlight += 1
             condition.unlock()
-            let outcome = load(index: index, epoch: epoch, position: position, slot: slot, scratch: scratch)
+            let outcome = load(index: index, repetition: copy, epoch: epoch, position: position, slot: slot, scratch: scratch)
             condition.lock()
             inFlight -= 1
             if taken == generation {
@@ -136,19 +138,22 @@ final class LoaderCore: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// The repeat number of `position` of the epoch (0 without repeated augmentation).
+    func repetition(at position: Int) -> Int { repetitions.isEmpty ? 0 : repetitions[position] }
+
     /// Decodes and transforms sample `index` into its place in `slot`. An unreadable sample
     /// (`DataError`) is replaced by the next readable one, (index + 1) mod N, (index + 2) mod N, …
     /// up to `maxAttempts` tries; the augmentation draws stay those of the requested index, so the
     /// result does not depend on which thread loads it or when.
-    func load(index: Int, epoch: Int, position: Int, slot: LoaderSlot, scratch: ResampleScratch) -> SampleOutcome {
+    func load(index: Int, repetition: Int = 0, epoch: Int, position: Int, slot: LoaderSlot, scratch: ResampleScratch) -> SampleOutcome {
         let place = position % batchSize
         var candidate = index
         var firstFailure: DataError?
         for _ in 0..<maxAttempts {
             do {
                 let image = try source.image(at: candidate, targetSize: transform.targetSize)
-                transform.apply(image, seed: seed, epoch: epoch, index: index,
-                                into: slot.images.pointer + place * sampleFloats, scratch: scratch)
+                var random = ImageTransform.random(seed: seed, epoch: epoch, index: index, repetition: repetition)
+                transform.apply(image, random: &random, into: slot.images.pointer + place * sampleFloats, scratch: scratch)
                 slot.labels[place] = Int32(source.label(candidate))
                 slot.indices[place] = candidate
                 guard let firstFailure else { return SampleOutcome() }

@@ -97,6 +97,15 @@ public struct ImageTransform: Equatable, Sendable {
         SeededRandom(keys: seed, UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(index)))
     }
 
+    /// The generator for repeat `repetition` of sample `index` in `epoch` (repeated augmentation,
+    /// `RepeatedAugmentationSampler`): repeat 0 is `random(seed:epoch:index:)`, repeat k > 0
+    /// `SeededRandom(keys: seed, epoch, index, k)`, so each repeat of a sample is augmented differently.
+    public static func random(seed: UInt64, epoch: Int, index: Int, repetition: Int) -> SeededRandom {
+        guard repetition != 0 else { return random(seed: seed, epoch: epoch, index: index) }
+        return SeededRandom(keys: seed, UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(index)),
+                            UInt64(bitPattern: Int64(repetition)))
+    }
+
     /// Draws this transform's random parameters for a `width × height` image, in torchvision's
     /// order (crop parameters, then the flip), and returns the fused plan.
     public func plan(width: Int, height: Int, random: inout SeededRandom) -> ResamplePlan {

@@ -9,7 +9,7 @@ extension TrainingPlan {
     /// last batch, every batch is full.
     public var smallestTrainBatch: Int {
         let batch = config.batchSize
-        let shard = sampler(rank: 0).samplesPerRank
+        let shard = samplesPerRank
         let samples = config.overfitBatches.map { min(shard, $0 * batch) } ?? shard
         let steps = TrainingPlan.batches(samples, config)
         guard steps > 0 else { return batch }
@@ -37,7 +37,7 @@ enum BatchNormBatchCheck {
             guard values <= 1 else { continue }
             let batch = plan.config.batchSize
             let which = smallest < batch
-                ? "the last training batch of each epoch holds 1 image (\(plan.sampler(rank: 0).samplesPerRank) samples per rank in batches of \(batch))"
+                ? "the last training batch of each epoch holds 1 image (\(plan.samplesPerRank) samples per rank in batches of \(batch))"
                 : "a training batch of 1 image"
             var fixes: [String] = []
             if smallest < batch { fixes.append("--drop-last") }

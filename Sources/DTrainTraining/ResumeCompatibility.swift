@@ -7,6 +7,20 @@ import DTrainWeights
 enum ResumeCompatibility {
     /// The `CheckpointInfo.settings` key holding the number of training samples.
     static let trainSamplesKey = "train_samples"
+    /// The `CheckpointInfo.settings` key holding `--ra-reps` of a run with `--ra-sampler`.
+    static let raRepsKey = "ra_reps"
+
+    /// Throws when a checkpoint written mid-epoch was taken with another training sampler
+    /// (`--ra-sampler`, `--ra-reps`): the rest of that epoch would follow another order. At an
+    /// epoch's end the sampler may change.
+    static func checkSampler(_ saved: CheckpointInfo, path: String, raReps: Int?) throws {
+        guard saved.samplesIntoEpoch > 0 else { return }
+        let recorded = saved.settings[raRepsKey].flatMap(Int.init)
+        guard recorded != raReps else { return }
+        func name(_ reps: Int?) -> String { reps.map { "--ra-sampler --ra-reps \($0)" } ?? "the ordinary sampler" }
+        throw TrainingError("--resume \(path): the checkpoint was written in the middle of epoch \(saved.epoch + 1) with \(name(recorded)); "
+                            + "resume it with the same sampler (this run has \(name(raReps))), or from an epoch's end")
+    }
 
     /// Throws a `TrainingError` naming the first difference between the checkpoint `saved` (at
     /// `path`, already known to be of this run's model) and this run's plan: its class names

@@ -35,6 +35,21 @@ public struct TrainConfig: Sendable {
     public var weightDecay = 1e-4
     public var noBNWeightDecay = false
     public var labelSmoothing = 0.0
+    // torchvision's recipe options (README "Recipe options").
+    /// `--lr-warmup-method`: how the rate warms up over `warmupEpochs`.
+    public var warmupMethod = LRSchedule.WarmupMethod.linear
+    /// `--lr-warmup-decay`: the warmup's start factor (linear) or factor (constant).
+    public var warmupDecay = 0.01
+    /// `--lr-min`: the rate `cosine` anneals to.
+    public var lrMin = 0.0
+    /// `--clip-grad-norm`: the largest total L2 norm of the averaged gradients; nil: no clipping.
+    public var clipGradNorm: Double?
+    /// `--norm-weight-decay`: weight decay of normalization layers' parameters; nil: `weightDecay`.
+    public var normWeightDecay: Double?
+    /// `--bias-weight-decay`: weight decay of every bias (BatchNorm's included); nil: as the layer's other parameters.
+    public var biasWeightDecay: Double?
+    /// `--ra-sampler --ra-reps N`: torchvision's repeated-augmentation sampler with N repeats; nil: off.
+    public var raReps: Int?
     public var output: URL
     /// Resume from this checkpoint (the run directory's last one when given as empty).
     public var resume: String?

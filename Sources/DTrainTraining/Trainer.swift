@@ -58,8 +58,10 @@ public final class Trainer {
     /// agree on the step they loaded. Call on every rank before `train()` (which calls it if not).
     public func start() throws {
         try RankAgreement.check(plan.agreementFields(trainableParameters: model.trainableParameterCount), over: communicator)
-        step = try TrainingStep(model: model, loss: parts.loss, optimizer: optimizer, communicator: communicator,
-                                accumulation: config.gradAccum)
+        let step = try TrainingStep(model: model, loss: parts.loss, optimizer: optimizer, communicator: communicator,
+                                    accumulation: config.gradAccum)
+        step.gradientClipping = config.clipGradNorm.map { GradientClipping(store: model.store, maxNorm: Float($0)) }
+        self.step = step
         try ModelSync.broadcastState(of: model, over: communicator)
         try ModelSync.broadcast(optimizer.stateBuffers.map(\.storage), over: communicator)
     }
@@ -101,7 +103,7 @@ public final class Trainer {
         guard let step else { throw TrainingError("training step used before Trainer.start()") }
         let start = Date()
         let part = plan.epoch(epoch, rank: communicator.rank, samplesIntoEpoch: info.samplesIntoEpoch)
-        parts.loader.start(epoch: epoch, indices: part.indices)
+        parts.loader.start(epoch: epoch, indices: part.indices, repetitions: part.repetitions)
         parts.telemetry.beginEpoch()
         var pass = EpochPass()
         var s = 0

@@ -53,6 +53,9 @@ public struct TrainingPlan: Sendable {
     public let classNames: [String]
     /// Steps of a full epoch on each rank (the schedule's unit; the overfit batches when given).
     public let stepsPerEpoch: Int
+    /// Training samples each rank takes in a full epoch (from `sampler(rank:)`, or from
+    /// `repeatedAugmentationSampler(rank:)` with `--ra-sampler`).
+    public let samplesPerRank: Int
     /// Random horizontal flips in training: `--no-flip`, else what the data allows by default.
     public let flips: Bool
     /// The checkpoint metadata the run starts with (the resumed position when resuming).
@@ -106,10 +109,24 @@ public struct TrainingPlan: Sendable {
         schedule.milestones = config.lrSteps
         schedule.stepSize = config.lrSteps.first ?? 30
         schedule.warmupEpochs = config.warmupEpochs
+        schedule.warmupMethod = config.warmupMethod
+        schedule.warmupStartFactor = config.warmupDecay
+        schedule.minLR = config.lrMin
         self.schedule = schedule
 
-        let shard = DistributedSampler(datasetSize: data.trainCount, rank: 0, worldSize: ranks, shuffle: true, seed: config.seed,
+        let shard: Int
+        if let reps = config.raReps {
+            shard = RepeatedAugmentationSampler(datasetSize: data.trainCount, rank: 0, worldSize: ranks, repetitions: reps, seed: config.seed).samplesPerRank
+            if shard == 0 {
+                throw TrainingError("--ra-sampler: the training set has \(data.trainCount) samples; the repeated-augmentation sampler gives "
+                                    + "each of the \(ranks) rank\(ranks == 1 ? "" : "s") floor(\(data.trainCount) / 256) × 256 / \(ranks) = 0 of them "
+                                    + "(torchvision's RASampler); it needs at least 256 × ranks training samples")
+            }
+        } else {
+            shard = DistributedSampler(datasetSize: data.trainCount, rank: 0, worldSize: ranks, shuffle: true, seed: config.seed,
                                        dropLast: config.dropLast, padToEqual: true).samplesPerRank
+        }
+        samplesPerRank = shard
         stepsPerEpoch = max(1, config.overfitBatches ?? TrainingPlan.batches(shard, config))
         flips = config.flip ?? data.flipsByDefault
 
@@ -129,6 +146,10 @@ public struct TrainingPlan: Sendable {
         if let p = config.pretrained { info.settings["pretrained"] = p }
         if config.freeze != .none { info.settings["freeze"] = config.freeze.description }
         if let m = config.headLRMultiplier { info.settings["head_lr_mult"] = String(m) }
+        if let r = config.raReps { info.settings[ResumeCompatibility.raRepsKey] = String(r) }
+        if let r = resumed {
+            try ResumeCompatibility.checkSampler(r.info, path: r.path, raReps: config.raReps)
+        }
         if let r = resumed?.info {
             info.epoch = r.epoch
             info.globalStep = r.globalStep
@@ -142,6 +163,13 @@ public struct TrainingPlan: Sendable {
     public func sampler(rank: Int) -> DistributedSampler {
         DistributedSampler(datasetSize: data.trainCount, rank: rank, worldSize: ranks, shuffle: true, seed: config.seed,
                            dropLast: config.dropLast, padToEqual: true)
+    }
+
+    /// The training sampler of `rank` with `--ra-sampler` (torchvision's RASampler), else nil.
+    public func repeatedAugmentationSampler(rank: Int) -> RepeatedAugmentationSampler? {
+        config.raReps.map {
+            RepeatedAugmentationSampler(datasetSize: data.trainCount, rank: rank, worldSize: ranks, repetitions: $0, seed: config.seed)
+        }
     }
 
     /// The training transform: the preset's augmentation (its evaluation transform when
@@ -165,6 +193,8 @@ public struct TrainingPlan: Sendable {
         public var stepsDone: Int
         /// Steps to run now.
         public var steps: Int
+        /// Each index's repeat number with `--ra-sampler` (keys its augmentation); empty otherwise.
+        public var repetitions: [Int] = []
     }
 
     /// Epoch `epoch` on `rank`, continuing after the `samplesIntoEpoch` samples (all ranks together)
@@ -173,13 +203,23 @@ public struct TrainingPlan: Sendable {
     /// counts the epoch's steps, including those done before a resume.
     public func epoch(_ epoch: Int, rank: Int, samplesIntoEpoch: Int) -> Epoch {
         let batch = config.batchSize
-        let sampler = sampler(rank: rank)
-        let indices = config.overfitBatches.map { Array(sampler.indices(epoch: 0).prefix($0 * batch)) }
-            ?? sampler.indices(epoch: epoch, skippingFirst: samplesIntoEpoch)
+        let indices: [Int], repetitions: [Int]
+        if let ra = repeatedAugmentationSampler(rank: rank) {
+            let samples = config.overfitBatches.map { Array(ra.samples(epoch: 0).prefix($0 * batch)) }
+                ?? ra.samples(epoch: epoch, skippingFirst: samplesIntoEpoch)
+            indices = samples.map(\.index)
+            repetitions = samples.map(\.repetition)
+        } else {
+            let sampler = sampler(rank: rank)
+            indices = config.overfitBatches.map { Array(sampler.indices(epoch: 0).prefix($0 * batch)) }
+                ?? sampler.indices(epoch: epoch, skippingFirst: samplesIntoEpoch)
+            repetitions = []
+        }
         let done = samplesIntoEpoch / max(1, batch * ranks)
         var steps = TrainingPlan.batches(indices.count, config)
         if let limit = config.limitTrainBatches { steps = min(steps, max(0, limit - done)) }
-        return Epoch(indices: Array(indices.prefix(steps * batch)), stepsDone: done, steps: steps)
+        return Epoch(indices: Array(indices.prefix(steps * batch)), stepsDone: done, steps: steps,
+                     repetitions: Array(repetitions.prefix(steps * batch)))
     }
 
     /// Batches of `samples` samples: the last one partial, or dropped with `--drop-last`.

@@ -49,12 +49,11 @@ enum TrainingSetup {
         return (model, lines)
     }
 
-    /// SGD or AdamW over the model's parameters (weight decay left off BatchNorm and bias
-    /// parameters with --no-bn-weight-decay), with the head's rate scaled by --head-lr-mult.
+    /// SGD or AdamW over the model's parameters, each with its weight decay
+    /// (`TrainConfig.weightDecay(for:)`: --norm-weight-decay, --bias-weight-decay,
+    /// --no-bn-weight-decay), with the head's rate scaled by --head-lr-mult.
     static func optimizer(_ config: TrainConfig, model: Model) -> Optimizer {
-        let decay = Float(config.weightDecay)
-        let exclude = config.noBNWeightDecay
-        let decayFor: (Parameter) -> Float = { p in exclude && p.role != .weight ? 0 : decay }
+        let decayFor: (Parameter) -> Float = { p in Float(config.weightDecay(for: p.role)) }
         let optimizer: Optimizer
         switch config.optimizer {
         case .sgd: optimizer = SGD(store: model.store, momentum: Float(config.momentum), nesterov: config.nesterov, decayFor: decayFor)

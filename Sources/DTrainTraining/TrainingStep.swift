@@ -17,6 +17,8 @@ public final class TrainingStep {
     /// How gradients are averaged across ranks.
     public let gradients: GradientSynchronizer
     public let accumulation: Int
+    /// Clips the averaged gradients before each update (`--clip-grad-norm`); nil: no clipping.
+    public var gradientClipping: GradientClipping?
     private var microBatch = 0
 
     public init(model: Model, loss: SoftmaxCrossEntropy, optimizer: Optimizer, gradients: GradientSynchronizer, accumulation: Int = 1) {
@@ -69,6 +71,7 @@ public final class TrainingStep {
         guard microBatch == accumulation else { return Outcome(loss: value, correct: correct, updated: false) }
         microBatch = 0
         try gradients.synchronize()
+        gradientClipping?.clip()
         optimizer.step(lr: lr)
         return Outcome(loss: value, correct: correct, updated: true)
     }

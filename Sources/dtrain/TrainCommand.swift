@@ -35,13 +35,13 @@ struct TrainCommand: ParsableCommand {
     var lr: Double?
     @Option(name: .customLong("lr-scaling"), help: "none, or linear: lr × global batch ÷ 256 (Goyal et al.). Default: linear for ImageNet models, none for CIFAR.")
     var lrScaling: String?
-    @Option(name: .customLong("lr-schedule"), help: "step, multistep, cosine or constant. Default: multistep (CIFAR) or step (ImageNet).")
+    @Option(name: .customLong("lr-schedule"), help: "step, multistep, cosine, exponential (× --lr-gamma every epoch) or constant. Default: multistep (CIFAR) or step (ImageNet).")
     var lrSchedule: String?
     @Option(name: .customLong("lr-steps"), help: "Comma-separated epochs: the step size for `step`, the milestones for `multistep`. Default: 50 %,75 % of epochs (CIFAR) or 30.")
     var lrSteps: String?
     @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step. Default: 0.1.")
     var lrGamma: Double = 0.1
-    @Option(name: .customLong("warmup-epochs"), help: "Linear warmup length in epochs. Default: 0.")
+    @Option(name: [.customLong("lr-warmup-epochs"), .customLong("warmup-epochs")], help: "Warmup length in epochs (fractions allowed; --warmup-epochs is the same). Default: 0.")
     var warmupEpochs: Double = 0
 
     // Optimizer and regularisation
@@ -57,6 +57,24 @@ struct TrainCommand: ParsableCommand {
     var noBNWeightDecay = false
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε. Default: 0.")
     var labelSmoothing: Double = 0
+
+    // torchvision's recipe options (references/classification/train.py)
+    @Option(name: .customLong("lr-warmup-method"), help: ArgumentHelp("linear (LinearLR: from lr × decay rising to lr) or constant (ConstantLR: lr × decay) during the warmup. Default: linear (torchvision's is constant; its recipes pass linear).", valueName: "linear|constant"))
+    var lrWarmupMethod: String = "linear"
+    @Option(name: .customLong("lr-warmup-decay"), help: "The warmup's factor of lr: LinearLR's start_factor, in (0, 1], or ConstantLR's factor, in [0, 1]. Default: 0.01.")
+    var lrWarmupDecay: Double = 0.01
+    @Option(name: .customLong("lr-min"), help: "The rate --lr-schedule cosine ends at (CosineAnnealingLR's eta_min). Default: 0.")
+    var lrMin: Double = 0
+    @Option(name: .customLong("clip-grad-norm"), help: "Clip the averaged gradients to this total L2 norm before each update (clip_grad_norm_). Default: no clipping.")
+    var clipGradNorm: Double?
+    @Option(name: .customLong("norm-weight-decay"), help: "Weight decay of BatchNorm weights and biases. Default: --weight-decay.")
+    var normWeightDecay: Double?
+    @Option(name: .customLong("bias-weight-decay"), help: "Weight decay of every bias, BatchNorm's included (wins over --norm-weight-decay). Default: as the layer's other parameters.")
+    var biasWeightDecay: Double?
+    @Flag(name: .customLong("ra-sampler"), help: "Repeated augmentation (torchvision's RASampler): each sample --ra-reps times per epoch, on different ranks, augmented differently.")
+    var raSampler = false
+    @Option(name: .customLong("ra-reps"), help: "Repeats of each sample with --ra-sampler. Default: 3.")
+    var raReps: Int = 3
 
     // Model options
     @Option(name: .customLong("num-classes"), help: "Classes of the head. Default: from the data.")
@@ -135,7 +153,8 @@ struct TrainCommand: ParsableCommand {
         if let l = lr, !(l > 0 && l.isFinite) { throw ValidationError("--lr must be a positive number, got \(l)") }
         if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be in [0, 1), got \(momentum)") }
         if !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be 0 or a positive number, got \(weightDecay)") }
-        if !(warmupEpochs >= 0 && warmupEpochs.isFinite) { throw ValidationError("--warmup-epochs must be 0 or more, got \(warmupEpochs)") }
+        if !(warmupEpochs >= 0 && warmupEpochs.isFinite) { throw ValidationError("--lr-warmup-epochs (--warmup-epochs) must be 0 or more, got \(warmupEpochs)") }
+        try validateRecipeOptions()
         if !(lrGamma > 0 && lrGamma.isFinite) { throw ValidationError("--lr-gamma must be a positive number, got \(lrGamma)") }
         if let p = preset, Preset(rawValue: p) == nil {
             throw ValidationError("--preset \(p): expected \(Preset.allCases.map(\.rawValue).joined(separator: " or "))")
@@ -163,6 +182,28 @@ struct TrainCommand: ParsableCommand {
         if let p = pretrained, !FileManager.default.fileExists(atPath: p) { throw ValidationError("--pretrained \(p): no such file") }
     }
 
+    /// The ranges of torchvision's recipe options (one-line errors naming the flag).
+    func validateRecipeOptions() throws {
+        guard let method = LRSchedule.WarmupMethod(rawValue: lrWarmupMethod) else {
+            throw ValidationError("--lr-warmup-method \(lrWarmupMethod): expected linear or constant")
+        }
+        switch method {
+        case .linear where !(lrWarmupDecay > 0 && lrWarmupDecay <= 1):
+            throw ValidationError("--lr-warmup-decay must be in (0, 1] with --lr-warmup-method linear, got \(lrWarmupDecay)")
+        case .constant where !(lrWarmupDecay >= 0 && lrWarmupDecay <= 1):
+            throw ValidationError("--lr-warmup-decay must be in [0, 1] with --lr-warmup-method constant, got \(lrWarmupDecay)")
+        default: break
+        }
+        if !(lrMin >= 0 && lrMin.isFinite) { throw ValidationError("--lr-min must be 0 or a positive number, got \(lrMin)") }
+        if let c = clipGradNorm, !(c > 0 && c.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number, got \(c)") }
+        for (flag, value) in [("--norm-weight-decay", normWeightDecay), ("--bias-weight-decay", biasWeightDecay)] {
+            guard let v = value else { continue }
+            if !(v >= 0 && v.isFinite) { throw ValidationError("\(flag) must be 0 or a positive number, got \(v)") }
+            if noBNWeightDecay { throw ValidationError("\(flag) cannot be combined with --no-bn-weight-decay, which means --norm-weight-decay 0 --bias-weight-decay 0") }
+        }
+        if !(1...64).contains(raReps) { throw ValidationError("--ra-reps must be between 1 and 64, got \(raReps)") }
+    }
+
     func makeConfig() throws -> TrainConfig {
         let out = URL(fileURLWithPath: output ?? "runs/\(model)")
         var c = try TrainConfig.defaults(for: model, epochs: epochs, output: out)
@@ -173,7 +214,7 @@ struct TrainCommand: ParsableCommand {
             c.lrScaling = v
         }
         if let s = lrSchedule {
-            guard let v = LRSchedule.Kind(rawValue: s) else { throw ValidationError("--lr-schedule \(s): expected step, multistep, cosine or constant") }
+            guard let v = LRSchedule.Kind(rawValue: s) else { throw ValidationError("--lr-schedule \(s): expected step, multistep, cosine, exponential or constant") }
             c.schedule = v
         }
         if let s = lrSteps {
@@ -190,6 +231,13 @@ struct TrainCommand: ParsableCommand {
         c.weightDecay = weightDecay
         c.noBNWeightDecay = noBNWeightDecay
         c.labelSmoothing = labelSmoothing
+        c.warmupMethod = LRSchedule.WarmupMethod(rawValue: lrWarmupMethod) ?? .linear
+        c.warmupDecay = lrWarmupDecay
+        c.lrMin = lrMin
+        c.clipGradNorm = clipGradNorm
+        c.normWeightDecay = normWeightDecay
+        c.biasWeightDecay = biasWeightDecay
+        c.raReps = raSampler ? raReps : nil
         c.modelOptions.numClasses = numClasses
         c.modelOptions.zeroInitResidual = zeroInitResidual
         if let s = shortcut {

@@ -38,6 +38,27 @@ final class SettingsValidationTests: XCTestCase {
         for (args, words) in cases { try assertRefused(["resnet20"] + args, mentioning: words) }
     }
 
+    /// torchvision's recipe options (warmup, --lr-min, clipping, weight-decay groups, repeated
+    /// augmentation) are range-checked the same way.
+    func testOutOfRangeRecipeSettingsAreRefused() throws {
+        let cases: [([String], [String])] = [
+            (["--lr-warmup-method", "cosine"], ["--lr-warmup-method", "cosine", "linear", "constant"]),
+            (["--lr-warmup-decay", "0"], ["--lr-warmup-decay", "(0, 1]", "linear"]),
+            (["--lr-warmup-method", "constant", "--lr-warmup-decay", "1.5"], ["--lr-warmup-decay", "[0, 1]", "constant"]),
+            (["--lr-warmup-epochs=-1"], ["--lr-warmup-epochs", "-1"]),
+            (["--lr-min=-0.1"], ["--lr-min", "-0.1"]),
+            (["--lr-min", "inf"], ["--lr-min", "inf"]),
+            (["--clip-grad-norm", "0"], ["--clip-grad-norm", "positive", "0"]),
+            (["--clip-grad-norm", "nan"], ["--clip-grad-norm", "nan"]),
+            (["--norm-weight-decay=-1"], ["--norm-weight-decay", "-1"]),
+            (["--bias-weight-decay", "nan"], ["--bias-weight-decay", "nan"]),
+            (["--no-bn-weight-decay", "--norm-weight-decay", "0"], ["--norm-weight-decay", "--no-bn-weight-decay"]),
+            (["--ra-sampler", "--ra-reps", "0"], ["--ra-reps", "0"]),
+            (["--lr-schedule", "poly"], ["--lr-schedule", "poly", "exponential"]),
+        ]
+        for (args, words) in cases { try assertRefused(["resnet20"] + args, mentioning: words) }
+    }
+
     func testDatasetWriteRefusesHugeImages() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("huge-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }

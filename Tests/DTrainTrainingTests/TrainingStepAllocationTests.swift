@@ -9,7 +9,8 @@ import DTrainTestSupport
 
 /// A model built for a batch allocates everything once: full training steps (zero gradients,
 /// forward, loss, backward, gradient averaging, optimizer update) make no heap allocation, on one
-/// rank and on two loopback ranks (overlapped gradient allreduce and synchronized BatchNorm).
+/// rank and on two loopback ranks (overlapped gradient allreduce and synchronized BatchNorm), also
+/// with the averaged gradients clipped (--clip-grad-norm).
 final class TrainingStepAllocationTests: XCTestCase {
     override func tearDown() {
         Compute.setThreads(2)
@@ -43,7 +44,7 @@ final class TrainingStepAllocationTests: XCTestCase {
     /// The one place that drives `TrainingStep`: builds loss, SGD and gradient averaging for
     /// `setup.model` as the trainer does (the overlapped allreduce fed by backward's ready hook
     /// when there are several ranks) and returns one full training step.
-    private func trainingStep(_ setup: Setup, communicator: Communicator) throws -> () throws -> TrainingStep.Outcome {
+    private func trainingStep(_ setup: Setup, communicator: Communicator, clipGradNorm: Float? = nil) throws -> () throws -> TrainingStep.Outcome {
         let model = setup.model
         let loss = SoftmaxCrossEntropy(classes: model.numClasses)
         loss.build(maxBatch: setup.x.batch)
@@ -57,16 +58,32 @@ final class TrainingStepAllocationTests: XCTestCase {
             gradients = LocalGradients()
         }
         let step = TrainingStep(model: model, loss: loss, optimizer: optimizer, gradients: gradients)
+        step.gradientClipping = clipGradNorm.map { GradientClipping(store: model.store, maxNorm: $0) }
         let x = setup.x, labels = setup.labels
-        return { try step.run(images: x, labels: labels, lr: 0.05) }
+        return {
+            let outcome = try step.run(images: x, labels: labels, lr: 0.05)
+            // A max norm this small clips every update: the clipping itself is what is counted.
+            if let maxNorm = clipGradNorm, let norm = step.gradientClipping?.lastNorm, !(norm > maxNorm) {
+                XCTFail("the gradients' norm \(norm) was not above --clip-grad-norm \(maxNorm)")
+            }
+            return outcome
+        }
     }
 
     func testATrainingStepAllocatesNothingOnOneRank() throws {
+        try checkOneRank(clipGradNorm: nil)
+    }
+
+    func testAClippedTrainingStepAllocatesNothingOnOneRank() throws {
+        try checkOneRank(clipGradNorm: 1e-3)
+    }
+
+    private func checkOneRank(clipGradNorm: Float?) throws {
         try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
         for threads in [1, 2] {
             Compute.setThreads(threads)
             let setup = try Setup(model: modelName, batch: batch, dataSeed: 1)
-            let step = try trainingStep(setup, communicator: SingleProcessCommunicator())
+            let step = try trainingStep(setup, communicator: SingleProcessCommunicator(), clipGradNorm: clipGradNorm)
             let before = Array(setup.model.store.values.buffer)
             for _ in 0..<warmupSteps { _ = try step() }
             var outcomes: [TrainingStep.Outcome] = []
@@ -82,6 +99,14 @@ final class TrainingStepAllocationTests: XCTestCase {
     }
 
     func testATrainingStepAllocatesNothingOnTwoLoopbackRanks() throws {
+        try checkTwoRanks(clipGradNorm: nil)
+    }
+
+    func testAClippedTrainingStepAllocatesNothingOnTwoLoopbackRanks() throws {
+        try checkTwoRanks(clipGradNorm: 1e-3)
+    }
+
+    private func checkTwoRanks(clipGradNorm: Float?) throws {
         try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
         Compute.setThreads(1)   // the ranks share the process's thread pool
         let (modelName, batch, warmupSteps, countedSteps) = (self.modelName, self.batch, self.warmupSteps, self.countedSteps)
@@ -89,7 +114,7 @@ final class TrainingStepAllocationTests: XCTestCase {
             // Same weights on both ranks, different data: only averaged gradients keep them equal.
             let setup = try Setup(model: modelName, batch: batch, dataSeed: 10 + UInt64(comm.rank))
             setup.model.synchronizeBatchNorm(over: comm)
-            let step = try self.trainingStep(setup, communicator: comm)
+            let step = try self.trainingStep(setup, communicator: comm, clipGradNorm: clipGradNorm)
             for _ in 0..<warmupSteps { _ = try step() }
             var losses = [Float](repeating: .nan, count: countedSteps)
             var allocations = 0
