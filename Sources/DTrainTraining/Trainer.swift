@@ -14,6 +14,11 @@ import DTrainDistributed
 /// the last one every epoch and every `--save-every-steps`, the epoch's own (the newest `--keep`
 /// kept), and the best by val top-1. Resuming restores weights, optimizer, schedule and data
 /// position, so an interrupted run ends with the same weights as an uninterrupted one.
+///
+/// With `--mixup-alpha`/`--cutmix-alpha` each batch is mixed in place before the step
+/// (`BatchMixing`, draws keyed by seed, rank, epoch and step); with `--model-ema` the EMA
+/// (`ModelEMA`) is updated after the step's optimizer update, evaluated after the model and saved
+/// in every checkpoint beside it.
 public final class Trainer {
     public let plan: TrainingPlan
     public let communicator: Communicator
