@@ -13,7 +13,7 @@ pth, checkpoint, name, classes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.
 state = torch.load(pth, weights_only=True)
 model = getattr(torchvision.models, name)(num_classes=classes)
 model.load_state_dict(state)  # strict: every key, every shape
-reference = {k: v for k, v in load_file(checkpoint).items() if not k.startswith("optimizer.")}
+reference = {k: v for k, v in load_file(checkpoint).items() if not k.startswith(("optimizer.", "model_ema."))}
 assert list(state.keys()) == list(model.state_dict().keys()), "key order differs from torchvision's"
 assert set(state) == set(reference)
 for k, v in state.items():

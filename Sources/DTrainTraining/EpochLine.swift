@@ -11,6 +11,9 @@ extension EpochMetrics {
         if let loss = val_loss, let top1 = val_top1, let top5 = val_top5 {
             line += String(format: "  val loss %.4f top1 %.2f%% top5 %.2f%%", loss, top1 * 100, top5 * 100)
         }
+        if let loss = ema_val_loss, let top1 = ema_val_top1, let top5 = ema_val_top5 {
+            line += String(format: "  EMA val loss %.4f top1 %.2f%% top5 %.2f%%", loss, top1 * 100, top5 * 100)
+        }
         line += String(format: "  %.1f img/s  %.1f s", images_per_s, seconds)
         if skipped_samples > 0 { line += "  skipped \(skipped_samples) unreadable" }
         return line

@@ -14,8 +14,9 @@ public struct LoadedCheckpoint {
     /// Reads, verifies and applies `path` (dtrain's safetensors or an exported .pth). With
     /// `expectedModel`, a checkpoint of another model is refused, and plain weights without dtrain's
     /// metadata (a torchvision .pth) are read as that model's; with `numClasses`, one with another
-    /// head size is refused.
-    public init(path: String, expectedModel: String? = nil, numClasses: Int? = nil, batchSize: Int, resolution: Int? = nil) throws {
+    /// head size is refused. With `ema`, the weights are the checkpoint's model EMA (`--model-ema`).
+    public init(path: String, expectedModel: String? = nil, numClasses: Int? = nil, batchSize: Int, resolution: Int? = nil,
+                ema: Bool = false) throws {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError(path: path, reason: "no such checkpoint")
@@ -28,7 +29,7 @@ public struct LoadedCheckpoint {
             throw CheckpointError(path: path, reason: "--num-classes \(numClasses) disagrees with the checkpoint's \(info.numClasses) classes")
         }
         model = try ModelZoo.make(info.model, options: info.modelOptions)
-        try Checkpoint.restore(file, path: path, into: model, optimizer: nil)
+        try Checkpoint.restore(file, path: path, into: model, optimizer: nil, ema: ema)
         model.build(batch: batchSize, resolution: resolution ?? (info.resolution > 0 ? info.resolution : nil))
         self.info = info
         self.path = path

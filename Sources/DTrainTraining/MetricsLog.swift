@@ -18,6 +18,10 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var compute_seconds: [Double]?
     public var data_wait_seconds: [Double]?
     public var allreduce_wait_seconds: [Double]?
+    /// The model EMA's validation results (`--model-ema`), beside the model's.
+    public var ema_val_loss: Double?
+    public var ema_val_top1: Double?
+    public var ema_val_top5: Double?
 
     public init(epoch: Int, lr: Double, train_loss: Double, train_top1: Double, val_loss: Double?, val_top1: Double?,
                 val_top5: Double?, images_per_s: Double, seconds: Double, skipped_samples: Int = 0) {

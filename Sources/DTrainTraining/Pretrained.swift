@@ -58,7 +58,7 @@ public enum Pretrained {
         let headNames = Set(head.map(\.name))
         let fits = head.allSatisfy { e in file.entries[e.name].map { $0.shape == e.torchShape } ?? false }
         let optimizerState = file.names.filter { $0.hasPrefix(Checkpoint.optimizerPrefix) }
-        var ignoring = [Checkpoint.optimizerPrefix]
+        var ignoring = Checkpoint.nonModelPrefixes
         if !fits { ignoring += head.map(\.name) }
         do {
             try StateDict.load(file, into: model, source: "--pretrained \(path)", ignoringPrefixes: ignoring,

@@ -63,6 +63,10 @@ final class RunTelemetry {
         if let v = metrics.val_loss { scalars.append(("epoch/val_loss", v)) }
         if let v = metrics.val_top1 { scalars.append(("epoch/val_top1", v)) }
         if let v = metrics.val_top5 { scalars.append(("epoch/val_top5", v)) }
+        for (tag, value) in [("epoch/ema_val_loss", metrics.ema_val_loss), ("epoch/ema_val_top1", metrics.ema_val_top1),
+                             ("epoch/ema_val_top5", metrics.ema_val_top5)] {
+            if let value { scalars.append((tag, value)) }
+        }
         scalars += RunTelemetry.shares(perRank).map { ("epoch/" + $0.tag.dropFirst("time/".count), $0.value) }
         try writer.add(scalars, step: globalStep)
         try writer.synchronize()

@@ -86,6 +86,19 @@ public struct TrainConfig: Sendable {
     /// The classifier head's learning rate as a multiple of the schedule's.
     public var headLRMultiplier: Double?
 
+    // Model EMA and MixUp/CutMix, with torchvision's references/classification flags and defaults.
+    /// Keep an exponential moving average of the weights and BatchNorm buffers (`--model-ema`),
+    /// evaluated and saved beside the model (`ModelEMA`).
+    public var modelEMA = false
+    /// Optimizer steps between EMA updates (`--model-ema-steps`).
+    public var modelEMASteps = 32
+    /// The EMA decay before train.py's adjustment for batch, steps and epochs (`--model-ema-decay`).
+    public var modelEMADecay = 0.99998
+    /// MixUp's Beta(α, α) (`--mixup-alpha`); 0: no MixUp.
+    public var mixupAlpha = 0.0
+    /// CutMix's Beta(α, α) (`--cutmix-alpha`); 0: no CutMix. With both, each batch takes one at random.
+    public var cutmixAlpha = 0.0
+
     public init(model: String, epochs: Int, batchSize: Int, lr: Double, schedule: LRSchedule.Kind, output: URL) {
         self.model = model
         self.epochs = epochs

@@ -14,6 +14,11 @@ import DTrainDistributed
 /// the last one every epoch and every `--save-every-steps`, the epoch's own (the newest `--keep`
 /// kept), and the best by val top-1. Resuming restores weights, optimizer, schedule and data
 /// position, so an interrupted run ends with the same weights as an uninterrupted one.
+///
+/// With `--mixup-alpha`/`--cutmix-alpha` each batch is mixed in place before the step
+/// (`BatchMixing`, draws keyed by seed, rank, epoch and step); with `--model-ema` the EMA
+/// (`ModelEMA`) is updated after the step's optimizer update, evaluated after the model and saved
+/// in every checkpoint beside it.
 public final class Trainer {
     public let plan: TrainingPlan
     public let communicator: Communicator
@@ -81,7 +86,7 @@ public final class Trainer {
             }
             if pass.stopRequested && pass.midEpoch {
                 parts.loader.stop()
-                try parts.batchNormSync?.equalize()
+                try equalizeBatchNorm()
                 try saveLast()
                 try communicator.barrier()
                 return stopped(epoch, last, finalTrainTop1: pass.totals.top1Fraction)
@@ -113,7 +118,17 @@ public final class Trainer {
             pass.lr = plan.learningRate(epoch: epoch, step: part.stepsDone + s)
             for d in parts.dropouts { d.step = UInt64(info.globalStep) }
             parts.inspector?.beginStep(info.globalStep)
-            var outcome = try step.run(images: batch.images, labels: batch.labels, lr: Float(pass.lr))
+            let index = part.stepsDone + s  // this batch's step in the epoch, from 0
+            var targets: UnsafePointer<Float>?
+            if let mixing = parts.mixing {
+                var random = BatchMixing.random(seed: config.seed, rank: communicator.rank, epoch: epoch, step: index)
+                mixing.apply(images: batch.images.data, labels: batch.labels, count: batch.count, random: &random)
+                targets = UnsafePointer(mixing.targets.pointer)
+            }
+            var outcome = try step.run(images: batch.images, labels: batch.labels, targets: targets, lr: Float(pass.lr))
+            if outcome.updated, let ema = parts.ema {
+                ema.afterOptimizerStep(epoch: epoch, step: index / config.gradAccum, warmupEpochs: config.warmupEpochs)
+            }
             try parts.inspector?.endStep(info.globalStep)
             // A stop asked for on any rank stops every rank after the same step.
             let stop: Bool
@@ -136,7 +151,7 @@ public final class Trainer {
                                 imagesPerSecond: rate, loss: pass.totals.meanLoss, top1: pass.totals.top1Fraction, elapsed: elapsed)
             }
             if let every = config.saveEverySteps, info.globalStep % every == 0, s < part.steps {
-                try parts.batchNormSync?.equalize()  // the checkpoint holds what every rank would evaluate
+                try equalizeBatchNorm()  // the checkpoint holds what every rank would evaluate
                 try saveLast()
                 try communicator.barrier()  // no rank runs ahead of a checkpoint being written
             }
@@ -161,12 +176,15 @@ public final class Trainer {
     private func finishEpoch(_ epoch: Int, _ pass: EpochPass) throws -> EpochMetrics {
         let (totals, skipped) = try pass.totals.summed(skipped: parts.loader.skippedThisEpoch, over: communicator)
         // What is evaluated is what is saved: every rank's BatchNorm statistics made equal first.
-        try parts.batchNormSync?.equalize()
-        var val: MetricTotals?
+        try equalizeBatchNorm()
+        var val: MetricTotals?, emaVal: MetricTotals?
         if let evaluator = parts.evaluator, (epoch + 1) % max(1, config.evalEvery) == 0 || epoch + 1 == config.epochs {
             val = try evaluator.run(limitBatches: config.limitValBatches)
+            // torchvision's "Test: EMA": the same evaluation of the EMA's weights and statistics.
+            if let ema = parts.ema { emaVal = try ema.withWeightsSwapped { try evaluator.run(limitBatches: config.limitValBatches) } }
         }
-        for (what, value) in [("train loss", totals.meanLoss), ("val loss", val?.meanLoss ?? 0)] where !value.isFinite {
+        for (what, value) in [("train loss", totals.meanLoss), ("val loss", val?.meanLoss ?? 0), ("EMA val loss", emaVal?.meanLoss ?? 0)]
+        where !value.isFinite {
             throw TrainingError("\(what) became \(value) in epoch \(epoch + 1) (global step \(info.globalStep)); \(lastGoodCheckpointNote)")
         }
         info.epoch = epoch + 1
@@ -176,6 +194,9 @@ public final class Trainer {
                                    val_loss: val?.meanLoss, val_top1: val?.top1Fraction, val_top5: val?.top5Fraction,
                                    images_per_s: totals.samples / max(pass.seconds, 1e-9), seconds: pass.seconds,
                                    skipped_samples: skipped)
+        metrics.ema_val_loss = emaVal?.meanLoss
+        metrics.ema_val_top1 = emaVal?.top1Fraction
+        metrics.ema_val_top5 = emaVal?.top5Fraction
         try parts.telemetry.epoch(&metrics, globalStep: info.globalStep)
         var improved = false
         if let top1 = val?.top1Fraction, top1 > (info.bestTop1 ?? -1) {
@@ -195,14 +216,23 @@ public final class Trainer {
     private func saveEpoch(_ metrics: EpochMetrics, improved: Bool) throws {
         try parts.metricsLog?.append(metrics)
         try saveLast()
-        try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: run.epoch(metrics.epoch))
+        try Checkpoint.save(model: model, optimizer: optimizer, ema: parts.ema, info: info, to: run.epoch(metrics.epoch))
         run.prune(keep: config.keep)
-        if improved { try Checkpoint.save(model: model, optimizer: nil, info: info, to: run.best) }
+        if improved { try Checkpoint.save(model: model, optimizer: nil, ema: parts.ema, info: info, to: run.best) }
     }
 
     private func saveLast() throws {
         guard isRoot else { return }
         info.optimizerSteps = optimizer.steps
-        try Checkpoint.save(model: model, optimizer: optimizer, info: info, to: run.last)
+        try Checkpoint.save(model: model, optimizer: optimizer, ema: parts.ema, info: info, to: run.last)
+    }
+
+    /// Makes every rank's BatchNorm running statistics equal (`--dist-bn`) before an evaluation or
+    /// a checkpoint: the model's, then the EMA's, which average each rank's own statistics and so
+    /// differ across ranks as much (the EMA's weights are equal, as the model's are).
+    private func equalizeBatchNorm() throws {
+        guard let sync = parts.batchNormSync else { return }
+        try sync.equalize()
+        try parts.ema?.withWeightsSwapped { try sync.equalize() }
     }
 }

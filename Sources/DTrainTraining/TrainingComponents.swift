@@ -30,6 +30,10 @@ struct TrainingComponents {
     let batchNormSync: BatchNormBufferSync?
     /// Rank 0's hold on the output directory for the whole run (nil on the other ranks).
     let lock: RunLock?
+    /// The model EMA (`--model-ema`), restored from the checkpoint when resuming; nil without it.
+    let ema: ModelEMA?
+    /// MixUp/CutMix of each training batch (`--mixup-alpha`, `--cutmix-alpha`); nil without them.
+    let mixing: BatchMixing?
     let telemetry: RunTelemetry
 
     /// Sets the process's compute threads (`--threads`), then opens and checks the data before
@@ -73,6 +77,7 @@ struct TrainingComponents {
             try Checkpoint.restore(r.file, path: r.path, into: model, optimizer: optimizer)
             optimizer.steps = r.info.optimizerSteps
         }
+        (ema, mixing) = try TrainingComponents.emaAndMixing(plan, model: model, ranks: communicator.size, resumed: resumed)
         batchNormSync = communicator.size > 1 && !config.syncBN
             ? BatchNormBufferSync(model: model, mode: config.distBN, communicator: communicator) : nil
         var tensorboard: TensorBoardWriter?
@@ -89,5 +94,26 @@ struct TrainingComponents {
             metricsLog = nil
         }
         telemetry = RunTelemetry(communicator: communicator, printEvery: config.printFreq, writer: tensorboard)
+    }
+
+    /// The model EMA with train.py's adjusted decay (its updates each average one global batch ×
+    /// gradient accumulation), restored from `resumed`; and the batch mixing for the model's input.
+    static func emaAndMixing(_ plan: TrainingPlan, model: Model, ranks: Int, resumed: ResumedCheckpoint?) throws -> (ModelEMA?, BatchMixing?) {
+        let config = plan.config
+        var ema: ModelEMA?
+        if config.modelEMA {
+            let decay = ModelEMA.adjustedDecay(config.modelEMADecay, globalBatch: ranks * config.batchSize * config.gradAccum,
+                                               steps: config.modelEMASteps, epochs: config.epochs)
+            let made = ModelEMA(model: model, decay: decay, every: config.modelEMASteps)
+            if let r = resumed { try made.restore(from: r.file, path: r.path, model: model) }
+            ema = made
+        }
+        var mixing: BatchMixing?
+        if config.mixupAlpha > 0 || config.cutmixAlpha > 0 {
+            let shape = model.inputShape
+            mixing = BatchMixing(mixupAlpha: config.mixupAlpha, cutmixAlpha: config.cutmixAlpha, classes: plan.numClasses,
+                                 maxBatch: config.batchSize, height: shape.height, width: shape.width, channels: shape.channels)
+        }
+        return (ema, mixing)
     }
 }

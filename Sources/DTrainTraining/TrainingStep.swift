@@ -53,11 +53,12 @@ public final class TrainingStep {
     }
 
     /// Trains on one (micro-)batch of images [N, R, R, 3] and N labels; applies the update after
-    /// every `accumulation` calls.
-    public func run(images: Tensor, labels: UnsafeMutablePointer<Int32>, lr: Float) throws -> Outcome {
+    /// every `accumulation` calls. With `targets` (N rows of class probabilities: MixUp/CutMix),
+    /// the loss is taken against them instead of the labels.
+    public func run(images: Tensor, labels: UnsafeMutablePointer<Int32>, targets: UnsafePointer<Float>? = nil, lr: Float) throws -> Outcome {
         if microBatch == 0 { Profiler.measure(.optimizer) { model.store.zeroGrads() } }
         let logits = model.forward(images, mode: .train)
-        let value = loss.forward(logits: logits, labels: labels)
+        let value = targets.map { loss.forward(logits: logits, targets: $0) } ?? loss.forward(logits: logits, labels: labels)
         let correct = loss.correct(topK: 1)
         var dlogits = loss.backward()
         if accumulation > 1 {

@@ -9,8 +9,10 @@ public enum WeightsTransfer {
     /// checkpoint) into a new model, checked strictly: every state entry present with its shape
     /// and nothing else (a checkpoint's optimizer state aside), else an error naming the keys. The
     /// number of classes is the file's head's unless `numClasses` is given. A file with dtrain's
-    /// metadata for the same model keeps it (class names, preprocessing).
-    public static func importWeights(_ path: String, model name: String, numClasses: Int?) throws -> (model: Model, info: CheckpointInfo, format: WeightsFormat) {
+    /// metadata for the same model keeps it (class names, preprocessing). With `ema`, the weights
+    /// are the checkpoint's model EMA (`--model-ema`, `model_ema.module.<key>`).
+    public static func importWeights(_ path: String, model name: String, numClasses: Int?,
+                                     ema: Bool = false) throws -> (model: Model, info: CheckpointInfo, format: WeightsFormat) {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else { throw CheckpointError(path: path, reason: "no such file") }
         let weights = try WeightsFile.read(url)
@@ -25,8 +27,15 @@ public enum WeightsTransfer {
         info.samplesIntoEpoch = 0
         info.optimizerSteps = 0
         let model = try ModelZoo.make(name, options: info.modelOptions)
+        if ema && file.entries[Checkpoint.emaCountKey] == nil {
+            throw CheckpointError(path: path, reason: "holds no model EMA (\(Checkpoint.emaPrefix)*): it was trained without --model-ema")
+        }
         do {
-            try StateDict.load(file, into: model, source: path, ignoringPrefixes: [Checkpoint.optimizerPrefix])
+            if ema {
+                try StateDict.load(file, into: model, prefix: Checkpoint.emaModulePrefix, source: path)
+            } else {
+                try StateDict.load(file, into: model, source: path, ignoringPrefixes: Checkpoint.nonModelPrefixes)
+            }
         } catch let m as StateDictMismatch {
             throw CheckpointError(path: path, reason: "does not fit \(name) with \(info.numClasses) classes: " + m.description.replacingOccurrences(of: "\(path) does not fit the model: ", with: ""))
         }

@@ -9,12 +9,23 @@ import DTrainNN
 ///   (tensors under `optimizer.` are skipped by passing only the model keys; see README).
 /// - Optimizer state goes under `optimizer.<buffer>.<parameter name>`, in torch order. It comes in
 ///   as named buffers over the model's parameter store, so no optimizer type is needed here.
+/// - A run with `--model-ema` adds its EMA as torchvision's `checkpoint["model_ema"]` (an
+///   AveragedModel's state_dict), flattened: `model_ema.n_averaged` and `model_ema.module.<key>`.
 /// - `__metadata__` holds "format" ("pt"), "dtrain" (CheckpointInfo as JSON) and "checksum"
 ///   (Checksum64 of all tensor bytes), so a truncated or corrupted file is a clear error.
 /// - Files are written atomically (temporary file, fsync, rename).
 public enum Checkpoint {
     /// The prefix of optimizer state tensors' names: `optimizer.<buffer>.<parameter name>`.
     public static let optimizerPrefix = "optimizer."
+    /// The prefix of the model EMA's tensors: `model_ema.n_averaged` and `model_ema.module.<key>`
+    /// (torchvision's `checkpoint["model_ema"]`, AveragedModel's state_dict, under one prefix).
+    public static let emaPrefix = "model_ema."
+    /// The prefix of the EMA's copy of each model tensor.
+    public static let emaModulePrefix = "model_ema.module."
+    /// AveragedModel's count of updates averaged (int64, shape []).
+    public static let emaCountKey = "model_ema.n_averaged"
+    /// Tensors of a checkpoint that are not the model's: optimizer state and the model EMA.
+    public static let nonModelPrefixes = [optimizerPrefix, emaPrefix]
 
     /// A buffer of optimizer state laid out like the model's parameter store (momentum, Adam's
     /// moments), by the name torch gives it ("momentum_buffer", "exp_avg").
@@ -35,8 +46,10 @@ public enum Checkpoint {
         }
     }
 
-    /// The checkpoint of `model` with `optimizerState` (no buffers: the model alone), as bytes.
-    public static func serialize(model: Model, optimizerState: [StateBuffer], info: CheckpointInfo) throws -> Data {
+    /// The checkpoint of `model` with `optimizerState` (no buffers: the model alone), as bytes;
+    /// `extra` adds tensors of other state under their own prefix (the model EMA's).
+    public static func serialize(model: Model, optimizerState: [StateBuffer], info: CheckpointInfo,
+                                 extra: (inout SafeTensorsWriter) throws -> Void = { _ in }) throws -> Data {
         var writer = SafeTensorsWriter()
         StateDict.write(model, into: &writer)
         if !optimizerState.isEmpty {
@@ -51,6 +64,7 @@ public enum Checkpoint {
                 }
             }
         }
+        try extra(&writer)
         var checksum = Checksum64()
         writer.withPayload { checksum.update($0) }
         let encoder = JSONEncoder()
@@ -61,8 +75,9 @@ public enum Checkpoint {
     }
 
     /// Writes atomically to `url`.
-    public static func save(model: Model, optimizerState: [StateBuffer], info: CheckpointInfo, to url: URL) throws {
-        try AtomicFile.write(try serialize(model: model, optimizerState: optimizerState, info: info), to: url)
+    public static func save(model: Model, optimizerState: [StateBuffer], info: CheckpointInfo, to url: URL,
+                            extra: (inout SafeTensorsWriter) throws -> Void = { _ in }) throws {
+        try AtomicFile.write(try serialize(model: model, optimizerState: optimizerState, info: info, extra: extra), to: url)
     }
 
     /// Reads and verifies a checkpoint (structure, format version, checksum) without applying it,
@@ -77,9 +92,20 @@ public enum Checkpoint {
         return (weights.tensors, try weights.checkpointInfo(plainModel: plainModel))
     }
 
-    /// Loads model tensors (and optimizer state buffers, if given) from a verified file.
-    public static func restore(_ file: SafeTensorsFile, path: String, into model: Model, optimizerState: [StateBuffer]) throws {
-        do { try StateDict.load(file, into: model, source: path, ignoringPrefixes: [optimizerPrefix]) } catch let m as StateDictMismatch {
+    /// Loads model tensors (and optimizer state buffers, if given) from a verified file. With
+    /// `ema`, the model tensors are the EMA's (`model_ema.module.<key>`), which the file must hold.
+    public static func restore(_ file: SafeTensorsFile, path: String, into model: Model, optimizerState: [StateBuffer],
+                               ema: Bool = false) throws {
+        if ema && file.entries[emaCountKey] == nil {
+            throw CheckpointError(path: path, reason: "holds no model EMA (\(emaPrefix)*): it was trained without --model-ema")
+        }
+        do {
+            if ema {
+                try StateDict.load(file, into: model, prefix: emaModulePrefix, source: path)
+            } else {
+                try StateDict.load(file, into: model, source: path, ignoringPrefixes: nonModelPrefixes)
+            }
+        } catch let m as StateDictMismatch {
             throw CheckpointError(path: path, reason: m.description)
         }
         guard !optimizerState.isEmpty else { return }

@@ -32,6 +32,8 @@ struct EvalCommand: ParsableCommand {
     var json = false
     @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever. Default: 300.")
     var collectiveTimeout: Double = 300
+    @Flag(name: .customLong("use-ema"), help: "Evaluate the checkpoint's model EMA (trained with --model-ema) instead of its model.")
+    var useEMA = false
 
     func validate() throws {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
@@ -57,7 +59,7 @@ struct EvalCommand: ParsableCommand {
     func evaluate(_ checkpoint: String, _ communicator: Communicator, output: String, report: Bool) throws -> MetricTotals {
         let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
-            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
+            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize, ema: useEMA)
             return (loaded, try openEvalData(loaded))
         }
         let trained = loaded.info.classNames

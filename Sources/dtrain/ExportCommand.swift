@@ -23,6 +23,8 @@ struct ExportCommand: ParsableCommand {
     var output: String
     @Flag(help: "Replace --output if it exists.")
     var overwrite = false
+    @Flag(name: .customLong("use-ema"), help: "Export the checkpoint's model EMA (trained with --model-ema) as the model's weights.")
+    var useEMA = false
 
     func validate() throws {
         guard let f = WeightsFormat(rawValue: format), f.isWritable else { throw ValidationError("--format \(format): expected pth or safetensors") }
@@ -34,11 +36,11 @@ struct ExportCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: url.path) else { throw CommandError("\(MessageText.path(checkpoint)): no such checkpoint") }
         // The training position is not exported (epoch, steps are reset): the file holds weights.
         let (_, recorded) = try Checkpoint.read(url)
-        let (model, info, _) = try WeightsTransfer.importWeights(checkpoint, model: recorded.model, numClasses: recorded.numClasses)
+        let (model, info, _) = try WeightsTransfer.importWeights(checkpoint, model: recorded.model, numClasses: recorded.numClasses, ema: useEMA)
         let out = URL(fileURLWithPath: output)
         let data = try WeightsTransfer.exportData(model: model, info: info, format: WeightsFormat(rawValue: format)!,
                                                   archiveName: out.deletingPathExtension().lastPathComponent)
         try AtomicFile.write(data, to: out)
-        print("exported \(model.state.count) tensors of \(info.model) (\(info.numClasses) classes) from \(MessageText.path(checkpoint)) → \(MessageText.path(output)) (\(format))")
+        print("exported \(model.state.count) tensors of \(info.model)\(useEMA ? " (model EMA)" : "") (\(info.numClasses) classes) from \(MessageText.path(checkpoint)) → \(MessageText.path(output)) (\(format))")
     }
 }

@@ -92,6 +92,18 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("head-lr-mult"), help: "The classifier head's learning rate as a multiple of the schedule's. Default: 1.")
     var headLRMult: Double?
 
+    // Model EMA and MixUp/CutMix (torchvision's references/classification flags)
+    @Flag(name: .customLong("model-ema"), help: "Keep an exponential moving average of the weights and BatchNorm buffers; it is evaluated after each epoch beside the model and saved in the checkpoints (model_ema.*).")
+    var modelEMA = false
+    @Option(name: .customLong("model-ema-steps"), help: "Optimizer steps between EMA updates. Default: 32.")
+    var modelEMASteps: Int = 32
+    @Option(name: .customLong("model-ema-decay"), help: "EMA decay, adjusted as torchvision's train.py does to 1 − min(1, (1 − decay) × global batch × steps ÷ epochs). Default: 0.99998.")
+    var modelEMADecay: Double = 0.99998
+    @Option(name: .customLong("mixup-alpha"), help: "MixUp with λ ~ Beta(α, α) on each batch; 0: off. Default: 0.")
+    var mixupAlpha: Double = 0
+    @Option(name: .customLong("cutmix-alpha"), help: "CutMix with λ ~ Beta(α, α) on each batch (with --mixup-alpha too, each batch takes one of them at random); 0: off. Default: 0.")
+    var cutmixAlpha: Double = 0
+
     // Output and resume
     @Option(help: "Output directory for checkpoints and metrics.jsonl. Default: runs/MODEL.")
     var output: String?
@@ -180,6 +192,11 @@ struct TrainCommand: ParsableCommand {
         if TrainConfig.Freeze.parse(freeze) == nil { throw ValidationError("--freeze \(freeze): expected none, backbone or until=LAYER (e.g. until=layer3)") }
         if let m = headLRMult, !(m > 0 && m.isFinite) { throw ValidationError("--head-lr-mult must be a positive number, got \(m)") }
         if let p = pretrained, !FileManager.default.fileExists(atPath: p) { throw ValidationError("--pretrained \(p): no such file") }
+        if modelEMASteps < 1 { throw ValidationError("--model-ema-steps must be at least 1, got \(modelEMASteps)") }
+        if !(modelEMADecay >= 0 && modelEMADecay <= 1) { throw ValidationError("--model-ema-decay must be in [0, 1], got \(modelEMADecay)") }
+        for (flag, alpha) in [("--mixup-alpha", mixupAlpha), ("--cutmix-alpha", cutmixAlpha)] where !(alpha >= 0 && alpha.isFinite) {
+            throw ValidationError("\(flag) must be 0 (off) or a positive number, got \(alpha)")
+        }
     }
 
     /// The ranges of torchvision's recipe options (one-line errors naming the flag).
@@ -273,6 +290,11 @@ struct TrainCommand: ParsableCommand {
         c.pretrained = pretrained
         c.freeze = TrainConfig.Freeze.parse(freeze)!
         c.headLRMultiplier = headLRMult
+        c.modelEMA = modelEMA
+        c.modelEMASteps = modelEMASteps
+        c.modelEMADecay = modelEMADecay
+        c.mixupAlpha = mixupAlpha
+        c.cutmixAlpha = cutmixAlpha
         c.preset = preset
         if noFlip { c.flip = false }
         c.mean = try mean.map { try parseTriple($0, flag: "--mean") }

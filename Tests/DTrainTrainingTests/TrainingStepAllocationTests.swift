@@ -98,6 +98,45 @@ final class TrainingStepAllocationTests: XCTestCase {
         }
     }
 
+    /// MixUp and CutMix (in place, in the batch's memory, with soft targets for the loss) and the
+    /// model EMA's update after each step allocate nothing either, as the trainer runs them.
+    func testATrainingStepWithMixUpCutMixAndModelEMAAllocatesNothing() throws {
+        try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
+        Compute.setThreads(2)
+        let setup = try Setup(model: modelName, batch: batch, dataSeed: 3)
+        let model = setup.model
+        let loss = SoftmaxCrossEntropy(classes: model.numClasses, labelSmoothing: 0.1)
+        loss.build(maxBatch: batch)
+        let step = TrainingStep(model: model, loss: loss, optimizer: SGD(store: model.store, momentum: 0.9, weightDecay: 5e-4),
+                                gradients: LocalGradients())
+        let shape = model.inputShape
+        // One mixing of each kind, used in turn, so both run in the counted steps.
+        let mixings = [(0.2, 0.0), (0.0, 1.0)].map { alphas in
+            BatchMixing(mixupAlpha: alphas.0, cutmixAlpha: alphas.1, classes: model.numClasses, maxBatch: batch,
+                        height: shape.height, width: shape.width, channels: shape.channels)
+        }
+        let ema = ModelEMA(model: model, decay: 0.9, every: 1)
+        var index = 0
+        func train() throws -> TrainingStep.Outcome {
+            let mixing = mixings[index % 2]
+            var random = BatchMixing.random(seed: 1, rank: 0, epoch: 0, step: index)
+            mixing.apply(images: setup.x.data, labels: setup.labels, count: batch, random: &random)
+            let outcome = try step.run(images: setup.x, labels: setup.labels, targets: UnsafePointer(mixing.targets.pointer), lr: 0.05)
+            ema.afterOptimizerStep(epoch: 0, step: index, warmupEpochs: 0)
+            index += 1
+            return outcome
+        }
+        for _ in 0..<warmupSteps { _ = try train() }
+        var outcomes: [TrainingStep.Outcome] = []
+        outcomes.reserveCapacity(2 * countedSteps)
+        dtrain_allocations_start()
+        for _ in 0..<(2 * countedSteps) { outcomes.append(try train()) }
+        let allocations = dtrain_allocations_stop()
+        XCTAssertEqual(allocations, 0, "\(allocations) heap allocations in \(2 * countedSteps) steps with MixUp/CutMix and the EMA")
+        XCTAssertTrue(outcomes.allSatisfy { $0.updated && $0.loss.isFinite }, "\(outcomes.map(\.loss))")
+        XCTAssertEqual(ema.nAveraged, Int64(warmupSteps + 2 * countedSteps))
+    }
+
     func testATrainingStepAllocatesNothingOnTwoLoopbackRanks() throws {
         try checkTwoRanks(clipGradNorm: nil)
     }

@@ -84,6 +84,63 @@ public final class SoftmaxCrossEntropy {
         return Float(total * invN)
     }
 
+    /// Mean loss over the batch for class-probability targets (MixUp's and CutMix's mixed one-hot
+    /// labels), as torch.nn.CrossEntropyLoss(label_smoothing: ε) given probabilities: per sample
+    /// −Σ_k t'_k · log p_k with t' = (1 − ε) · t + ε / K. `targets` holds `classes` values per
+    /// sample. `correct(topK:)` then counts against each row's most probable class (the first of
+    /// equal ones), as torchvision's references compute train accuracy for mixed targets.
+    public func forward(logits: Tensor, targets: UnsafePointer<Float>) -> Float {
+        Profiler.measure(.loss) { forwardPass(logits: logits, targets: targets) }
+    }
+
+    private func forwardPass(logits: Tensor, targets: UnsafePointer<Float>) -> Float {
+        precondition(gradient != nil, "SoftmaxCrossEntropy.forward before build(maxBatch:)")
+        precondition(logits.shape.count == classes, "SoftmaxCrossEntropy(\(classes)) got logits \(logits.shape)")
+        let N = logits.batch, K = classes
+        precondition(N <= gradient.maxBatch, "batch \(N) exceeds the \(gradient.maxBatch) the loss was built for")
+        lastBatch = N
+        lastShape = logits.shape
+        if N == 0 { return 0 }
+        let eps = Double(labelSmoothing), invN = 1 / Double(N)
+        let keep = Float(1 - eps), spread = Float(eps / Double(K)), scale = Float(invN)
+        let pz = logits.data, pg = gradient.storage.pointer, pl = losses.pointer, pr = rank.pointer
+        parallelFor(N, minChunk: max(1, 4096 / K)) { r in
+            for n in r {
+                let z = pz + n * K, g = pg + n * K, t = targets + n * K
+                var m = -Float.infinity
+                var label = 0
+                for k in 0..<K {
+                    m = max(m, z[k])
+                    if t[k] > t[label] { label = k }
+                }
+                var sumExp = 0.0
+                for k in 0..<K {
+                    let e = expf(z[k] - m)
+                    g[k] = e
+                    sumExp += Double(e)
+                }
+                let lse = Double(m) + log(sumExp)
+                var loss = 0.0
+                for k in 0..<K {
+                    let smoothed = (1 - eps) * Double(t[k]) + eps / Double(K)
+                    loss += smoothed * (lse - Double(z[k]))
+                }
+                pl[n] = loss
+                let inv = Float(1 / sumExp)
+                var above: Int32 = 0
+                let target = z[label]
+                for k in 0..<K {
+                    g[k] = (g[k] * inv - (keep * t[k] + spread)) * scale
+                    if z[k] > target { above += 1 }
+                }
+                pr[n] = above
+            }
+        }
+        var total = 0.0
+        for n in 0..<N { total += pl[n] }
+        return Float(total * invN)
+    }
+
     /// dL/dlogits for the last forward (owned by the loss; already divided by the batch size).
     public func backward() -> Tensor {
         precondition(gradient != nil, "SoftmaxCrossEntropy.backward before build(maxBatch:)")
