@@ -26,6 +26,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Directory for per_class_accuracy.csv and confusion_matrix.csv. Default: the checkpoint's directory.")
     var output: String?
     @OptionGroup var resources: ResourceOptions
+    @OptionGroup var geometry: EvalGeometryOptions
     @Option(name: .customLong("limit-val-batches"), help: "At most N batches per rank.")
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
@@ -57,13 +58,15 @@ struct EvalCommand: ParsableCommand {
     func evaluate(_ checkpoint: String, _ communicator: Communicator, output: String, report: Bool) throws -> MetricTotals {
         let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
-            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize)
+            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize,
+                                              resolution: geometry.valCropSize)
+            _ = try geometry.transform(loaded)
             return (loaded, try openEvalData(loaded))
         }
         let trained = loaded.info.classNames
         let workers = resources.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
 
-        let evaluator = Evaluator(model: loaded.model, source: source, transform: loaded.evalTransform, batchSize: batchSize,
+        let evaluator = Evaluator(model: loaded.model, source: source, transform: try geometry.transform(loaded), batchSize: batchSize,
                                   workers: workers, communicator: communicator, seed: loaded.info.seed)
         let confusion = ConfusionMatrix(classes: loaded.model.numClasses)
         let progress = ProgressReporter(printEvery: 50)

@@ -21,6 +21,7 @@ struct PredictCommand: ParsableCommand {
     var threads: Int?
     @Flag(help: "Print one JSON object per image.")
     var json = false
+    @OptionGroup var geometry: EvalGeometryOptions
     @Argument(help: "Image files or directories of images.")
     var inputs: [String]
 
@@ -33,8 +34,9 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         Compute.setThreads(threads ?? Compute.defaultThreads)
         let files = try Predictor.imageFiles(inputs)
-        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count))
-        let predictor = Predictor(checkpoint: loaded)
+        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count),
+                                          resolution: geometry.valCropSize)
+        let predictor = Predictor(checkpoint: loaded, transform: try geometry.transform(loaded))
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in
             failures += 1

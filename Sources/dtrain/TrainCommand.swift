@@ -129,6 +129,9 @@ struct TrainCommand: ParsableCommand {
     var mean: String?
     @Option(help: "Per-channel normalisation std, comma-separated. Default: the preset's.")
     var std: String?
+    @Option(name: .customLong("train-crop-size"), help: "RandomResizedCrop size: the model's input side, as --resolution. Default: the model's (32 or 224).")
+    var trainCropSize: Int?
+    @OptionGroup var geometry: EvalGeometryOptions
 
     func validate() throws {
         if let e = epochs, !(1...1_000_000).contains(e) { throw ValidationError("--epochs must be between 1 and 1000000, got \(e)") }
@@ -161,6 +164,23 @@ struct TrainCommand: ParsableCommand {
         if TrainConfig.Freeze.parse(freeze) == nil { throw ValidationError("--freeze \(freeze): expected none, backbone or until=LAYER (e.g. until=layer3)") }
         if let m = headLRMult, !(m > 0 && m.isFinite) { throw ValidationError("--head-lr-mult must be a positive number, got \(m)") }
         if let p = pretrained, !FileManager.default.fileExists(atPath: p) { throw ValidationError("--pretrained \(p): no such file") }
+        try validateCropSizes()
+    }
+
+    /// --train-crop-size is --resolution under torchvision's name; the evaluation crop must be
+    /// the same (one built model) and fit in the evaluation resize.
+    func validateCropSizes() throws {
+        if let t = trainCropSize, !(8...4096).contains(t) { throw ValidationError("--train-crop-size must be between 8 and 4096, got \(t)") }
+        if let t = trainCropSize, let r = resolution, t != r {
+            throw ValidationError("--train-crop-size \(t) and --resolution \(r) disagree (they are the same setting)")
+        }
+        guard let crop = trainCropSize ?? resolution ?? (try? ModelZoo.spec(named: model))?.defaultResolution else { return }
+        if let v = geometry.valCropSize, v != crop {
+            throw ValidationError("--val-crop-size \(v) differs from the training crop \(crop): the model is built for one input size (evaluate at another with dtrain eval --val-crop-size)")
+        }
+        if let r = geometry.valResizeSize, r < crop {
+            throw ValidationError("--val-resize-size \(r) is smaller than the crop size \(crop)")
+        }
     }
 
     func makeConfig() throws -> TrainConfig {
@@ -199,7 +219,9 @@ struct TrainCommand: ParsableCommand {
         c.dataPath = dataOptions.data
         c.dataset = dataOptions.dataset
         c.valSplit = dataOptions.valSplit
-        c.resolution = resolution
+        c.resolution = trainCropSize ?? resolution
+        c.valResizeSize = geometry.valResizeSize
+        if let f = geometry.filter { c.interpolation = f }
         c.resume = resumeLast ? "" : resume
         c.overwrite = overwrite
         c.saveEverySteps = saveEverySteps
