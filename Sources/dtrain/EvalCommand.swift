@@ -18,10 +18,10 @@ struct EvalCommand: ParsableCommand {
     var watch: String?
     @Option(name: .customLong("until-epoch"), help: "With --watch: exit once the checkpoint of this epoch has been evaluated.")
     var untilEpoch: Int?
-    @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory. Default: 2.")
+    @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory.")
     var pollSeconds: Double = 2
     @OptionGroup var dataOptions: DataOptions
-    @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 64.")
+    @Option(name: .customLong("batch-size"), help: "Images per batch.")
     var batchSize: Int = 64
     @Option(help: "Directory for per_class_accuracy.csv and confusion_matrix.csv. Default: the checkpoint's directory.")
     var output: String?
@@ -31,7 +31,7 @@ struct EvalCommand: ParsableCommand {
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
     var json = false
-    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever. Default: 300.")
+    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever.")
     var collectiveTimeout: Double = 300
 
     func validate() throws {

@@ -13,9 +13,9 @@ struct PredictCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: "The model of plain weights without dtrain's metadata; their preprocessing is the model family's.")
     var model: String?
-    @Option(help: "Classes to show per image. Default: 5.")
+    @Option(help: "Classes to show per image.")
     var topk: Int = 5
-    @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 32.")
+    @Option(name: .customLong("batch-size"), help: "Images per batch.")
     var batchSize: Int = 32
     @Option(help: "Compute threads. Default: all cores.")
     var threads: Int?

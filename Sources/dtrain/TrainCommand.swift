@@ -39,23 +39,23 @@ struct TrainCommand: ParsableCommand {
     var lrSchedule: String?
     @Option(name: .customLong("lr-steps"), help: "Comma-separated epochs: the step size for `step`, the milestones for `multistep`. Default: 50 %,75 % of epochs (CIFAR) or 30.")
     var lrSteps: String?
-    @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step. Default: 0.1.")
+    @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step.")
     var lrGamma: Double = 0.1
-    @Option(name: .customLong("warmup-epochs"), help: "Linear warmup length in epochs. Default: 0.")
+    @Option(name: .customLong("warmup-epochs"), help: "Linear warmup length in epochs.")
     var warmupEpochs: Double = 0
 
     // Optimizer and regularisation
-    @Option(help: "sgd or adamw. Default: sgd.")
+    @Option(help: "sgd or adamw.")
     var optimizer: String = "sgd"
-    @Option(help: "SGD momentum. Default: 0.9.")
+    @Option(help: "SGD momentum.")
     var momentum: Double = 0.9
     @Flag(help: "Nesterov momentum.")
     var nesterov = false
-    @Option(name: .customLong("weight-decay"), help: "Weight decay. Default: 1e-4.")
+    @Option(name: .customLong("weight-decay"), help: "Weight decay.")
     var weightDecay: Double = 1e-4
     @Flag(name: .customLong("no-bn-weight-decay"), help: "No weight decay on BatchNorm parameters and biases.")
     var noBNWeightDecay = false
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε. Default: 0.")
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε.")
     var labelSmoothing: Double = 0
 
     // Model options
@@ -69,7 +69,7 @@ struct TrainCommand: ParsableCommand {
     // Transfer learning
     @Option(help: "Start from these weights: a .pth written by torch.save (torchvision's), safetensors, or a dtrain checkpoint. When --num-classes differs from the file's head, the head is replaced and initialised as nn.Linear.")
     var pretrained: String?
-    @Option(help: ArgumentHelp("none (fine-tune everything), backbone (train only the head; frozen BatchNorms use their running statistics), or until=LAYER (freeze up to and including LAYER, e.g. until=layer3). Default: none.", valueName: "none|backbone|until=LAYER"))
+    @Option(help: ArgumentHelp("none (fine-tune everything), backbone (train only the head; frozen BatchNorms use their running statistics), or until=LAYER (freeze up to and including LAYER, e.g. until=layer3).", valueName: "none|backbone|until=LAYER"))
     var freeze: String = "none"
     @Option(name: .customLong("head-lr-mult"), help: "The classifier head's learning rate as a multiple of the schedule's. Default: 1.")
     var headLRMult: Double?
@@ -85,13 +85,13 @@ struct TrainCommand: ParsableCommand {
     var overwrite = false
     @Option(name: .customLong("save-every-steps"), help: "Also write checkpoint-last every N steps.")
     var saveEverySteps: Int?
-    @Option(help: "Epoch checkpoints to keep. Default: 3.")
+    @Option(help: "Epoch checkpoints to keep.")
     var keep: Int = 3
-    @Option(help: "Random seed for initialisation, data order and augmentation. Default: 0.")
+    @Option(help: "Random seed for initialisation, data order and augmentation.")
     var seed: UInt64 = 0
 
     // Evaluation cadence and limits
-    @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last). Default: 1.")
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last).")
     var evalEvery: Int = 1
     @Option(name: .customLong("limit-train-batches"), help: "At most N training batches per epoch.")
     var limitTrainBatches: Int?
@@ -99,7 +99,7 @@ struct TrainCommand: ParsableCommand {
     var limitValBatches: Int?
     @Flag(name: .customLong("no-val"), help: "Skip validation.")
     var noVal = false
-    @Option(name: .customLong("print-freq"), help: "Progress line (and --debug norms) every N steps. Default: 50.")
+    @Option(name: .customLong("print-freq"), help: "Progress line (and --debug norms) every N steps.")
     var printFreq: Int = 50
 
     // Debugging
@@ -111,9 +111,9 @@ struct TrainCommand: ParsableCommand {
     // Distributed
     @Flag(name: .customLong("sync-bn"), help: "Synchronize BatchNorm statistics across ranks.")
     var syncBN = false
-    @Option(name: .customLong("dist-bn"), help: ArgumentHelp("Without --sync-bn: before every evaluation and checkpoint, make the ranks' BatchNorm running statistics equal, as their mean (reduce) or rank 0's (broadcast), so what is evaluated is what is saved. Default: reduce.", valueName: "reduce|broadcast"))
+    @Option(name: .customLong("dist-bn"), help: ArgumentHelp("Without --sync-bn: before every evaluation and checkpoint, make the ranks' BatchNorm running statistics equal, as their mean (reduce) or rank 0's (broadcast), so what is evaluated is what is saved.", valueName: "reduce|broadcast"))
     var distBN: String = "reduce"
-    @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update. Default: 1.")
+    @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update.")
     var gradAccum: Int = 1
     @Flag(name: .customLong("drop-last"), help: "Drop the remainder instead of padding shards to equal length.")
     var dropLast = false

@@ -55,6 +55,25 @@ final class GeometryFlagsTests: XCTestCase {
         XCTAssertThrowsError(try plan(c)) { XCTAssertTrue("\($0)".contains("--val-resize-size 100"), "\($0)") }
     }
 
+    /// argument-parser appends "(default: X)" to every option declared with a value; no help text
+    /// says its default a second time.
+    func testHelpStatesEachDefaultOnce() throws {
+        for command in ["train", "eval", "predict", "bench", "bench-data", "stats", "import", "export"] {
+            let run = try ProcessRunner.dtrain([command, "--help"], timeout: 60)
+            XCTAssertEqual(run.status, 0, run.transcript)
+            let text = run.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            var parserDefaults = 0, searchFrom = text.startIndex
+            while let range = text.range(of: "(default:", range: searchFrom..<text.endIndex) {
+                parserDefaults += 1
+                let before = text[text.startIndex..<range.lowerBound]
+                let option = before.range(of: " --", options: .backwards).map { before[$0.lowerBound...] } ?? before
+                XCTAssertFalse(option.contains("Default:"), "\(command) --help says the default twice: \(option)(default: …")
+                searchFrom = range.upperBound
+            }
+            if command == "train" || command == "eval" { XCTAssertGreaterThan(parserDefaults, 2, run.output) }
+        }
+    }
+
     func testBadGeometryFlagsGiveOneLineErrors() throws {
         let out = temporaryDirectory(self).appendingPathComponent("never").path
         assertFails(try dtrain(["resnet20", "--interpolation", "lanczos", "--output", out]), mentioning: ["--interpolation lanczos", "bilinear", "bicubic"])
