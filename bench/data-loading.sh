@@ -71,8 +71,8 @@ print("| workers | dtrain images/s | torchvision images/s | dtrain ÷ torchvisio
 print("| ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for w in sorted({k[0] for k in by}):
     d, t = by[(w, "dtrain")], by[(w, "torchvision")]
-    md, mt = med(d, "imagesPerSecond"), med(t, "imagesPerSecond")
-    runs = "; ".join(", ".join(f"{x['imagesPerSecond']:.0f}" for x in xs) for xs in (d, t))
-    print(f"| {w} | {md:.0f} | {mt:.0f} | {md / mt:.2f} | {med(d, 'imagesPerCPUSecond'):.0f} "
-          f"| {med(t, 'imagesPerCPUSecond'):.0f} | {runs} |")
+    md, mt = med(d, "images_per_second"), med(t, "images_per_second")
+    runs = "; ".join(", ".join(f"{x['images_per_second']:.0f}" for x in xs) for xs in (d, t))
+    print(f"| {w} | {md:.0f} | {mt:.0f} | {md / mt:.2f} | {med(d, 'images_per_cpu_second'):.0f} "
+          f"| {med(t, 'images_per_cpu_second'):.0f} | {runs} |")
 EOF

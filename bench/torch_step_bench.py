@@ -102,10 +102,10 @@ def main():
         times.append(time.perf_counter() - t0)
     median = statistics.median(times)
     print(json.dumps({
-        "model": a.model, "batchSize": a.batch_size, "resolution": res, "threads": a.threads,
-        "format": a.format, "steps": a.steps, "medianStepSeconds": median,
-        "imagesPerSecond": a.batch_size / median,
-        "peakRSSBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "model": a.model, "batch_size": a.batch_size, "resolution": res, "threads": a.threads,
+        "format": a.format, "steps": a.steps, "median_step_seconds": median,
+        "images_per_second": a.batch_size / median,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "torch": torch.__version__,
     }))
 

@@ -81,21 +81,21 @@ def main():
             if len(rates) == args.passes:
                 cpu = cpu_seconds(pids) - cpu_start
 
-    result = {"imagesPerSecond": statistics.median(rates), "passImagesPerSecond": rates, "images": images,
-              "seconds": seconds, "cpuSeconds": cpu, "imagesPerCPUSecond": images / cpu if cpu > 0 else 0,
-              "workers": args.workers, "batchSize": args.batch_size, "batches": args.batches,
-              "warmupBatches": args.warmup, "sourceImages": len(dataset),
+    result = {"images_per_second": statistics.median(rates), "pass_images_per_second": rates, "images": images,
+              "seconds": seconds, "cpu_seconds": cpu, "images_per_cpu_second": images / cpu if cpu > 0 else 0,
+              "workers": args.workers, "batch_size": args.batch_size, "batches": args.batches,
+              "warmup_batches": args.warmup, "source_images": len(dataset),
               "torch": torch.__version__, "torchvision": __import__("torchvision").__version__,
               "pillow": __import__("PIL").__version__}
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        print(f"{result['imagesPerSecond']:.1f} images/s decoded and augmented "
+        print(f"{result['images_per_second']:.1f} images/s decoded and augmented "
               f"(median of {args.passes} passes: {', '.join(f'{r:.1f}' for r in rates)})")
         print(f"{images} images in {seconds:.2f} s, {args.workers} worker{'' if args.workers == 1 else 's'}, "
               f"batch {args.batch_size}, {args.batches} batches per pass after {args.warmup} warm-up, "
               f"torchvision RandomResizedCrop({args.resolution}) at {args.resolution} px")
-        print(f"{cpu:.2f} CPU seconds: {result['imagesPerCPUSecond']:.1f} images per CPU second")
+        print(f"{cpu:.2f} CPU seconds: {result['images_per_cpu_second']:.1f} images per CPU second")
 
 
 if __name__ == "__main__":

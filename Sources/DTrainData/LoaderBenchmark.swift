@@ -27,6 +27,13 @@ public struct LoaderBenchmarkResult: Codable, Sendable {
     public var sourceImages: Int
     /// Samples replaced because they could not be read.
     public var replaced: Int
+
+    /// snake_case in JSON, as metrics.jsonl and `eval --json`.
+    enum CodingKeys: String, CodingKey {
+        case imagesPerSecond = "images_per_second", images, seconds, passImagesPerSecond = "pass_images_per_second"
+        case cpuSeconds = "cpu_seconds", imagesPerCPUSecond = "images_per_cpu_second", workers, batchSize = "batch_size"
+        case batches, warmupBatches = "warmup_batches", sourceImages = "source_images", replaced
+    }
 }
 
 /// Measures how fast a `BatchLoader` can decode and augment.

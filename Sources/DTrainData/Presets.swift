@@ -6,7 +6,9 @@
 ///   (an input of another size — e.g. the 32×32 digits at another resolution — is resized:
 ///   `Resize(r)` + `CenterCrop(r)`); r defaults to 32.
 ///
-/// Normalisation uses the family's mean/std unless others are given.
+/// Normalisation uses the family's mean/std unless others are given; resizes are bilinear unless
+/// another interpolation is given, and the evaluation resize can be given (torchvision's
+/// `--val-resize-size`).
 public enum Preset: String, CaseIterable, Sendable {
     case imagenet
     case cifar
@@ -40,25 +42,34 @@ public enum Preset: String, CaseIterable, Sendable {
         Int((Double(resolution) * 256 / 224).rounded())
     }
 
+    /// The evaluation resize at `resolution` when none is given: `round(r·256/224)` for ImageNet,
+    /// `r` (no resize of an `r × r` input) for CIFAR.
+    public func evalResize(resolution: Int) -> Int {
+        switch self {
+        case .imagenet: return Preset.imagenetEvalResize(resolution: resolution)
+        case .cifar: return resolution
+        }
+    }
+
     /// The training transform at `resolution` (the preset's default when nil).
-    public func train(resolution: Int? = nil, mean: [Float]? = nil, std: [Float]? = nil) -> ImageTransform {
+    public func train(resolution: Int? = nil, mean: [Float]? = nil, std: [Float]? = nil,
+                      interpolation: Interpolation = .bilinear) -> ImageTransform {
         let r = resolution ?? defaultResolution
         let geometry: ImageTransform.Geometry
         switch self {
         case .imagenet: geometry = .randomResizedCrop(size: r, scale: 0.08...1.0, ratio: (3.0 / 4.0)...(4.0 / 3.0))
         case .cifar: geometry = .paddedRandomCrop(size: r, padding: max(1, (r + 4) / 8))
         }
-        return ImageTransform(geometry: geometry, flipProbability: 0.5, mean: mean ?? self.mean, std: std ?? self.std)
+        return ImageTransform(geometry: geometry, flipProbability: 0.5, mean: mean ?? self.mean, std: std ?? self.std,
+                              interpolation: interpolation)
     }
 
-    /// The evaluation transform at `resolution` (the preset's default when nil).
-    public func eval(resolution: Int? = nil, mean: [Float]? = nil, std: [Float]? = nil) -> ImageTransform {
+    /// The evaluation transform at `resolution` (the preset's default when nil): `Resize(resize)`
+    /// (`evalResize(resolution:)` when nil) + `CenterCrop(resolution)`.
+    public func eval(resolution: Int? = nil, resize: Int? = nil, mean: [Float]? = nil, std: [Float]? = nil,
+                     interpolation: Interpolation = .bilinear) -> ImageTransform {
         let r = resolution ?? defaultResolution
-        let geometry: ImageTransform.Geometry
-        switch self {
-        case .imagenet: geometry = .resizeCenterCrop(resize: Preset.imagenetEvalResize(resolution: r), crop: r)
-        case .cifar: geometry = .resizeCenterCrop(resize: r, crop: r)
-        }
-        return ImageTransform(geometry: geometry, mean: mean ?? self.mean, std: std ?? self.std)
+        return ImageTransform(geometry: .resizeCenterCrop(resize: resize ?? evalResize(resolution: r), crop: r),
+                              mean: mean ?? self.mean, std: std ?? self.std, interpolation: interpolation)
     }
 }

@@ -33,7 +33,7 @@ public struct CropBox: Equatable, Sendable, CustomStringConvertible {
 public struct ImageTransform: Equatable, Sendable {
     /// The geometric part of a transform.
     public enum Geometry: Equatable, Sendable {
-        /// torchvision `RandomResizedCrop(size, scale, ratio)` with bilinear interpolation.
+        /// torchvision `RandomResizedCrop(size, scale, ratio)` (the transform's interpolation).
         case randomResizedCrop(size: Int, scale: ClosedRange<Double>, ratio: ClosedRange<Double>)
         /// torchvision `Resize(resize)` (shorter side to `resize`) then `CenterCrop(crop)`.
         /// With `resize == crop` and a `crop × crop` input this is the identity.
@@ -50,9 +50,12 @@ public struct ImageTransform: Equatable, Sendable {
     /// Per-channel mean and standard deviation (R, G, B) of `Normalize`, for values in [0, 1].
     public var mean: [Float]
     public var std: [Float]
+    /// The filter of every resize in the geometry (torchvision's `interpolation`).
+    public var interpolation: Interpolation
 
     /// A transform; `mean` and `std` have three entries (R, G, B).
-    public init(geometry: Geometry, flipProbability: Double = 0, mean: [Float], std: [Float]) {
+    public init(geometry: Geometry, flipProbability: Double = 0, mean: [Float], std: [Float],
+                interpolation: Interpolation = .bilinear) {
         precondition(mean.count == 3 && std.count == 3, "mean and std need 3 channels")
         precondition(std.allSatisfy { $0 > 0 }, "std must be positive")
         switch geometry {
@@ -67,6 +70,7 @@ public struct ImageTransform: Equatable, Sendable {
         self.flipProbability = flipProbability
         self.mean = mean
         self.std = std
+        self.interpolation = interpolation
     }
 
     /// Side of the square output.
@@ -82,13 +86,14 @@ public struct ImageTransform: Equatable, Sendable {
     public var outputFloats: Int { outputSize * outputSize * 3 }
 
     /// The smallest side this transform resamples to, passed to `DataSource.image(at:targetSize:)`
-    /// so a decoder may scale down while decoding: the crop size for a random-resized crop, the
-    /// resize size for resize + centre crop, nil (full resolution) for the padded crop.
+    /// so a decoder may scale down while decoding: the crop size for a random-resized crop (a
+    /// training augmentation, where decode-time scaling is a speed trade), nil (full resolution)
+    /// for the evaluation geometry, which must match torchvision's full decode + resize to the
+    /// pixel, and for the padded crop.
     public var targetSize: Int? {
         switch geometry {
         case let .randomResizedCrop(size, _, _): return size
-        case let .resizeCenterCrop(resize, _): return resize
-        case .paddedRandomCrop: return nil
+        case .resizeCenterCrop, .paddedRandomCrop: return nil
         }
     }
 
@@ -132,6 +137,7 @@ public struct ImageTransform: Equatable, Sendable {
             plan.y.pad(size: size, shift: i - padding)
         }
         if flipProbability > 0 { plan.flip = random.uniform() < flipProbability }
+        plan.interpolation = interpolation
         return plan
     }
 

@@ -36,8 +36,16 @@ public struct LoadedCheckpoint {
     }
 
     /// The evaluation preprocessing the model was trained with (the family's preset when the
-    /// checkpoint records none).
-    public var evalTransform: ImageTransform {
-        info.resolvedPreset.eval(resolution: model.builtResolution, mean: info.recordedMean, std: info.recordedStd)
+    /// checkpoint records none): its resize filter, and its evaluation resize when the model is
+    /// built at the recorded resolution (else the preset's for the built one).
+    public var evalTransform: ImageTransform { evalTransform() }
+
+    /// `evalTransform` with the resize and the filter replaced where given (`--val-resize-size`,
+    /// `--interpolation` of eval and predict). The centre crop is the model's built resolution.
+    public func evalTransform(resize: Int? = nil, interpolation: Interpolation? = nil) -> ImageTransform {
+        let recordedResize = model.builtResolution == info.resolution ? info.evalResize : nil
+        return info.resolvedPreset.eval(resolution: model.builtResolution, resize: resize ?? recordedResize,
+                                        mean: info.recordedMean, std: info.recordedStd,
+                                        interpolation: interpolation ?? info.resolvedInterpolation)
     }
 }

@@ -21,9 +21,13 @@ public final class Predictor {
     private let images: Storage
     private let batchSize: Int
 
-    public init(checkpoint: LoadedCheckpoint) {
+    /// A predictor with `transform` as preprocessing (the checkpoint's `evalTransform` when nil);
+    /// it must produce the model's built resolution.
+    public init(checkpoint: LoadedCheckpoint, transform: ImageTransform? = nil) {
         self.checkpoint = checkpoint
-        transform = checkpoint.evalTransform
+        self.transform = transform ?? checkpoint.evalTransform
+        precondition(self.transform.outputSize == checkpoint.model.builtResolution,
+                     "transform produces \(self.transform.outputSize), the model takes \(checkpoint.model.builtResolution)")
         batchSize = checkpoint.model.builtBatch
         images = Storage(count: batchSize * checkpoint.model.inputShape.count)
     }
@@ -55,12 +59,36 @@ public final class Predictor {
 
     /// Predicts every file; unreadable ones are reported through `failed` and left out.
     public func predict(files: [String], topK: Int, failed: (DataError) -> Void) -> [Prediction] {
-        let model = checkpoint.model
         let names = checkpoint.info.classNames
-        let k = min(topK, model.numClasses)
+        let k = min(topK, checkpoint.model.numClasses)
+        return logits(files: files, failed: failed).map { file, logits in
+            let row = logits.map(Double.init)
+            let m = row.max()!
+            let exps = row.map { Foundation.exp($0 - m) }
+            let sum = exps.reduce(0, +)
+            let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            let top = order.prefix(k).map {
+                Prediction.Entry(label: $0, name: $0 < names.count ? names[$0] : "class\($0)", probability: exps[$0] / sum)
+            }
+            return Prediction(image: file, top: top)
+        }
+    }
+
+    /// Decodes `file` at full resolution (as PIL does) and writes its preprocessed input
+    /// (`transform`'s HWC floats) to `destination`.
+    public func preprocess(_ file: String, into destination: UnsafeMutablePointer<Float>, scratch: ResampleScratch) throws {
+        let image = try ImageCodec.decodeFile(atPath: file, targetSize: transform.targetSize)
+        var random = SeededRandom(seed: 0)
+        transform.apply(image, random: &random, into: destination, scratch: scratch)
+    }
+
+    /// The model's logits for every file, in order; unreadable files are reported through
+    /// `failed` and left out.
+    public func logits(files: [String], failed: (DataError) -> Void) -> [(file: String, logits: [Float])] {
+        let model = checkpoint.model
         let perImage = model.inputShape.count
         let scratch = ResampleScratch()
-        var results: [Prediction] = []
+        var results: [(file: String, logits: [Float])] = []
         var pending: [String] = []
 
         func flush() {
@@ -69,24 +97,14 @@ public final class Predictor {
             let logits = model.forward(x, mode: .eval)
             let classes = model.numClasses
             for (n, file) in pending.enumerated() {
-                let row = (0..<classes).map { Double(logits.data[n * classes + $0]) }
-                let m = row.max()!
-                let exps = row.map { Foundation.exp($0 - m) }
-                let sum = exps.reduce(0, +)
-                let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
-                let top = order.prefix(k).map {
-                    Prediction.Entry(label: $0, name: $0 < names.count ? names[$0] : "class\($0)", probability: exps[$0] / sum)
-                }
-                results.append(Prediction(image: file, top: top))
+                results.append((file, Array(UnsafeBufferPointer(start: logits.data + n * classes, count: classes))))
             }
             pending.removeAll()
         }
 
         for file in files {
             do {
-                let image = try ImageCodec.decodeFile(atPath: file, targetSize: transform.targetSize)
-                var random = SeededRandom(seed: 0)
-                transform.apply(image, random: &random, into: images.pointer + pending.count * perImage, scratch: scratch)
+                try preprocess(file, into: images.pointer + pending.count * perImage, scratch: scratch)
                 pending.append(file)
                 if pending.count == batchSize { flush() }
             } catch let e as DataError {

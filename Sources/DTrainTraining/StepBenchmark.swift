@@ -67,6 +67,18 @@ public struct StepBenchmarkResult: Codable, Sendable {
     /// `--freeze` setting timed (none: every parameter trains).
     public var freeze = "none"
     public var trainableParameters = 0
+
+    /// snake_case in JSON, as metrics.jsonl and `eval --json`.
+    enum CodingKeys: String, CodingKey {
+        case model, batchSize = "batch_size", resolution, threads, steps, medianStepSeconds = "median_step_seconds"
+        case meanStepSeconds = "mean_step_seconds", imagesPerSecond = "images_per_second"
+        case gflopsPerSecond = "gflops_per_second", parameters, gmacsPerImage = "gmacs_per_image"
+        case peakRSSBytes = "peak_rss_bytes", profile, sgemmPeakGFLOPS = "sgemm_peak_gflops"
+        case sgemmPeakSize = "sgemm_peak_size", fractionOfPeak = "fraction_of_peak", ranks
+        case globalImagesPerSecond = "global_images_per_second", allreduceSeconds = "allreduce_seconds"
+        case exposedAllreduceSeconds = "exposed_allreduce_seconds", hiddenAllreduceFraction = "hidden_allreduce_fraction"
+        case freeze, trainableParameters = "trainable_parameters"
+    }
 }
 
 /// Times training steps (`TrainingStep`, as the trainer runs them) of a zoo model on random data.

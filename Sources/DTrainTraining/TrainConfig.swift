@@ -1,6 +1,7 @@
 import Foundation
 import DTrainNN
 import DTrainDistributed
+import DTrainData
 
 /// Everything a training run is configured with (the `dtrain train` flags, parsed). What follows
 /// from it for a given model, data and number of ranks is the run's `TrainingPlan`.
@@ -74,6 +75,10 @@ public struct TrainConfig: Sendable {
     public var dropLast = false
     public var resolution: Int?
     public var preset: String?
+    /// The filter of the training crop's and the evaluation's resize (`--interpolation`).
+    public var interpolation: Interpolation = .bilinear
+    /// The evaluation resize (`--val-resize-size`); nil: the preset's for the resolution.
+    public var valResizeSize: Int?
     /// Random horizontal flips in training; nil: the training data's default
     /// (`DataSource.flipsByDefault`: on, except for the digits, whose mirror images are other shapes).
     public var flip: Bool?

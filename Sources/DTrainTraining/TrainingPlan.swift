@@ -38,6 +38,8 @@ public struct TrainingPlan: Sendable {
     public let preset: Preset
     /// `--resolution`, else the model's default.
     public let resolution: Int
+    /// `--val-resize-size`, else the preset's for the resolution (`Preset.evalResize`).
+    public let evalResize: Int
     /// `--mean` and `--std`, else the preset's.
     public let mean: [Float]
     public let std: [Float]
@@ -79,6 +81,10 @@ public struct TrainingPlan: Sendable {
         self.data = data
         self.ranks = ranks
         (resolution, preset) = TrainingPlan.resolution(config, spec: spec)
+        evalResize = config.valResizeSize ?? preset.evalResize(resolution: resolution)
+        if evalResize < resolution {
+            throw TrainingError("--val-resize-size \(evalResize) is smaller than the crop size \(resolution)")
+        }
         mean = config.mean.map { $0.map(Float.init) } ?? preset.mean
         std = config.std.map { $0.map(Float.init) } ?? preset.std
 
@@ -141,6 +147,8 @@ public struct TrainingPlan: Sendable {
         info.std = std.map(Double.init)
         info.resolution = resolution
         info.preset = preset.rawValue
+        if config.valResizeSize != nil { info.evalResize = evalResize }
+        if config.interpolation != .bilinear { info.interpolation = config.interpolation.rawValue }
         info.optimizer = config.optimizer.rawValue
         info.settings[ResumeCompatibility.trainSamplesKey] = String(data.trainCount)
         if let p = config.pretrained { info.settings["pretrained"] = p }
@@ -176,14 +184,16 @@ public struct TrainingPlan: Sendable {
     /// overfitting a few batches), without flips unless `flips`.
     public var trainTransform: ImageTransform {
         var t = config.overfitBatches != nil
-            ? preset.eval(resolution: resolution, mean: mean, std: std)
-            : preset.train(resolution: resolution, mean: mean, std: std)
+            ? evalTransform
+            : preset.train(resolution: resolution, mean: mean, std: std, interpolation: config.interpolation)
         if !flips { t.flipProbability = 0 }
         return t
     }
 
     /// The evaluation transform.
-    public var evalTransform: ImageTransform { preset.eval(resolution: resolution, mean: mean, std: std) }
+    public var evalTransform: ImageTransform {
+        preset.eval(resolution: resolution, resize: evalResize, mean: mean, std: std, interpolation: config.interpolation)
+    }
 
     /// What one rank trains on in one epoch.
     public struct Epoch: Equatable, Sendable {

@@ -21,8 +21,13 @@ public struct CheckpointInfo: Codable, Equatable, Sendable {
     public var classNames: [String] = []
     public var mean: [Double] = []
     public var std: [Double] = []
+    /// The model's input side: the training crop and the evaluation centre crop.
     public var resolution = 0
     public var preset = ""
+    /// The evaluation resize (`--val-resize-size`); nil: the preset's for `resolution`.
+    public var evalResize: Int?
+    /// The resize filter, "bilinear" or "bicubic" (`--interpolation`); nil: bilinear.
+    public var interpolation: String?
     public var bestTop1: Double?
     public var optimizer = "sgd"
     public var optimizerSteps = 0

@@ -29,6 +29,11 @@ extension CheckpointInfo {
         Preset(rawValue: preset) ?? Preset.default(forModel: model)
     }
 
+    /// The resize filter recorded in the checkpoint, else bilinear.
+    public var resolvedInterpolation: Interpolation {
+        interpolation.flatMap(Interpolation.init(rawValue:)) ?? .bilinear
+    }
+
     /// The normalisation mean recorded (three channels), nil when none was recorded.
     public var recordedMean: [Float]? { mean.count == 3 ? mean.map(Float.init) : nil }
     /// The normalisation standard deviation recorded (three channels), nil when none was recorded.

@@ -18,19 +18,20 @@ struct EvalCommand: ParsableCommand {
     var watch: String?
     @Option(name: .customLong("until-epoch"), help: "With --watch: exit once the checkpoint of this epoch has been evaluated.")
     var untilEpoch: Int?
-    @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory. Default: 2.")
+    @Option(name: .customLong("poll-seconds"), help: "With --watch: seconds between looks at the directory.")
     var pollSeconds: Double = 2
     @OptionGroup var dataOptions: DataOptions
-    @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 64.")
+    @Option(name: .customLong("batch-size"), help: "Images per batch.")
     var batchSize: Int = 64
     @Option(help: "Directory for per_class_accuracy.csv and confusion_matrix.csv. Default: the checkpoint's directory.")
     var output: String?
     @OptionGroup var resources: ResourceOptions
+    @OptionGroup var geometry: EvalGeometryOptions
     @Option(name: .customLong("limit-val-batches"), help: "At most N batches per rank.")
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
     var json = false
-    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever. Default: 300.")
+    @Option(name: .customLong("collective-timeout"), help: "Under mpirun: abort the job, naming the operation, when a collective has waited this many seconds. 0: wait for ever.")
     var collectiveTimeout: Double = 300
     @Flag(name: .customLong("use-ema"), help: "Evaluate the checkpoint's model EMA (trained with --model-ema) instead of its model.")
     var useEMA = false
@@ -59,13 +60,15 @@ struct EvalCommand: ParsableCommand {
     func evaluate(_ checkpoint: String, _ communicator: Communicator, output: String, report: Bool) throws -> MetricTotals {
         let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
-            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize, ema: useEMA)
+            let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize,
+                                              resolution: geometry.valCropSize, ema: useEMA)
+            _ = try geometry.transform(loaded)
             return (loaded, try openEvalData(loaded))
         }
         let trained = loaded.info.classNames
         let workers = resources.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
 
-        let evaluator = Evaluator(model: loaded.model, source: source, transform: loaded.evalTransform, batchSize: batchSize,
+        let evaluator = Evaluator(model: loaded.model, source: source, transform: try geometry.transform(loaded), batchSize: batchSize,
                                   workers: workers, communicator: communicator, seed: loaded.info.seed)
         let confusion = ConfusionMatrix(classes: loaded.model.numClasses)
         let progress = ProgressReporter(printEvery: 50)

@@ -13,14 +13,15 @@ struct PredictCommand: ParsableCommand {
     var checkpoint: String
     @Option(help: "The model of plain weights without dtrain's metadata; their preprocessing is the model family's.")
     var model: String?
-    @Option(help: "Classes to show per image. Default: 5.")
+    @Option(help: "Classes to show per image.")
     var topk: Int = 5
-    @Option(name: .customLong("batch-size"), help: "Images per batch. Default: 32.")
+    @Option(name: .customLong("batch-size"), help: "Images per batch.")
     var batchSize: Int = 32
     @Option(help: "Compute threads. Default: all cores.")
     var threads: Int?
     @Flag(help: "Print one JSON object per image.")
     var json = false
+    @OptionGroup var geometry: EvalGeometryOptions
     @Argument(help: "Image files or directories of images.")
     var inputs: [String]
 
@@ -33,8 +34,9 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         Compute.setThreads(threads ?? Compute.defaultThreads)
         let files = try Predictor.imageFiles(inputs)
-        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count))
-        let predictor = Predictor(checkpoint: loaded)
+        let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count),
+                                          resolution: geometry.valCropSize)
+        let predictor = Predictor(checkpoint: loaded, transform: try geometry.transform(loaded))
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in
             failures += 1

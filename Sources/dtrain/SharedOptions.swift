@@ -2,6 +2,7 @@ import Foundation
 import ArgumentParser
 import DTrainCore
 import DTrainData
+import DTrainTraining
 
 /// Where the data comes from (train, eval).
 struct DataOptions: ParsableArguments {
@@ -35,5 +36,40 @@ struct ResourceOptions: ParsableArguments {
         if let t = threads, t > limit { throw ValidationError("--threads \(t): this node has \(cores) cores; at most \(limit) (\(ResourceOptions.threadsPerCoreLimit) per core)") }
         if let w = workers, w < 0 { throw ValidationError("--workers must be 0 or more, got \(w)") }
         if let w = workers, w > limit { throw ValidationError("--workers \(w): this node has \(cores) cores; at most \(limit) (\(ResourceOptions.threadsPerCoreLimit) per core)") }
+    }
+}
+
+/// The evaluation geometry and resize filter, under torchvision's reference-script names
+/// (train, eval, predict).
+struct EvalGeometryOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Resize filter: PIL's antialiased bilinear or bicubic (a = -0.5), as torchvision's Resize on PIL images. Default: bilinear in training; eval and predict use the checkpoint's.", valueName: "bilinear|bicubic"))
+    var interpolation: String?
+    @Option(name: .customLong("val-resize-size"), help: "Evaluation Resize: the shorter side before the centre crop. Default: round(crop·256/224) for the imagenet preset, the crop for cifar; eval and predict use the checkpoint's.")
+    var valResizeSize: Int?
+    @Option(name: .customLong("val-crop-size"), help: "Evaluation CenterCrop: the model's input side. In training it must equal the training crop (the model is built for one input size). Default: the training crop (the checkpoint's resolution).")
+    var valCropSize: Int?
+
+    /// The parsed `--interpolation`.
+    var filter: Interpolation? { interpolation.flatMap(Interpolation.init(rawValue:)) }
+
+    func validate() throws {
+        if let i = interpolation, Interpolation(rawValue: i) == nil {
+            throw ValidationError("--interpolation \(i): expected bilinear or bicubic")
+        }
+        if let r = valResizeSize, !(1...65536).contains(r) { throw ValidationError("--val-resize-size must be between 1 and 65536, got \(r)") }
+        if let c = valCropSize, !(8...4096).contains(c) { throw ValidationError("--val-crop-size must be between 8 and 4096, got \(c)") }
+        if let r = valResizeSize, let c = valCropSize, c > r {
+            throw ValidationError("--val-crop-size \(c) is larger than --val-resize-size \(r)")
+        }
+    }
+
+    /// The checkpoint's evaluation transform with these options applied; throws when the
+    /// resize ends up smaller than the crop.
+    func transform(_ loaded: LoadedCheckpoint) throws -> ImageTransform {
+        let t = loaded.evalTransform(resize: valResizeSize, interpolation: filter)
+        if case let .resizeCenterCrop(resize, crop) = t.geometry, crop > resize {
+            throw ValidationError("--val-resize-size \(resize) is smaller than the crop size \(crop)")
+        }
+        return t
     }
 }

@@ -39,31 +39,31 @@ struct TrainCommand: ParsableCommand {
     var lrSchedule: String?
     @Option(name: .customLong("lr-steps"), help: "Comma-separated epochs: the step size for `step`, the milestones for `multistep`. Default: 50 %,75 % of epochs (CIFAR) or 30.")
     var lrSteps: String?
-    @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step. Default: 0.1.")
+    @Option(name: .customLong("lr-gamma"), help: "Decay factor at each step.")
     var lrGamma: Double = 0.1
-    @Option(name: [.customLong("lr-warmup-epochs"), .customLong("warmup-epochs")], help: "Warmup length in epochs (fractions allowed; --warmup-epochs is the same). Default: 0.")
+    @Option(name: [.customLong("lr-warmup-epochs"), .customLong("warmup-epochs")], help: "Warmup length in epochs (fractions allowed; --warmup-epochs is the same).")
     var warmupEpochs: Double = 0
 
     // Optimizer and regularisation
-    @Option(help: "sgd or adamw. Default: sgd.")
+    @Option(help: "sgd or adamw.")
     var optimizer: String = "sgd"
-    @Option(help: "SGD momentum. Default: 0.9.")
+    @Option(help: "SGD momentum.")
     var momentum: Double = 0.9
     @Flag(help: "Nesterov momentum.")
     var nesterov = false
-    @Option(name: .customLong("weight-decay"), help: "Weight decay. Default: 1e-4.")
+    @Option(name: .customLong("weight-decay"), help: "Weight decay.")
     var weightDecay: Double = 1e-4
     @Flag(name: .customLong("no-bn-weight-decay"), help: "No weight decay on BatchNorm parameters and biases.")
     var noBNWeightDecay = false
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε. Default: 0.")
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε.")
     var labelSmoothing: Double = 0
 
     // torchvision's recipe options (references/classification/train.py)
-    @Option(name: .customLong("lr-warmup-method"), help: ArgumentHelp("linear (LinearLR: from lr × decay rising to lr) or constant (ConstantLR: lr × decay) during the warmup. Default: linear (torchvision's is constant; its recipes pass linear).", valueName: "linear|constant"))
+    @Option(name: .customLong("lr-warmup-method"), help: ArgumentHelp("linear (LinearLR: from lr × decay rising to lr) or constant (ConstantLR: lr × decay) during the warmup.", valueName: "linear|constant"))
     var lrWarmupMethod: String = "linear"
-    @Option(name: .customLong("lr-warmup-decay"), help: "The warmup's factor of lr: LinearLR's start_factor, in (0, 1], or ConstantLR's factor, in [0, 1]. Default: 0.01.")
+    @Option(name: .customLong("lr-warmup-decay"), help: "The warmup's factor of lr: LinearLR's start_factor, in (0, 1], or ConstantLR's factor, in [0, 1].")
     var lrWarmupDecay: Double = 0.01
-    @Option(name: .customLong("lr-min"), help: "The rate --lr-schedule cosine ends at (CosineAnnealingLR's eta_min). Default: 0.")
+    @Option(name: .customLong("lr-min"), help: "The rate --lr-schedule cosine ends at (CosineAnnealingLR's eta_min).")
     var lrMin: Double = 0
     @Option(name: .customLong("clip-grad-norm"), help: "Clip the averaged gradients to this total L2 norm before each update (clip_grad_norm_). Default: no clipping.")
     var clipGradNorm: Double?
@@ -73,7 +73,7 @@ struct TrainCommand: ParsableCommand {
     var biasWeightDecay: Double?
     @Flag(name: .customLong("ra-sampler"), help: "Repeated augmentation (torchvision's RASampler): each sample --ra-reps times per epoch, on different ranks, augmented differently.")
     var raSampler = false
-    @Option(name: .customLong("ra-reps"), help: "Repeats of each sample with --ra-sampler. Default: 3.")
+    @Option(name: .customLong("ra-reps"), help: "Repeats of each sample with --ra-sampler.")
     var raReps: Int = 3
 
     // Model options
@@ -87,7 +87,7 @@ struct TrainCommand: ParsableCommand {
     // Transfer learning
     @Option(help: "Start from these weights: a .pth written by torch.save (torchvision's), safetensors, or a dtrain checkpoint. When --num-classes differs from the file's head, the head is replaced and initialised as nn.Linear.")
     var pretrained: String?
-    @Option(help: ArgumentHelp("none (fine-tune everything), backbone (train only the head; frozen BatchNorms use their running statistics), or until=LAYER (freeze up to and including LAYER, e.g. until=layer3). Default: none.", valueName: "none|backbone|until=LAYER"))
+    @Option(help: ArgumentHelp("none (fine-tune everything), backbone (train only the head; frozen BatchNorms use their running statistics), or until=LAYER (freeze up to and including LAYER, e.g. until=layer3).", valueName: "none|backbone|until=LAYER"))
     var freeze: String = "none"
     @Option(name: .customLong("head-lr-mult"), help: "The classifier head's learning rate as a multiple of the schedule's. Default: 1.")
     var headLRMult: Double?
@@ -95,13 +95,13 @@ struct TrainCommand: ParsableCommand {
     // Model EMA and MixUp/CutMix (torchvision's references/classification flags)
     @Flag(name: .customLong("model-ema"), help: "Keep an exponential moving average of the weights and BatchNorm buffers; it is evaluated after each epoch beside the model and saved in the checkpoints (model_ema.*).")
     var modelEMA = false
-    @Option(name: .customLong("model-ema-steps"), help: "Optimizer steps between EMA updates. Default: 32.")
+    @Option(name: .customLong("model-ema-steps"), help: "Optimizer steps between EMA updates.")
     var modelEMASteps: Int = 32
-    @Option(name: .customLong("model-ema-decay"), help: "EMA decay, adjusted as torchvision's train.py does to 1 − min(1, (1 − decay) × global batch × steps ÷ epochs). Default: 0.99998.")
+    @Option(name: .customLong("model-ema-decay"), help: "EMA decay, adjusted as torchvision's train.py does to 1 − min(1, (1 − decay) × global batch × steps ÷ epochs).")
     var modelEMADecay: Double = 0.99998
-    @Option(name: .customLong("mixup-alpha"), help: "MixUp with λ ~ Beta(α, α) on each batch; 0: off. Default: 0.")
+    @Option(name: .customLong("mixup-alpha"), help: "MixUp with λ ~ Beta(α, α) on each batch; 0: off.")
     var mixupAlpha: Double = 0
-    @Option(name: .customLong("cutmix-alpha"), help: "CutMix with λ ~ Beta(α, α) on each batch (with --mixup-alpha too, each batch takes one of them at random); 0: off. Default: 0.")
+    @Option(name: .customLong("cutmix-alpha"), help: "CutMix with λ ~ Beta(α, α) on each batch (with --mixup-alpha too, each batch takes one of them at random); 0: off.")
     var cutmixAlpha: Double = 0
 
     // Output and resume
@@ -115,13 +115,13 @@ struct TrainCommand: ParsableCommand {
     var overwrite = false
     @Option(name: .customLong("save-every-steps"), help: "Also write checkpoint-last every N steps.")
     var saveEverySteps: Int?
-    @Option(help: "Epoch checkpoints to keep. Default: 3.")
+    @Option(help: "Epoch checkpoints to keep.")
     var keep: Int = 3
-    @Option(help: "Random seed for initialisation, data order and augmentation. Default: 0.")
+    @Option(help: "Random seed for initialisation, data order and augmentation.")
     var seed: UInt64 = 0
 
     // Evaluation cadence and limits
-    @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last). Default: 1.")
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N epochs (and after the last).")
     var evalEvery: Int = 1
     @Option(name: .customLong("limit-train-batches"), help: "At most N training batches per epoch.")
     var limitTrainBatches: Int?
@@ -129,7 +129,7 @@ struct TrainCommand: ParsableCommand {
     var limitValBatches: Int?
     @Flag(name: .customLong("no-val"), help: "Skip validation.")
     var noVal = false
-    @Option(name: .customLong("print-freq"), help: "Progress line (and --debug norms) every N steps. Default: 50.")
+    @Option(name: .customLong("print-freq"), help: "Progress line (and --debug norms) every N steps.")
     var printFreq: Int = 50
 
     // Debugging
@@ -141,9 +141,9 @@ struct TrainCommand: ParsableCommand {
     // Distributed
     @Flag(name: .customLong("sync-bn"), help: "Synchronize BatchNorm statistics across ranks.")
     var syncBN = false
-    @Option(name: .customLong("dist-bn"), help: ArgumentHelp("Without --sync-bn: before every evaluation and checkpoint, make the ranks' BatchNorm running statistics equal, as their mean (reduce) or rank 0's (broadcast), so what is evaluated is what is saved. Default: reduce.", valueName: "reduce|broadcast"))
+    @Option(name: .customLong("dist-bn"), help: ArgumentHelp("Without --sync-bn: before every evaluation and checkpoint, make the ranks' BatchNorm running statistics equal, as their mean (reduce) or rank 0's (broadcast), so what is evaluated is what is saved.", valueName: "reduce|broadcast"))
     var distBN: String = "reduce"
-    @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update. Default: 1.")
+    @Option(name: .customLong("grad-accum"), help: "Accumulate gradients over N micro-batches per update.")
     var gradAccum: Int = 1
     @Flag(name: .customLong("drop-last"), help: "Drop the remainder instead of padding shards to equal length.")
     var dropLast = false
@@ -159,6 +159,9 @@ struct TrainCommand: ParsableCommand {
     var mean: String?
     @Option(help: "Per-channel normalisation std, comma-separated. Default: the preset's.")
     var std: String?
+    @Option(name: .customLong("train-crop-size"), help: "RandomResizedCrop size: the model's input side, as --resolution. Default: the model's (32 or 224).")
+    var trainCropSize: Int?
+    @OptionGroup var geometry: EvalGeometryOptions
 
     func validate() throws {
         if let e = epochs, !(1...1_000_000).contains(e) { throw ValidationError("--epochs must be between 1 and 1000000, got \(e)") }
@@ -197,6 +200,7 @@ struct TrainCommand: ParsableCommand {
         for (flag, alpha) in [("--mixup-alpha", mixupAlpha), ("--cutmix-alpha", cutmixAlpha)] where !(alpha >= 0 && alpha.isFinite) {
             throw ValidationError("\(flag) must be 0 (off) or a positive number, got \(alpha)")
         }
+        try validateCropSizes()
     }
 
     /// The ranges of torchvision's recipe options (one-line errors naming the flag).
@@ -219,6 +223,22 @@ struct TrainCommand: ParsableCommand {
             if noBNWeightDecay { throw ValidationError("\(flag) cannot be combined with --no-bn-weight-decay, which means --norm-weight-decay 0 --bias-weight-decay 0") }
         }
         if !(1...64).contains(raReps) { throw ValidationError("--ra-reps must be between 1 and 64, got \(raReps)") }
+    }
+
+    /// --train-crop-size is --resolution under torchvision's name; the evaluation crop must be
+    /// the same (one built model) and fit in the evaluation resize.
+    func validateCropSizes() throws {
+        if let t = trainCropSize, !(8...4096).contains(t) { throw ValidationError("--train-crop-size must be between 8 and 4096, got \(t)") }
+        if let t = trainCropSize, let r = resolution, t != r {
+            throw ValidationError("--train-crop-size \(t) and --resolution \(r) disagree (they are the same setting)")
+        }
+        guard let crop = trainCropSize ?? resolution ?? (try? ModelZoo.spec(named: model))?.defaultResolution else { return }
+        if let v = geometry.valCropSize, v != crop {
+            throw ValidationError("--val-crop-size \(v) differs from the training crop \(crop): the model is built for one input size (evaluate at another with dtrain eval --val-crop-size)")
+        }
+        if let r = geometry.valResizeSize, r < crop {
+            throw ValidationError("--val-resize-size \(r) is smaller than the crop size \(crop)")
+        }
     }
 
     func makeConfig() throws -> TrainConfig {
@@ -264,7 +284,9 @@ struct TrainCommand: ParsableCommand {
         c.dataPath = dataOptions.data
         c.dataset = dataOptions.dataset
         c.valSplit = dataOptions.valSplit
-        c.resolution = resolution
+        c.resolution = trainCropSize ?? resolution
+        c.valResizeSize = geometry.valResizeSize
+        if let f = geometry.filter { c.interpolation = f }
         c.resume = resumeLast ? "" : resume
         c.overwrite = overwrite
         c.saveEverySteps = saveEverySteps

@@ -171,9 +171,20 @@ final class TransformTests: XCTestCase {
     func testPresetsSizesAndTargets() {
         XCTAssertEqual(Preset.imagenet.train().outputSize, 224)
         XCTAssertEqual(Preset.imagenet.train().targetSize, 224)
-        XCTAssertEqual(Preset.imagenet.eval().targetSize, 256)
-        XCTAssertEqual(Preset.imagenet.eval(resolution: 128).targetSize, 146)
+        // Evaluation decodes at full size, as PIL does (a DCT-scaled decode is off by up to 0.03
+        // in the logits on a 512×512 photo that Resize(256) halves).
+        XCTAssertNil(Preset.imagenet.eval().targetSize)
+        XCTAssertNil(Preset.imagenet.eval(resolution: 128).targetSize)
         XCTAssertEqual(Preset.imagenet.eval(resolution: 128).outputSize, 128)
+        XCTAssertEqual(Preset.imagenet.eval(resolution: 128).geometry, .resizeCenterCrop(resize: 146, crop: 128))
+        XCTAssertEqual(Preset.cifar.eval(resolution: 40).geometry, .resizeCenterCrop(resize: 40, crop: 40))
+        XCTAssertEqual(Preset.imagenet.eval(resize: 320).geometry, .resizeCenterCrop(resize: 320, crop: 224))
+        // The interpolation reaches the plan of both pipelines.
+        XCTAssertEqual(Preset.imagenet.eval().interpolation, .bilinear)
+        var random = SeededRandom(seed: 1)
+        XCTAssertEqual(Preset.imagenet.train(interpolation: .bicubic).plan(width: 300, height: 200, random: &random).interpolation, .bicubic)
+        XCTAssertEqual(Preset.imagenet.eval(interpolation: .bicubic).plan(width: 300, height: 200, random: &random).interpolation, .bicubic)
+        XCTAssertEqual(Preset.imagenet.eval().plan(width: 300, height: 200, random: &random).interpolation, .bilinear)
         XCTAssertNil(Preset.cifar.train().targetSize)
         XCTAssertEqual(Preset.cifar.train().outputSize, 32)
         XCTAssertEqual(Preset.imagenet.train(mean: [0.5, 0.5, 0.5]).mean, [0.5, 0.5, 0.5])

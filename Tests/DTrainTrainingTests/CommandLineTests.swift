@@ -63,7 +63,9 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.transcript)
         let line = try XCTUnwrap(run.lines.last { $0.hasPrefix("{") }, run.transcript)
         let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        XCTAssertGreaterThan(try XCTUnwrap(result["imagesPerSecond"] as? Double), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(result["images_per_second"] as? Double), 0)
+        XCTAssertNotNil(result["median_step_seconds"] as? Double)
+        XCTAssertNil(result["imagesPerSecond"], "bench --json keys are snake_case")
         assertFails(try dtrain(["bench", "resnet20", "--without", "winograd,im2col"]),
                     mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"])
     }

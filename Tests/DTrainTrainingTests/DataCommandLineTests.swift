@@ -56,8 +56,8 @@ final class DataCommandLineTests: XCTestCase {
         XCTAssertEqual(bench.status, 0, bench.transcript)
         let b = try jsonObject(bench)
         XCTAssertEqual(b["images"] as? Int, 16)
-        XCTAssertEqual((b["passImagesPerSecond"] as? [Double])?.count, 2)
-        XCTAssertGreaterThan(b["imagesPerSecond"] as? Double ?? 0, 0)
+        XCTAssertEqual((b["pass_images_per_second"] as? [Double])?.count, 2)
+        XCTAssertGreaterThan(b["images_per_second"] as? Double ?? 0, 0)
 
         // dtrain train --data cls_train.txt: val from cls_test.txt, class names from cls_classes.txt.
         let run = dir.appendingPathComponent("run")
