@@ -129,6 +129,7 @@ public struct TrainingPlan: Sendable {
         if let p = config.pretrained { info.settings["pretrained"] = p }
         if config.freeze != .none { info.settings["freeze"] = config.freeze.description }
         if let m = config.headLRMultiplier { info.settings["head_lr_mult"] = String(m) }
+        if !config.augmentation.isNone { info.settings["augmentation"] = config.augmentation.description }
         if let r = resumed?.info {
             info.epoch = r.epoch
             info.globalStep = r.globalStep
@@ -144,13 +145,15 @@ public struct TrainingPlan: Sendable {
                            dropLast: config.dropLast, padToEqual: true)
     }
 
-    /// The training transform: the preset's augmentation (its evaluation transform when
-    /// overfitting a few batches), without flips unless `flips`.
+    /// The training transform: the preset's augmentation with `--auto-augment`/`--random-erase`
+    /// (its evaluation transform, without either, when overfitting a few batches), without flips
+    /// unless `flips`.
     public var trainTransform: ImageTransform {
         var t = config.overfitBatches != nil
             ? preset.eval(resolution: resolution, mean: mean, std: std)
             : preset.train(resolution: resolution, mean: mean, std: std)
         if !flips { t.flipProbability = 0 }
+        if config.overfitBatches == nil { t.augmentation = config.augmentation }
         return t
     }
 
