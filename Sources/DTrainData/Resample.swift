@@ -105,6 +105,8 @@ public final class ResampleScratch {
     let gain = GrowableBuffer<Float>()
     let bias = GrowableBuffer<Float>()
     let offsets = GrowableBuffer<Int32>()
+    /// The augmentations' uint8 buffers (`ImageTransform.augmentation`).
+    public let augment = AugmentScratch()
 
     /// An empty scratch; it grows on first use.
     public init() {}

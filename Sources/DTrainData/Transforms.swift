@@ -26,6 +26,12 @@ public struct CropBox: Equatable, Sendable, CustomStringConvertible {
 /// `ToTensor` + `Normalize(mean, std)`. All of it runs as one fused resampling pass
 /// (`ResamplePlan`), so every output float is computed once from the source pixels.
 ///
+/// With an `augmentation` (torchvision's `ClassificationPresetTrain` order): the geometry and flip
+/// are resampled to a uint8 image at output size (rounded to nearest, as PIL's uint8 output),
+/// the auto-augment policy works on that image, then `Normalize`, then `RandomErasing` on the
+/// floats. An erasing alone keeps the fused pass and erases its output. Without augmentation the
+/// fused pass is unchanged.
+///
 /// Randomness: the draws for a sample come from `ImageTransform.random(seed:epoch:index:)`,
 /// a `SeededRandom` keyed by (seed, epoch, dataset index) — deliberately not by rank — so a sample
 /// is augmented the same way whichever rank or worker thread loads it. Runs with 1 and 2 ranks
@@ -52,6 +58,8 @@ public struct ImageTransform: Equatable, Sendable {
     public var std: [Float]
     /// The filter of every resize in the geometry (torchvision's `interpolation`).
     public var interpolation: Interpolation
+    /// Auto-augment and random erasing after the flip (none by default).
+    public var augmentation = Augmentation()
 
     /// A transform; `mean` and `std` have three entries (R, G, B).
     public init(geometry: Geometry, flipProbability: Double = 0, mean: [Float], std: [Float],
@@ -142,13 +150,45 @@ public struct ImageTransform: Equatable, Sendable {
     }
 
     /// Transforms `image` into `outputSize² × 3` normalised floats (HWC) at `destination`, drawing
-    /// from `random`.
+    /// from `random`: the crop and flip, then the augmentation's policy and erasing, in that order.
     public func apply(_ image: DecodedImage, random: inout SeededRandom,
                       into destination: UnsafeMutablePointer<Float>, scratch: ResampleScratch) {
         let plan = plan(width: image.width, height: image.height, random: &random)
         let s0 = 1 / (255 * std[0]), s1 = 1 / (255 * std[1]), s2 = 1 / (255 * std[2])
-        plan.execute(image, scale: (s0, s1, s2), bias: (-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]),
-                     into: destination, scratch: scratch)
+        let bias = (-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2])
+        guard !augmentation.isNone else {
+            plan.execute(image, scale: (s0, s1, s2), bias: bias, into: destination, scratch: scratch)
+            return
+        }
+        if let policy = augmentation.policy {
+            // The uint8 image at output size, augmented, then ToTensor + Normalize.
+            let pixels = scratch.augment.image(.image, width: plan.outputWidth, height: plan.outputHeight)
+            plan.execute(image, scale: (1, 1, 1), bias: (0, 0, 0), into: destination, scratch: scratch)
+            ImageTransform.round(destination, into: pixels)
+            policy.apply(to: pixels, random: &random, scratch: scratch.augment, mix: destination)
+            ImageTransform.normalize(pixels, scale: (s0, s1, s2), bias: bias, into: destination)
+        } else {
+            plan.execute(image, scale: (s0, s1, s2), bias: bias, into: destination, scratch: scratch)
+        }
+        augmentation.erasing?.apply(to: destination, width: plan.outputWidth, height: plan.outputHeight, random: &random)
+    }
+
+    /// Resampled values (0...255 floats) to uint8, rounded half up and clipped, as PIL writes its
+    /// resized uint8 images.
+    static func round(_ values: UnsafePointer<Float>, into image: RGB8Image) {
+        for k in 0..<image.count { image.pixels[k] = UInt8(min(max((values[k] + 0.5).rounded(.down), 0), 255)) }
+    }
+
+    /// `Normalize(mean, std)(ToTensor(image))` as `value × scale[c] + bias[c]`, the fused pass's
+    /// arithmetic, into HWC floats.
+    static func normalize(_ image: RGB8Image, scale: (Float, Float, Float), bias: (Float, Float, Float),
+                          into destination: UnsafeMutablePointer<Float>) {
+        let p = image.pixels
+        for i in 0..<(image.width * image.height) {
+            destination[3 * i] = Float(p[3 * i]) * scale.0 + bias.0
+            destination[3 * i + 1] = Float(p[3 * i + 1]) * scale.1 + bias.1
+            destination[3 * i + 2] = Float(p[3 * i + 2]) * scale.2 + bias.2
+        }
     }
 
     /// Transforms sample `index` of `epoch` with the draws of `random(seed:epoch:index:)`.

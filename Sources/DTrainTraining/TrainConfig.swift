@@ -84,6 +84,9 @@ public struct TrainConfig: Sendable {
     public var flip: Bool?
     public var mean: [Double]?
     public var std: [Double]?
+    /// torchvision's auto-augment and random erasing after the crop and flip (`--auto-augment`,
+    /// `--ra-magnitude`, `--augmix-severity`, `--random-erase`); none by default.
+    public var augmentation = Augmentation()
     public var collectiveTimeout: Double = 300
     /// Weights to start from (.pth or safetensors); the head is replaced when its size differs.
     public var pretrained: String?

@@ -158,6 +158,7 @@ public struct TrainingPlan: Sendable {
         if let r = resumed {
             try ResumeCompatibility.checkSampler(r.info, path: r.path, raReps: config.raReps)
         }
+        if !config.augmentation.isNone { info.settings["augmentation"] = config.augmentation.description }
         if let r = resumed?.info {
             info.epoch = r.epoch
             info.globalStep = r.globalStep
@@ -180,13 +181,15 @@ public struct TrainingPlan: Sendable {
         }
     }
 
-    /// The training transform: the preset's augmentation (its evaluation transform when
-    /// overfitting a few batches), without flips unless `flips`.
+    /// The training transform: the preset's augmentation with `--auto-augment`/`--random-erase`
+    /// (its evaluation transform, without either, when overfitting a few batches), without flips
+    /// unless `flips`.
     public var trainTransform: ImageTransform {
         var t = config.overfitBatches != nil
             ? evalTransform
             : preset.train(resolution: resolution, mean: mean, std: std, interpolation: config.interpolation)
         if !flips { t.flipProbability = 0 }
+        if config.overfitBatches == nil { t.augmentation = config.augmentation }
         return t
     }
 

@@ -163,6 +163,32 @@ struct TrainCommand: ParsableCommand {
     var trainCropSize: Int?
     @OptionGroup var geometry: EvalGeometryOptions
 
+    // Augmentation (torchvision's references/classification/train.py flags)
+    @Option(name: .customLong("auto-augment"), help: ArgumentHelp("After the crop and flip, on the uint8 image: ra (RandAugment), ta_wide (TrivialAugmentWide), augmix (AugMix), or imagenet or cifar10 (AutoAugment with that policy). Default: none.", valueName: "ra|ta_wide|augmix|imagenet|cifar10"))
+    var autoAugment: String?
+    @Option(name: .customLong("ra-magnitude"), help: "RandAugment's magnitude bin, 0-30.")
+    var raMagnitude: Int = 9
+    @Option(name: .customLong("augmix-severity"), help: "AugMix's severity, 1-10.")
+    var augmixSeverity: Int = 3
+    @Option(name: .customLong("random-erase"), help: "Probability of RandomErasing (value 0, after Normalize).")
+    var randomErase: Double = 0
+
+    /// The augmentation the flags ask for; a bad value is a one-line error naming its flag.
+    func makeAugmentation() throws -> Augmentation {
+        var a = Augmentation()
+        if let name = autoAugment {
+            guard let policy = AutoAugmentPolicy(rawValue: name) else {
+                throw ValidationError("--auto-augment \(name): expected one of \(AutoAugmentPolicy.names)")
+            }
+            a.autoAugment = policy
+        }
+        a.raMagnitude = raMagnitude
+        a.augmixSeverity = augmixSeverity
+        a.randomErase = randomErase
+        if let problem = a.problem { throw ValidationError(problem) }
+        return a
+    }
+
     func validate() throws {
         if let e = epochs, !(1...1_000_000).contains(e) { throw ValidationError("--epochs must be between 1 and 1000000, got \(e)") }
         if let l = lr, !(l > 0 && l.isFinite) { throw ValidationError("--lr must be a positive number, got \(l)") }
@@ -200,6 +226,7 @@ struct TrainCommand: ParsableCommand {
         for (flag, alpha) in [("--mixup-alpha", mixupAlpha), ("--cutmix-alpha", cutmixAlpha)] where !(alpha >= 0 && alpha.isFinite) {
             throw ValidationError("\(flag) must be 0 (off) or a positive number, got \(alpha)")
         }
+        _ = try makeAugmentation()
         try validateCropSizes()
     }
 
@@ -321,6 +348,7 @@ struct TrainCommand: ParsableCommand {
         if noFlip { c.flip = false }
         c.mean = try mean.map { try parseTriple($0, flag: "--mean") }
         c.std = try std.map { try parseTriple($0, flag: "--std") }
+        c.augmentation = try makeAugmentation()
         return c
     }
 

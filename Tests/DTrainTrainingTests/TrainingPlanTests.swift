@@ -314,3 +314,31 @@ final class TrainingPlanTests: XCTestCase {
         XCTAssertEqual(fields["class list"], "0,1,2,3,4,5,6,7,8,9")
     }
 }
+
+extension TrainingPlanTests {
+    /// --auto-augment and --random-erase reach the training transform (not the evaluation one,
+    /// nor --overfit-batches' un-augmented one) and the checkpoint's settings; without them the
+    /// transform and the settings are as before.
+    func testAugmentationReachesTheTrainTransform() throws {
+        var c = try TrainConfig.defaults(for: "resnet20", epochs: 2, output: output)
+        let plain = try plan(c)
+        XCTAssertTrue(plain.trainTransform.augmentation.isNone)
+        XCTAssertNil(plain.initialInfo.settings["augmentation"])
+
+        c.augmentation = Augmentation(autoAugment: .trivialAugmentWide, randomErase: 0.25)
+        let augmented = try plan(c)
+        XCTAssertEqual(augmented.trainTransform.augmentation.autoAugment, .trivialAugmentWide)
+        XCTAssertEqual(augmented.trainTransform.augmentation.randomErase, 0.25)
+        XCTAssertEqual(augmented.trainTransform.augmentation.interpolation, .bilinear)
+        XCTAssertEqual(augmented.trainTransform.geometry, plain.trainTransform.geometry)
+        XCTAssertTrue(augmented.evalTransform.augmentation.isNone)
+        XCTAssertEqual(augmented.initialInfo.settings["augmentation"], "ta_wide (bilinear), random erase 0.25")
+        let fields = Dictionary(uniqueKeysWithValues: c.agreementFields.map { ($0.name, $0.value) })
+        XCTAssertEqual(fields["augmentation"], "ta_wide (bilinear), random erase 0.25")
+
+        c.augmentation = Augmentation(autoAugment: .randAugment, raMagnitude: 15)
+        XCTAssertEqual(try plan(c).trainTransform.augmentation.raMagnitude, 15)
+        c.overfitBatches = 1
+        XCTAssertTrue(try plan(c).trainTransform.augmentation.isNone)
+    }
+}
