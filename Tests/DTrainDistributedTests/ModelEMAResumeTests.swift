@@ -72,5 +72,16 @@ final class ModelEMAResumeTests: XCTestCase {
         for name in a.names {
             XCTAssertEqual(try a.bytes(name), try b.bytes(name), "\(name) differs after the kill and resume (stopped at step \(stoppedAt))")
         }
+        // The checkpoint holds rank 0's EMA; the last epoch's evaluation, sharded over both ranks,
+        // shows rank 1's too (its BatchNorm statistics restart from the equalized ones at a resume).
+        func lastEpoch(_ run: URL) throws -> [String: Any] {
+            let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(lines.last).utf8)) as? [String: Any])
+        }
+        let (x, y) = (try lastEpoch(full), try lastEpoch(split))
+        for key in ["epoch", "val_loss", "val_top1", "ema_val_loss", "ema_val_top1", "ema_val_top5"] {
+            XCTAssertNotNil(x[key], key)
+            XCTAssertEqual("\(x[key] ?? "none")", "\(y[key] ?? "none")", "\(key) of the last epoch differs after the kill and resume")
+        }
     }
 }
