@@ -113,24 +113,48 @@ public struct PthFile {
         let (dict, wrapper) = try PthFile.stateDict(in: top)
         // DataParallel and DistributedDataParallel save their module's keys under "module.".
         let stripsModule = !dict.keys.isEmpty && dict.keys.allSatisfy { if case .string(let k) = $0 { return k.hasPrefix("module.") } else { return false } }
-        var storages: [String: Data] = [:]
-        var tensors: [Tensor] = []
+        var entries: [(name: String, ref: TorchTensorRef)] = []
         for key in dict.keys {
             guard case .string(let fullName) = key else { throw PthError("state_dict key \(key) is not a string") }
             let name = stripsModule ? String(fullName.dropFirst("module.".count)) : fullName
             guard case .tensor(let ref)? = dict[key] else {
                 throw PthError("state_dict entry \(fullName) is \(dict[key]?.kindDescription ?? "missing"); expected a tensor")
             }
-            let s = ref.storage
-            if storages[s.key] == nil { storages[s.key] = try storage(s) }
-            guard let bytes = storages[s.key] else { throw PthError("storage \(s.key) of \(name) is missing") }
-            tensors.append(Tensor(name: name, dtype: s.dtype, shape: ref.shape, data: try PthFile.contiguous(ref, bytes)))
+            entries.append((name, ref))
+        }
+        // Every storage is read (each bounded by the file) before any tensor is copied out of one.
+        var storages: [String: Data] = [:]
+        for (_, ref) in entries where storages[ref.storage.key] == nil { storages[ref.storage.key] = try storage(ref.storage) }
+        try checkExpansion(entries.map(\.ref), storageBytes: storages.values.reduce(0) { $0 + $1.count })
+        var tensors: [Tensor] = []
+        for (name, ref) in entries {
+            guard let bytes = storages[ref.storage.key] else { throw PthError("storage \(ref.storage.key) of \(name) is missing") }
+            tensors.append(Tensor(name: name, dtype: ref.storage.dtype, shape: ref.shape, data: try PthFile.contiguous(ref, bytes)))
         }
         return (tensors, wrapper, stripsModule)
     }
 
-    /// The most bytes a strided (non-contiguous) tensor may expand to when copied out.
+    /// The most bytes a strided (non-contiguous) tensor may expand to when copied out, and the
+    /// most that all of a file's tensors together may need beyond its storages' own bytes.
     static let maxStridedBytes = 1 << 30
+
+    /// Refuses, before any tensor is copied out, tensors whose copies together would need more
+    /// than the file's storages (`storageBytes`) plus `maxStridedBytes`: a small file of stride-0
+    /// views (`expand`) or of many views of one large storage would otherwise make reading it
+    /// allocate gigabytes, each tensor within its own bound.
+    static func checkExpansion(_ refs: [TorchTensorRef], storageBytes: Int) throws {
+        var tensorBytes = 0
+        for ref in refs {
+            guard let count = ref.count else { throw PthError("tensor \(ref.shape) is too large") }
+            let (bytes, o1) = count.multipliedReportingOverflow(by: ref.storage.dtype.size)
+            let (total, o2) = tensorBytes.addingReportingOverflow(bytes)
+            guard !o1 && !o2 else { throw PthError("tensor \(ref.shape) is too large") }
+            tensorBytes = total
+        }
+        guard tensorBytes <= storageBytes + maxStridedBytes else {
+            throw PthError("the tensors would expand to \(tensorBytes >> 20) MiB from \(storageBytes >> 20) MiB of storage; at most \(maxStridedBytes >> 20) MiB more is allowed")
+        }
+    }
 
     /// The keys under which training scripts' checkpoints keep the model's state_dict.
     static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net"]

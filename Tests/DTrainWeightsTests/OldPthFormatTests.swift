@@ -257,7 +257,9 @@ final class OldPthFormatTests: XCTestCase {
         try refuses(tar(tensors: tensorsMember(sizes: [5])), ["reaches element 4 of a storage of 4"], "tensor past its storage")
         try refuses(tar(tensors: tensorsMember(sizes: [Int64.max / 2], strides: [4])), ["64 bits"], "overflowing extent")
         try refuses(tar(tensors: tensorsMember(ndim: 100_000)), ["dimensions"], "absurd ndim")
-        try refuses(tar(tensors: tensorsMember(sizes: [1 << 40], strides: [0])), ["would expand to more than 1024 MiB"], "stride-0 bomb")
+        try refuses(tar(tensors: tensorsMember(sizes: [1 << 40], strides: [0])), ["would expand to 4194304 MiB"], "stride-0 bomb")
+        // Within the file's 16 bytes of storage + 1 GiB in all, but one strided tensor over 1 GiB.
+        try refuses(tar(tensors: tensorsMember(sizes: [(1 << 28) + 1], strides: [0])), ["would expand to more than 1024 MiB"], "strided tensor over 1 GiB")
         try refuses(tar(tensors: tensorsMember(ndim: 3, sizes: [1])), ["tensors"], "sizes past the member")
         try refuses(tar(pickle: pickle { p in
             p.global("collections", "OrderedDict"); p.emptyTuple(); p.reduce()

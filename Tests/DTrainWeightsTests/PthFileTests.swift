@@ -82,6 +82,17 @@ final class PthFileTests: XCTestCase {
         }
     }
 
+    /// Three stride-0 views of one float, each within the 1 GiB bound of one strided tensor, would
+    /// need 3 GiB together from a file of under 2 KB: refused before any tensor is copied out.
+    func testExpansionOfAllTensorsTogetherIsBounded() throws {
+        let url = try fixture("expand_bomb.pth")
+        XCTAssertThrowsError(try WeightsFile.read(url)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("would expand to 3072 MiB from 0 MiB of storage"), text)
+            XCTAssertTrue(text.contains("expand_bomb.pth"), text)
+        }
+    }
+
     /// Hand-made pickles for opcodes and shapes no fixture has.
     func testUnpicklerRejectsWhatTorchNeverWrites() {
         func refuses(_ bytes: [UInt8], _ words: String, line: UInt = #line) {

@@ -1,6 +1,6 @@
 """Small .pth files written by torch.save, and the tensors they must give, for dtrain's .pth reader.
 
-Writes into Tests/DTrainCoreTests/Fixtures/pth/:
+Writes into Tests/DTrainWeightsTests/Fixtures/pth/:
   two_layer.pth          state_dict of nn.Sequential(Linear(4, 3), ReLU(), Linear(3, 2))
   dtypes.pth             float16, bfloat16 and int64 entries (a 0-d num_batches_tracked, negative
                          and large int64 values) and a tensor saved as an nn.Parameter
@@ -15,6 +15,8 @@ Writes into Tests/DTrainCoreTests/Fixtures/pth/:
   malicious_global.pth   torch.save's layout with a data.pkl that calls os.system via GLOBAL + REDUCE
   malicious_stack_global.pth  the same via STACK_GLOBAL (protocol 4)
   malicious_builtins.pth builtins.eval via GLOBAL, hidden inside a tensor's argument tuple
+  expand_bomb.pth        three stride-0 views of one float, each 1 GiB when copied out: 3 GiB from
+                         a 4-byte storage in a file of about 1 KB
 
     /path/to/python Tests/FixtureScripts/pth_fixtures.py
 """
@@ -27,7 +29,7 @@ import zipfile
 import torch
 from safetensors.torch import save_file
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "DTrainCoreTests", "Fixtures", "pth")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "DTrainWeightsTests", "Fixtures", "pth")
 os.makedirs(OUT, exist_ok=True)
 torch.manual_seed(20261123)
 
@@ -108,3 +110,11 @@ with_pickle("malicious_stack_global", pickle.dumps(collections.OrderedDict(w=Exp
 evil = (b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w"
         b"cbuiltins\neval\nX\x07\x00\x00\x00print()\x85Rtu.")
 with_pickle("malicious_builtins", evil)
+
+
+def save_expand_bomb():
+    one = torch.zeros(1)
+    torch.save({k: one.expand(1 << 28) for k in ("a", "b", "c")}, os.path.join(OUT, "expand_bomb.pth"))
+
+
+save_expand_bomb()
