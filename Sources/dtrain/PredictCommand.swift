@@ -22,6 +22,8 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per image.")
     var json = false
     @OptionGroup var geometry: EvalGeometryOptions
+    @Flag(name: .customLong("use-ema"), help: "Classify with the checkpoint's model EMA (trained with --model-ema) instead of its model.")
+    var useEMA = false
     @Argument(help: "Image files or directories of images.")
     var inputs: [String]
 
@@ -35,7 +37,7 @@ struct PredictCommand: ParsableCommand {
         Compute.setThreads(threads ?? Compute.defaultThreads)
         let files = try Predictor.imageFiles(inputs)
         let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count),
-                                          resolution: geometry.valCropSize)
+                                          resolution: geometry.valCropSize, ema: useEMA)
         let predictor = Predictor(checkpoint: loaded, transform: try geometry.transform(loaded))
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in

@@ -1,12 +1,13 @@
 import XCTest
+import DTrainData
 import Foundation
 import DTrainTestSupport
 import DTrainWeights
 
 /// `dtrain train` with torchvision's --model-ema and --mixup-alpha/--cutmix-alpha, as one process
 /// on the embedded digits: it trains, reports the EMA's validation beside the model's, saves the
-/// EMA in its checkpoints (as torchvision's checkpoint["model_ema"]), and `eval`/`export --use-ema`
-/// take those weights. Bad values are refused with one line naming the flag.
+/// EMA in its checkpoints (as torchvision's checkpoint["model_ema"]), and `eval`, `export` and
+/// `predict --use-ema` take those weights. Bad values are refused with one line naming the flag.
 final class ModelEMAMixupRunTests: XCTestCase {
     func testDigitsWithModelEMAAndMixUpCutMixTrainsEvaluatesAndSavesTheEMA() throws {
         let dir = temporaryDirectory(self)
@@ -64,6 +65,18 @@ final class ModelEMAMixupRunTests: XCTestCase {
         let weights = try SafeTensorsFile(contentsOf: exported), checkpoint = try SafeTensorsFile(contentsOf: last)
         XCTAssertFalse(weights.names.contains { $0.hasPrefix(Checkpoint.emaPrefix) || $0.hasPrefix(Checkpoint.optimizerPrefix) })
         for name in weights.names { XCTAssertEqual(try weights.bytes(name), try checkpoint.bytes(Checkpoint.emaModulePrefix + name), name) }
+
+        // predict --use-ema classifies with the EMA: as the exported EMA weights do, unlike the model.
+        let images = dir.appendingPathComponent("images")
+        _ = try DatasetWriter.write(DigitsSource(split: .val), to: images.path, format: .png, limit: 6)
+        let files = try FileManager.default.subpathsOfDirectory(atPath: images.path).filter { $0.hasSuffix(".png") }.sorted()
+            .map { images.appendingPathComponent($0).path }
+        let predictEMA = try ProcessRunner.dtrain(["predict", "--checkpoint", last.path, "--use-ema", "--threads", "2"] + files)
+        let predictExported = try ProcessRunner.dtrain(["predict", "--checkpoint", exported.path, "--threads", "2"] + files)
+        let predictModel = try ProcessRunner.dtrain(["predict", "--checkpoint", last.path, "--threads", "2"] + files)
+        XCTAssertEqual(predictEMA.status, 0, predictEMA.transcript)
+        XCTAssertEqual(predictEMA.output, predictExported.output)
+        XCTAssertNotEqual(predictEMA.output, predictModel.output)
 
         // A checkpoint without an EMA: --use-ema is a clear error, and so is resuming it with --model-ema.
         let plain = dir.appendingPathComponent("plain")
