@@ -144,36 +144,25 @@ final class DistributedTrainingTests: XCTestCase {
     func testKilledRankEndsTheJobAndTheRunResumes() throws {
         let dir = scratch()
         let output = dir.appendingPathComponent("run")
-        let dtrain = try ProcessRunner.locateExecutable().path
-        var args = ["-np", "2", "--bind-to", "none", "--oversubscribe"]
-        if geteuid() == 0 { args.append("--allow-run-as-root") }
         let train = ["resnet20", "--epochs", "3", "--batch-size", "16", "--limit-train-batches", "40", "--limit-val-batches", "2",
                      "--threads", "1", "--workers", "1", "--output", output.path]
-        let process = Process()
-        process.executableURL = try ProcessRunner.locateMPIRun()
-        process.arguments = args + [dtrain] + train
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_COMM_WORLD") && !$0.key.hasPrefix("PMIX_") }
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let job = try ProcessRunner.startMPIRun(ranks: 2, train)
+        defer { job.killIfRunning() }
 
         // Wait until epoch 1 is checkpointed and epoch 2 is under way.
         let epoch1 = output.appendingPathComponent("checkpoint-epoch-0001.safetensors").path
         let deadline = Date().addingTimeInterval(240)
-        while !FileManager.default.fileExists(atPath: epoch1) && Date() < deadline && process.isRunning { usleep(200_000) }
+        while !FileManager.default.fileExists(atPath: epoch1) && Date() < deadline && job.process.isRunning { usleep(200_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: epoch1), "the run never finished epoch 1")
         usleep(1_000_000)
-        let ranks = ProcessRunner.childProcesses(of: process.processIdentifier)
+        let ranks = job.ranks
         XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
         guard let victim = ranks.last else { return }
         let killedAt = Date()
         kill(victim, SIGKILL)
-        XCTAssertEqual(exited.wait(timeout: .now() + 60), .success, "the job did not end within 60 s of a rank's death")
+        XCTAssertTrue(job.waitForExit(timeout: 60), "the job did not end within 60 s of a rank's death")
         XCTAssertLessThan(Date().timeIntervalSince(killedAt), 60)
-        XCTAssertNotEqual(process.terminationStatus, 0)
+        XCTAssertNotEqual(job.process.terminationStatus, 0)
 
         let resumed = try ProcessRunner.mpirun(ranks: 2, ["train"] + train + ["--resume"], timeout: 300)
         assertSucceeded(resumed)

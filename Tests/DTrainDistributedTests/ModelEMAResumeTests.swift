@@ -3,14 +3,15 @@ import Foundation
 import DTrainTestSupport
 import DTrainWeights
 
-/// Under mpirun (2 ranks, BatchNorm not synchronized), a run with the model EMA and batch mixing
-/// that is killed after a periodic save (`--save-every-steps`) and resumed ends with the same
-/// checkpoint, bit for bit, as the run never interrupted, the EMA's weights, BatchNorm statistics
-/// and n_averaged included: the mixing draws are keyed by (seed, rank, epoch, step), and every
-/// save makes the ranks' BatchNorm statistics equal, the EMA's too, in both runs alike.
+/// Under mpirun (2 ranks, BatchNorm not synchronized), a run with the model EMA, MixUp and
+/// TrivialAugmentWide that is killed after a periodic save (`--save-every-steps`) and resumed ends
+/// with the same checkpoint, bit for bit, as the run never interrupted, the EMA's weights,
+/// BatchNorm statistics and n_averaged included: the mixing draws are keyed by (seed, rank, epoch,
+/// step), the augmentation draws by (seed, epoch, sample), and every save makes the ranks'
+/// BatchNorm statistics equal, the EMA's too, in both runs alike.
 final class ModelEMAResumeTests: XCTestCase {
-    /// The flags under test, in one list: further augmentation flags are appended here.
-    static let augmentationFlags = ["--model-ema", "--model-ema-steps", "2", "--mixup-alpha", "0.2"]
+    /// The flags under test: the model EMA, MixUp and TrivialAugmentWide.
+    static let augmentationFlags = ["--model-ema", "--model-ema-steps", "2", "--mixup-alpha", "0.2", "--auto-augment", "ta_wide"]
 
     func scratch() -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("dtrain-ema-\(UUID().uuidString)")
@@ -34,27 +35,17 @@ final class ModelEMAResumeTests: XCTestCase {
         XCTAssertTrue(uninterrupted.transcript.contains("EMA val loss"), uninterrupted.transcript)
 
         // The interrupted run: one rank killed (mpirun then ends the other) once a periodic save is on disk.
-        var mpiArguments = ["-np", "2", "--bind-to", "none", "--oversubscribe"]
-        if geteuid() == 0 { mpiArguments.append("--allow-run-as-root") }
-        let process = Process()
-        process.executableURL = try ProcessRunner.locateMPIRun()
-        process.arguments = mpiArguments + [try ProcessRunner.locateExecutable().path] + trainArguments(output: split)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_COMM_WORLD") && !$0.key.hasPrefix("PMIX_") }
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let job = try ProcessRunner.startMPIRun(ranks: 2, trainArguments(output: split))
+        defer { job.killIfRunning() }
         let last = split.appendingPathComponent("checkpoint-last.safetensors")
         let deadline = Date().addingTimeInterval(240)
-        while !FileManager.default.fileExists(atPath: last.path) && Date() < deadline && process.isRunning { usleep(20_000) }
+        while !FileManager.default.fileExists(atPath: last.path) && Date() < deadline && job.process.isRunning { usleep(20_000) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: last.path), "no periodic save")
-        let ranks = ProcessRunner.childProcesses(of: process.processIdentifier)
+        let ranks = job.ranks
         XCTAssertEqual(ranks.count, 2, "ranks of mpirun: \(ranks)")
         if let victim = ranks.last { kill(victim, SIGKILL) }
-        XCTAssertEqual(exited.wait(timeout: .now() + 60), .success, "the job did not end after a rank's death")
-        XCTAssertNotEqual(process.terminationStatus, 0, "the run ended before it was interrupted")
+        XCTAssertTrue(job.waitForExit(timeout: 60), "the job did not end after a rank's death")
+        XCTAssertNotEqual(job.process.terminationStatus, 0, "the run ended before it was interrupted")
         let stoppedAt = try Checkpoint.read(last).info.globalStep
         XCTAssertTrue(stoppedAt > 0 && stoppedAt < 20 && stoppedAt % 2 == 0, "checkpoint-last at global step \(stoppedAt)")
 

@@ -56,6 +56,46 @@ public enum ProcessRunner {
         return try run(locateMPIRun(), mpiArguments + mpiOptions + [dtrain.path] + arguments, timeout: timeout, environment: environment)
     }
 
+    /// A job started in the background, for tests that signal or kill it while it runs.
+    public final class BackgroundJob {
+        public let process: Process
+        private let exited = DispatchSemaphore(value: 0)
+
+        init(_ process: Process) {
+            self.process = process
+            process.terminationHandler = { [exited] _ in exited.signal() }
+        }
+
+        /// Whether the job ended within `timeout` seconds.
+        public func waitForExit(timeout: TimeInterval) -> Bool {
+            exited.wait(timeout: .now() + timeout) == .success
+        }
+
+        /// mpirun's ranks (its child processes), in pid order.
+        public var ranks: [Int32] { ProcessRunner.childProcesses(of: process.processIdentifier) }
+
+        /// SIGKILL to mpirun if it still runs (a test's clean-up).
+        public func killIfRunning() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    /// `mpirun -np ranks dtrain arguments…` started in the background, its output discarded, in the
+    /// environment of a process that mpirun did not start.
+    public static func startMPIRun(ranks: Int, _ arguments: [String]) throws -> BackgroundJob {
+        var mpiArguments = ["-np", String(ranks), "--bind-to", "none", "--oversubscribe"]
+        if geteuid() == 0 { mpiArguments.append("--allow-run-as-root") }
+        let process = Process()
+        process.executableURL = try locateMPIRun()
+        process.arguments = mpiArguments + [try locateExecutable().path] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_COMM_WORLD") && !$0.key.hasPrefix("PMIX_") }
+        let job = BackgroundJob(process)
+        try process.run()
+        return job
+    }
+
     /// Processes whose parent is `pid`, from /proc (mpirun's ranks), in pid order.
     public static func childProcesses(of pid: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
