@@ -106,6 +106,15 @@ public final class BatchMixing {
         return d
     }
 
+    /// Mixes batch `step` (from 0 within the epoch) of `epoch` on `rank` in place, with that
+    /// batch's draws, and returns its soft targets (`targets`, `classes` per image).
+    public func mix(images: UnsafeMutablePointer<Float>, labels: UnsafePointer<Int32>, count: Int,
+                    seed: UInt64, rank: Int, epoch: Int, step: Int) -> UnsafePointer<Float> {
+        var random = BatchMixing.random(seed: seed, rank: rank, epoch: epoch, step: step)
+        apply(images: images, labels: labels, count: count, random: &random)
+        return UnsafePointer(targets.pointer)
+    }
+
     /// Mixes the first `count` images and writes their targets as `draw` says.
     public func apply(_ draw: Draw, images: UnsafeMutablePointer<Float>, labels: UnsafePointer<Int32>, count: Int) {
         precondition(count >= 0 && count <= maxBatch, "batch \(count) exceeds the \(maxBatch) mixing was made for")

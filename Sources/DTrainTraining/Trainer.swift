@@ -115,19 +115,15 @@ public final class Trainer {
         var waitStart = monotonicNanoseconds()
         while let batch = try Profiler.measure(.dataWait, { try parts.loader.next() }) {
             let stepStart = monotonicNanoseconds()
-            pass.lr = plan.learningRate(epoch: epoch, step: part.stepsDone + s)
+            let index = part.stepsDone + s  // this batch's step in the epoch, from 0
+            pass.lr = plan.learningRate(epoch: epoch, step: index)
             for d in parts.dropouts { d.step = UInt64(info.globalStep) }
             parts.inspector?.beginStep(info.globalStep)
-            let index = part.stepsDone + s  // this batch's step in the epoch, from 0
-            var targets: UnsafePointer<Float>?
-            if let mixing = parts.mixing {
-                var random = BatchMixing.random(seed: config.seed, rank: communicator.rank, epoch: epoch, step: index)
-                mixing.apply(images: batch.images.data, labels: batch.labels, count: batch.count, random: &random)
-                targets = UnsafePointer(mixing.targets.pointer)
-            }
+            let targets = parts.mixing?.mix(images: batch.images.data, labels: batch.labels, count: batch.count,
+                                            seed: config.seed, rank: communicator.rank, epoch: epoch, step: index)
             var outcome = try step.run(images: batch.images, labels: batch.labels, targets: targets, lr: Float(pass.lr))
-            if outcome.updated, let ema = parts.ema {
-                ema.afterOptimizerStep(epoch: epoch, step: index / config.gradAccum, warmupEpochs: config.warmupEpochs)
+            if outcome.updated {
+                parts.ema?.afterOptimizerStep(epoch: epoch, step: index / config.gradAccum, warmupEpochs: config.warmupEpochs)
             }
             try parts.inspector?.endStep(info.globalStep)
             // A stop asked for on any rank stops every rank after the same step.
