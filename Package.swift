@@ -8,7 +8,8 @@ import PackageDescription
 //   COpenBLAS, CTurboJPEG, CPNG,
 //   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
-//   CDTrainSupport                   C helpers for the thread pool (closure hand-off, spin hint)
+//   CDTrainSupport                   C helpers: thread pool hand-off, CPU features, stop signals
+//   CDTrainKernels                   kernels with one variant per instruction set (AVX2, AVX-512)
 //   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, atomic file writes
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
 //   DTrainData                       image sources, JPEG/PNG decoding, augmentation, sharded loader
@@ -18,40 +19,52 @@ import PackageDescription
 //   DTrainTraining                   optimizers, schedules, the training step, benchmarks
 //   dtrain                           the command line (one file per subcommand)
 
-// Release builds are compiled for the CPU they are built on (`-target-cpu native`, like C's
-// `-march=native`): the kernels' eight-lane vectors become AVX2 registers on x86-64 CPUs that have
-// them, and their multiply-adds fused (DTRAIN_FMA) where the CPU has FMA. To build a binary for
-// other machines, name the oldest CPU it must run on: DTRAIN_CPU=x86-64 (any x86-64), or e.g.
-// DTRAIN_CPU=haswell, znver2, neoverse-n1 (with DTRAIN_FMA=1 if that CPU has FMA).
+// One portable build: on x86-64, release builds target Haswell (x86-64-v3's AVX2, FMA, BMI1/2,
+// F16C and MOVBE, which Intel Haswell, AMD Zen and every newer x86-64 server CPU have; Swift's
+// -target-cpu takes CPU names, not x86-64-v3), so a binary built on a login node runs on every compute
+// node, and the Swift kernels' eight-lane vectors are AVX2 registers with fused multiply-adds
+// (DTRAIN_FMA). Wider kernels (AVX-512) live in CDTrainKernels, compiled per instruction set in
+// the same binary and chosen at run time (`KernelSet`, `--kernels`). CDTrainSupport's start-up
+// check stops a binary on a CPU without the baseline with a one-line error naming what is missing.
+//
+// DTRAIN_CPU=native compiles the Swift code for the build machine's own CPU instead (like C's
+// -march=native; BENCHMARKS.md, "Portable and native builds", says what it gives), and
+// DTRAIN_CPU=<cpu> for a named one (with DTRAIN_FMA=1 if that CPU has FMA). Other architectures
+// build for their host CPU.
 let environment = ProcessInfo.processInfo.environment
-let targetCPU = environment["DTRAIN_CPU"] ?? "native"
-let fusedMultiplyAdd: Bool = {
-    if let choice = environment["DTRAIN_FMA"] { return choice == "1" }
-    guard targetCPU == "native" else { return false }
-    #if arch(x86_64)
-    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("fma") }
-    #else
-    return false
-    #endif
-}()
-// The instruction-set extensions a native build may use, as /proc/cpuinfo names them and as
-// CDTrainSupport's start-up check (DTRAIN_NEEDS_*) does: a binary copied to an older CPU stops
-// with a one-line error naming the missing extension instead of an illegal instruction.
-let hostExtensions: [String] = {
-    guard targetCPU == "native" else { return [] }
+#if arch(x86_64)
+let portableCPU = "haswell"
+let portableExtensions = ["avx", "avx2", "fma", "f16c", "movbe", "bmi1", "bmi2"]
+#else
+let portableCPU = "native"
+let portableExtensions: [String] = []
+#endif
+let targetCPU = environment["DTRAIN_CPU"] ?? portableCPU
+let hostFlags: Set<String> = {
     #if arch(x86_64)
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
     guard let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
-    let present = Set(flags.split(separator: " ").map(String.init))
-    return ["avx", "avx2", "fma", "bmi1", "bmi2", "avx512f", "avx512dq", "avx512bw", "avx512vl"].filter(present.contains)
+    return Set(flags.split(separator: " ").map(String.init))
     #else
     return []
     #endif
 }()
-let cpuCheck: [CSetting] = hostExtensions.map { name in
+let fusedMultiplyAdd: Bool = {
+    if let choice = environment["DTRAIN_FMA"] { return choice == "1" }
+    if targetCPU == portableCPU { return !portableExtensions.isEmpty }
+    return targetCPU == "native" && hostFlags.contains("fma")
+}()
+// The extensions the Swift code may use, as /proc/cpuinfo names them and as CDTrainSupport's
+// start-up check (DTRAIN_NEEDS_*) does.
+let requiredExtensions: [String] = {
+    if targetCPU == portableCPU { return portableExtensions }
+    guard targetCPU == "native" else { return [] }
+    return ["avx", "avx2", "fma", "f16c", "movbe", "bmi1", "bmi2", "avx512f", "avx512dq", "avx512bw", "avx512vl"]
+        .filter(hostFlags.contains)
+}()
+let cpuCheck: [CSetting] = requiredExtensions.map { name in
     .define("DTRAIN_NEEDS_" + (name == "bmi1" ? "BMI" : name.uppercased()))
-}
+} + (targetCPU == "native" && targetCPU != portableCPU ? [.define("DTRAIN_NATIVE_BUILD")] : [])
 // Release builds are checked (`-O`): integer overflow and out-of-range indexing trap instead of
 // reading past a buffer when a downloaded file lies about its sizes. DTRAIN_UNCHECKED=1 builds
 // everything `-Ounchecked` instead, only to measure what the checks cost (BENCHMARKS.md,
@@ -82,8 +95,11 @@ let package = Package(
         .target(name: "CMPI", dependencies: ["COpenMPI"]),
 
         .target(name: "CDTrainSupport", cSettings: cpuCheck),
+        // The hot kernels that have per-instruction-set variants: each source is compiled once per
+        // kernel set with a function-level target attribute, so one binary holds them all.
+        .target(name: "CDTrainKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
         .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport"], swiftSettings: optimize),
-        .target(name: "DTrainNN", dependencies: ["DTrainCore"], swiftSettings: optimize),
+        .target(name: "DTrainNN", dependencies: ["DTrainCore", "CDTrainKernels"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "DTrainWeights", dependencies: [
             "DTrainCore", "DTrainNN", "DTrainData", .product(name: "ZIPFoundation", package: "ZIPFoundation"),

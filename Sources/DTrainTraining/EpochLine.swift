@@ -21,12 +21,12 @@ extension EpochMetrics {
 }
 
 extension TrainingPlan {
-    /// The line rank 0 prints when training starts: model, parameters, data, ranks and threads,
-    /// batch and epochs.
+    /// The line rank 0 prints when training starts: model, parameters, data, ranks, threads and
+    /// rank 0's kernel set, batch and epochs.
     func startLine(model: Model, ranks: Int) -> String {
         let trainable = model.trainableParameterCount
         let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
-        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), batch \(config.batchSize) per rank, \(config.epochs) epochs"
+        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, batch \(config.batchSize) per rank, \(config.epochs) epochs"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import DTrainCore
 import DTrainNN
 import DTrainDistributed
 import DTrainData
@@ -57,6 +58,8 @@ public struct TrainConfig: Sendable {
     public var overwrite = false
     public var seed: UInt64 = 0
     public var threads: Int?
+    /// The kernel variants (`--kernels`, DTRAIN_KERNELS), resolved on each rank's CPU.
+    public var kernels: KernelSet.Request = .auto
     public var workers: Int?
     public var evalEvery = 1
     public var limitTrainBatches: Int?

@@ -27,6 +27,7 @@ struct EvalCommand: ParsableCommand {
     var output: String?
     @OptionGroup var resources: ResourceOptions
     @OptionGroup var geometry: EvalGeometryOptions
+    @OptionGroup var kernelOptions: KernelOptions
     @Option(name: .customLong("limit-val-batches"), help: "At most N batches per rank.")
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
@@ -61,7 +62,7 @@ struct EvalCommand: ParsableCommand {
         let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
             let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize,
-                                              resolution: geometry.valCropSize, ema: useEMA)
+                                              resolution: geometry.valCropSize, ema: useEMA, kernels: try kernelOptions.request().resolve())
             _ = try geometry.transform(loaded)
             return (loaded, try openEvalData(loaded))
         }

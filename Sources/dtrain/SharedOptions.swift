@@ -39,6 +39,26 @@ struct ResourceOptions: ParsableArguments {
     }
 }
 
+/// The kernel variants (train, bench, eval, predict).
+struct KernelOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Kernel variants: the widest this CPU runs, or a lower set to compare. Default: auto, or the DTRAIN_KERNELS environment variable.",
+                               valueName: "auto|avx2|avx512"))
+    var kernels: String?
+
+    /// The request from --kernels, else DTRAIN_KERNELS, else auto.
+    func request() throws -> KernelSet.Request {
+        if let value = kernels { return try KernelSet.Request(parsing: value, source: "--kernels") }
+        if let value = ProcessInfo.processInfo.environment["DTRAIN_KERNELS"] {
+            return try KernelSet.Request(parsing: value, source: "DTRAIN_KERNELS")
+        }
+        return .auto
+    }
+
+    func validate() throws {
+        do { _ = try request() } catch let error as KernelSetError { throw ValidationError(error.message) }
+    }
+}
+
 /// The evaluation geometry and resize filter, under torchvision's reference-script names
 /// (train, eval, predict).
 struct EvalGeometryOptions: ParsableArguments {

@@ -22,6 +22,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var resources: ResourceOptions
+    @OptionGroup var kernelOptions: KernelOptions
 
     @Option(help: "Epochs to train. Default: 30 for CIFAR models, 90 for ImageNet models.")
     var epochs: Int?
@@ -320,6 +321,7 @@ struct TrainCommand: ParsableCommand {
         c.keep = keep
         c.seed = seed
         c.threads = resources.threads
+        c.kernels = try kernelOptions.request()
         c.workers = resources.workers
         c.evalEvery = evalEvery
         c.limitTrainBatches = limitTrainBatches

@@ -70,6 +70,36 @@ final class CommandLineTests: XCTestCase {
                     mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"])
     }
 
+    /// `--kernels` (or DTRAIN_KERNELS) picks the kernel set: bench reports the set it ran and
+    /// training names it in its start line; a value naming no set, or a set this CPU cannot run,
+    /// is a one-line error naming the flag and what is missing.
+    func testKernelsFlag() throws {
+        func benchKernels(_ extra: [String]) throws -> String? {
+            let run = try dtrain(["bench", "resnet20", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--peak-size", "0",
+                                  "--no-profile", "--json"] + extra)
+            XCTAssertEqual(run.status, 0, run.transcript)
+            let line = try XCTUnwrap(run.lines.last { $0.hasPrefix("{") }, run.transcript)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["kernels"] as? String
+        }
+        XCTAssertEqual(try benchKernels(["--kernels", "avx2"]), "avx2")
+        XCTAssertEqual(try benchKernels([]), KernelSet.best.rawValue)
+        assertFails(try dtrain(["bench", "resnet20", "--kernels", "sse4"]), mentioning: ["--kernels sse4", "auto", "avx2", "avx512"])
+        assertFails(try ProcessRunner.dtrain(["bench", "resnet20", "--threads", "2"], environment: ["DTRAIN_KERNELS": "sse4"]),
+                    mentioning: ["DTRAIN_KERNELS sse4"])
+        if let missing = KernelSet.avx512.missingExtension {
+            assertFails(try dtrain(["bench", "resnet20", "--kernels", "avx512"]), mentioning: ["--kernels avx512", "lacks \(missing)"])
+            assertFails(try dtrain(["predict", "--checkpoint", "/nonexistent.safetensors", "--kernels", "avx512", "x.png"]),
+                        mentioning: ["--kernels avx512", "lacks \(missing)"])
+        } else {
+            XCTAssertEqual(try benchKernels(["--kernels", "avx512"]), "avx512")
+        }
+        let output = temporaryDirectory(self).appendingPathComponent("run")
+        let train = try dtrain(["resnet20", "--epochs", "1", "--batch-size", "16", "--limit-train-batches", "1", "--no-val",
+                                "--workers", "1", "--output", output.path, "--kernels", "avx2"])
+        XCTAssertEqual(train.status, 0, train.transcript)
+        XCTAssertTrue(train.transcript.contains("avx2 (8 lanes) kernels"), train.transcript)
+    }
+
     /// `dtrain eval` and `dtrain predict` on a trained checkpoint: predict's per-image answers give
     /// exactly eval's top-1 on the same images.
     func testEvalAndPredictAgree() throws {

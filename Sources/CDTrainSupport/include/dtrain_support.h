@@ -34,13 +34,15 @@ static inline void dtrain_cpu_relax(void) {
 #endif
 }
 
-/// Whether this CPU has the named instruction-set extension: one of avx, avx2, fma, bmi, bmi2,
-/// avx512f, avx512dq, avx512bw, avx512vl (x86-64). Returns 1 or 0, and -1 for a name it does not
-/// know; on other architectures 1 for every name.
+/// Whether this CPU has the named instruction-set extension and the operating system saves its
+/// registers (CPUID and XGETBV): one of avx, fma, f16c, movbe, avx2, bmi, bmi2, avx512f,
+/// avx512dq, avx512bw, avx512vl, avx512_bf16 (x86-64, named as /proc/cpuinfo does, bmi for bmi1).
+/// Returns 1 or 0, and -1 for a name it does not know; on other architectures 1 for every name.
 int dtrain_cpu_has(const char *feature);
 
-/// The first extension the build was compiled to use (the DTRAIN_NEEDS_* macros Package.swift
-/// defines for a build targeting its host CPU) that this CPU lacks, or NULL. Checked when the
+/// The first extension the build's Swift code was compiled to use (the DTRAIN_NEEDS_* macros
+/// Package.swift defines: x86-64-v3's, or the host CPU's for a native build) that this CPU lacks,
+/// or NULL. Checked when the
 /// program starts, before any such instruction runs: dtrain then exits with a one-line error
 /// instead of dying of an illegal instruction.
 const char *dtrain_missing_cpu_feature(void);

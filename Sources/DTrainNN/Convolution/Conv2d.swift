@@ -107,7 +107,8 @@ public final class Conv2d: Layer {
         } else if winogradAllowed && min(inChannels, outChannels) >= winogradMinChannels,
                   let winograd = WinogradKernel(geo: geo, outChannels: outChannels,
                                                 tile: winogradTile ?? (max(inChannels, outChannels) <= 128 ? 4 : 2), maxBatch: maxBatch, threads: plannedThreads,
-                                                blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2)) {
+                                                blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2),
+                                                kernels: context.kernels) {
             algorithm = WinogradConvolution(kernel: winograd, outChannels: outChannels)
         } else {
             algorithm = GEMMConvolution(geo: geo, outChannels: outChannels, maxBatch: maxBatch,

@@ -37,6 +37,8 @@ struct WinogradKernel {
     let tilesHigh, tilesWide: Int
     /// Tiles transformed and multiplied together.
     let blockTiles: Int
+    /// The variants of the small GEMMs.
+    let kernels: KernelSet
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
     /// Floats of the transformed weights U: 16·O·C (also the size of a dU).
@@ -53,9 +55,10 @@ struct WinogradKernel {
     /// tiles (GEMMs thinner than that re-pack U too often) and at most what a thread gets of
     /// `maxBatch` images.
     init?(geo: ConvGeometry, outChannels: Int, tile: Int = 2, maxBatch: Int, threads: Int, blockFloats: Int,
-          minBlockTiles: Int) {
+          minBlockTiles: Int, kernels: KernelSet = .best) {
         guard Self.applies(to: geo), tile == 2 || tile == 4 else { return nil }
         self.tile = tile
+        self.kernels = kernels
         positions = (tile + 2) * (tile + 2)
         height = geo.height
         width = geo.width
@@ -88,7 +91,7 @@ struct WinogradKernel {
                 // M[ξ] (tiles × co) = V[ξ] (tiles × ci) · U[ξ] (ci × co).
                 let a = v + xi * count * ci, b = u + xi * oc, c = m + xi * count * co
                 if small {
-                    SmallGEMM.multiply(rows: count, n: co, k: ci, a: a, lda: ci, b: b, ldb: co, c: c, ldc: co)
+                    SmallGEMM.multiply(kernels, rows: count, n: co, k: ci, a: a, lda: ci, b: b, ldb: co, c: c, ldc: co)
                 } else {
                     BLAS.gemm(m: count, n: co, k: ci, a: a, lda: ci, b: b, ldb: co, c: c, ldc: co)
                 }
@@ -113,7 +116,7 @@ struct WinogradKernel {
                 // dU[ξ] (O × C) += dM[ξ]ᵀ (O × tiles) · V[ξ] (tiles × C).
                 let a = dm + xi * count * o, b = v + xi * count * c, du = partial + xi * o * c
                 if small {
-                    SmallGEMM.multiplyTransposed(m: o, n: c, k: count, a: a, lda: o, b: b, ldb: c, c: du, ldc: c,
+                    SmallGEMM.multiplyTransposed(kernels, m: o, n: c, k: count, a: a, lda: o, b: b, ldb: c, c: du, ldc: c,
                                                  accumulate: beta != 0)
                 } else {
                     BLAS.gemm(transA: true, m: o, n: c, k: count, a: a, lda: o, b: b, ldb: c, beta: beta, c: du, ldc: c)

@@ -15,16 +15,21 @@ public final class BuildContext {
     public let engine: EngineOptimisations
     /// Where input gradients live, when they share memory (see `inputGradientBuffer`).
     public let gradientSlots: GradientSlots?
+    /// The instruction set of the kernels layers call (CDTrainKernels' variants).
+    public let kernels: KernelSet
 
     /// - Parameters:
     ///   - engine: what layers built with this context may use; all by default.
     ///   - sharesGradients: plan shared input-gradient memory (`GradientSlots`); the builder then
     ///     calls `allocateSharedMemory()` once every layer is built. `Model.build` sets it from
     ///     `engine.contains(.sharedGradientMemory)`; a single layer built on its own owns its dx.
-    public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false) {
+    ///   - kernels: the kernel variants layers use; this CPU's best by default.
+    public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
+                kernels: KernelSet = .best) {
         self.workspace = workspace
         self.seed = seed
         self.engine = engine
+        self.kernels = kernels
         gradientSlots = sharesGradients ? GradientSlots() : nil
     }
 

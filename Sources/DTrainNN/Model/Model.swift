@@ -21,6 +21,8 @@ public final class Model {
     public private(set) var builtResolution = 0
     /// The engine optimisations of the last build.
     public private(set) var builtEngine: EngineOptimisations = .all
+    /// The kernel variants the layers were last built with.
+    public private(set) var builtKernels: KernelSet = .best
     public private(set) var outputShape = FeatureShape(features: 0)
 
     public init(spec: ModelSpec, options: ModelOptions) {
@@ -45,12 +47,14 @@ public final class Model {
 
     /// Allocates activations, gradients and workspace for batches of up to `batch` images of
     /// `resolution`² pixels (default: the model's), with the layers using the optimisations in
-    /// `engine`. A no-op when already built for that.
-    public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0, engine: EngineOptimisations = .all) {
+    /// `engine` and the `kernels` variants (this CPU's best by default). A no-op when already built
+    /// for that.
+    public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0, engine: EngineOptimisations = .all,
+                      kernels: KernelSet = .best) {
         let res = resolution ?? spec.defaultResolution
-        if batch == builtBatch && res == builtResolution && engine == builtEngine { return }
+        if batch == builtBatch && res == builtResolution && engine == builtEngine && kernels == builtKernels { return }
         let context = BuildContext(workspace: workspace, seed: seed, engine: engine,
-                                   sharesGradients: engine.contains(.sharedGradientMemory))
+                                   sharesGradients: engine.contains(.sharedGradientMemory), kernels: kernels)
         outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
                                  maxBatch: batch, inputNeedsGradient: false, context: context)
         context.allocateSharedMemory()
@@ -59,6 +63,7 @@ public final class Model {
         builtBatch = batch
         builtResolution = res
         builtEngine = engine
+        builtKernels = kernels
     }
 
     /// Input shape of one image at the built resolution.
