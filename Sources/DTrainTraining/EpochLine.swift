@@ -22,11 +22,14 @@ extension EpochMetrics {
 
 extension TrainingPlan {
     /// The line rank 0 prints when training starts: model, parameters, data, ranks, threads and
-    /// rank 0's kernel set, batch and epochs.
+    /// rank 0's kernel set, precision, batch and epochs.
     func startLine(model: Model, ranks: Int) -> String {
+        let precisionText = config.precision == .bf16 && config.bf16Emulated && !KernelSet.cpuHasBF16
+            ? "bf16 precision (emulated in float32 kernels: this CPU lacks \(Precision.bf16Extension))"
+            : "\(config.precision.rawValue) precision"
         let trainable = model.trainableParameterCount
         let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
-        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, batch \(config.batchSize) per rank, \(config.epochs) epochs"
+        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, \(precisionText), batch \(config.batchSize) per rank, \(config.epochs) epochs"
     }
 }
 

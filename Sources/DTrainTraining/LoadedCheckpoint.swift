@@ -15,9 +15,10 @@ public struct LoadedCheckpoint {
     /// `expectedModel`, a checkpoint of another model is refused, and plain weights without dtrain's
     /// metadata (a torchvision .pth) are read as that model's; with `numClasses`, one with another
     /// head size is refused. With `ema`, the weights are the checkpoint's model EMA (`--model-ema`).
-    /// `kernels`: the kernel variants the model is built with (`--kernels`).
+    /// `kernels` and `precision`: the kernel variants and arithmetic the model is built with (`--kernels`,
+    /// `--precision`).
     public init(path: String, expectedModel: String? = nil, numClasses: Int? = nil, batchSize: Int, resolution: Int? = nil,
-                ema: Bool = false, kernels: KernelSet = .best) throws {
+                ema: Bool = false, kernels: KernelSet = .best, precision: Precision = .fp32) throws {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError(path: path, reason: "no such checkpoint")
@@ -31,7 +32,8 @@ public struct LoadedCheckpoint {
         }
         model = try ModelZoo.make(info.model, options: info.modelOptions)
         try Checkpoint.restore(file, path: path, into: model, optimizer: nil, ema: ema)
-        model.build(batch: batchSize, resolution: resolution ?? (info.resolution > 0 ? info.resolution : nil), kernels: kernels)
+        model.build(batch: batchSize, resolution: resolution ?? (info.resolution > 0 ? info.resolution : nil), kernels: kernels,
+                    precision: precision)
         self.info = info
         self.path = path
     }

@@ -22,6 +22,8 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var ema_val_loss: Double?
     public var ema_val_top1: Double?
     public var ema_val_top5: Double?
+    /// The epoch's `--precision`: "fp32" or "bf16" (a resumed run may change it).
+    public var precision: String?
 
     public init(epoch: Int, lr: Double, train_loss: Double, train_top1: Double, val_loss: Double?, val_top1: Double?,
                 val_top5: Double?, images_per_s: Double, seconds: Double, skipped_samples: Int = 0) {

@@ -30,6 +30,8 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var threads: Int
     /// The kernel set the model ran (`KernelSet` name: avx2, avx512).
     public var kernels = KernelSet.best.rawValue
+    /// Convolution and linear-layer arithmetic: fp32 or bf16.
+    public var precision = Precision.fp32.rawValue
     public var steps: Int
     /// Median seconds of one `TrainingStep` (zeroing gradients, forward, loss, backward, gradient
     /// averaging across ranks, SGD update).
@@ -72,7 +74,7 @@ public struct StepBenchmarkResult: Codable, Sendable {
 
     /// snake_case in JSON, as metrics.jsonl and `eval --json`.
     enum CodingKeys: String, CodingKey {
-        case model, batchSize = "batch_size", resolution, threads, kernels, steps, medianStepSeconds = "median_step_seconds"
+        case model, batchSize = "batch_size", resolution, threads, kernels, precision, steps, medianStepSeconds = "median_step_seconds"
         case meanStepSeconds = "mean_step_seconds", imagesPerSecond = "images_per_second"
         case gflopsPerSecond = "gflops_per_second", parameters, gmacsPerImage = "gmacs_per_image"
         case peakRSSBytes = "peak_rss_bytes", profile, sgemmPeakGFLOPS = "sgemm_peak_gflops"
@@ -90,17 +92,18 @@ public enum StepBenchmark {
     ///   - peakSize: measure the sgemm peak on an n×n×n product after the steps (nil: skip).
     ///   - engine: the engine optimisations the model is built with (`dtrain bench --without`).
     ///   - kernels: the kernel variants (`--kernels`).
+    ///   - precision: the arithmetic of convolutions and linear layers (`--precision`).
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
                            warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0, freeze: TrainConfig.Freeze = .none,
                            profile: Bool = true, peakSize: Int? = 2048, engine: EngineOptimisations = .all,
-                           kernels: KernelSet = .best,
+                           kernels: KernelSet = .best, precision: Precision = .fp32,
                            communicator: Communicator = SingleProcessCommunicator(),
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
         let model = try ModelZoo.make(name)
         model.initialize(seed: seed)
         try freeze.apply(to: model)
-        model.build(batch: batchSize, resolution: resolution, seed: seed, engine: engine, kernels: kernels)
+        model.build(batch: batchSize, resolution: resolution, seed: seed, engine: engine, kernels: kernels, precision: precision)
         let classes = model.numClasses
         let loss = SoftmaxCrossEntropy(classes: classes)
         loss.build(maxBatch: batchSize)
@@ -147,6 +150,7 @@ public enum StepBenchmark {
             gflopsPerSecond: gflops, parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9,
             peakRSSBytes: peakRSS(), freeze: freeze.description, trainableParameters: model.trainableParameterCount)
         result.kernels = kernels.rawValue
+        result.precision = precision.rawValue
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
         if overlapped != nil {
             let blocking = AllreduceGradients(store: model.store, communicator: communicator)

@@ -60,6 +60,10 @@ public struct TrainConfig: Sendable {
     public var threads: Int?
     /// The kernel variants (`--kernels`, DTRAIN_KERNELS), resolved on each rank's CPU.
     public var kernels: KernelSet.Request = .auto
+    /// Convolution and linear-layer arithmetic (`--precision`), checked on each rank's CPU.
+    public var precision: Precision = .fp32
+    /// bf16 allowed on a CPU without AVX512_BF16 (DTRAIN_BF16_EMULATION=1).
+    public var bf16Emulated = false
     public var workers: Int?
     public var evalEvery = 1
     public var limitTrainBatches: Int?

@@ -193,6 +193,7 @@ public final class Trainer {
         metrics.ema_val_loss = emaVal?.meanLoss
         metrics.ema_val_top1 = emaVal?.top1Fraction
         metrics.ema_val_top5 = emaVal?.top5Fraction
+        metrics.precision = config.precision.rawValue
         try parts.telemetry.epoch(&metrics, globalStep: info.globalStep)
         var improved = false
         if let top1 = val?.top1Fraction, top1 > (info.bestTop1 ?? -1) {

@@ -150,6 +150,7 @@ public struct TrainingPlan: Sendable {
         if config.valResizeSize != nil { info.evalResize = evalResize }
         if config.interpolation != .bilinear { info.interpolation = config.interpolation.rawValue }
         info.optimizer = config.optimizer.rawValue
+        info.precision = config.precision.rawValue
         info.settings[ResumeCompatibility.trainSamplesKey] = String(data.trainCount)
         if let p = config.pretrained { info.settings["pretrained"] = p }
         if config.freeze != .none { info.settings["freeze"] = config.freeze.description }

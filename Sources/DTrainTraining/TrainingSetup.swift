@@ -43,7 +43,9 @@ enum TrainingSetup {
             }
         }
         if let line = try config.freeze.apply(to: model) { lines.append(line) }
-        model.build(batch: config.batchSize, resolution: plan.resolution, seed: config.seed, kernels: try config.kernels.resolve())
+        try config.precision.check(emulated: config.bf16Emulated)
+        model.build(batch: config.batchSize, resolution: plan.resolution, seed: config.seed, kernels: try config.kernels.resolve(),
+                    precision: config.precision)
         if config.syncBN && communicator.size > 1 { model.synchronizeBatchNorm(over: communicator) }
         try BatchNormBatchCheck.check(model, plan: plan, synchronizedRanks: config.syncBN ? communicator.size : 1)
         return (model, lines)

@@ -29,6 +29,9 @@ public struct CheckpointInfo: Codable, Equatable, Sendable {
     /// The resize filter, "bilinear" or "bicubic" (`--interpolation`); nil: bilinear.
     public var interpolation: String?
     public var bestTop1: Double?
+    /// The precision of the run that wrote it ("fp32" or "bf16", `--precision`); nil in
+    /// checkpoints from before it was recorded, which were fp32. The tensors are float32 either way.
+    public var precision: String?
     public var optimizer = "sgd"
     public var optimizerSteps = 0
     /// Free-form training settings (learning-rate schedule and the like) for exact resume.

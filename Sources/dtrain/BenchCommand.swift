@@ -29,6 +29,7 @@ struct BenchCommand: ParsableCommand {
     var threads: Int?
 
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var precisionOptions: PrecisionOptions
 
     @Option(help: "Timed steps after warm-up; the median is reported.")
     var steps: Int = 5
@@ -77,13 +78,15 @@ struct BenchCommand: ParsableCommand {
             }
         }
         let threads = self.threads ?? Compute.defaultThreads
-        let kernels = try RankAgreement.together(over: communicator) { try kernelOptions.request().resolve() }
+        let (kernels, precision) = try RankAgreement.together(over: communicator) {
+            (try kernelOptions.request().resolve(), try precisionOptions.resolved())
+        }
         let leader = communicator.rank == 0
         for setting in freeze.split(separator: ",").map({ TrainConfig.Freeze.parse(String($0))! }) {
             let result = try StepBenchmark.run(
                 model: model, batchSize: batchSize, resolution: resolution, threads: threads,
                 warmup: warmup, steps: steps, freeze: setting, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
-                engine: engine, kernels: kernels, communicator: communicator
+                engine: engine, kernels: kernels, precision: precision, communicator: communicator
             ) { step, seconds in
                 if !json && leader {
                     let tag = step < warmup ? "warm-up" : "step"
@@ -102,8 +105,8 @@ struct BenchCommand: ParsableCommand {
             return
         }
         let frozen = result.freeze == "none" ? "" : String(format: ", --freeze %@ (%d of %d parameters train)", result.freeze, result.trainableParameters, result.parameters)
-        print(String(format: "%@ batch %d at %dpx, %d threads, %@ kernels%@: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
-                     result.model, result.batchSize, result.resolution, result.threads, result.kernels, frozen, result.imagesPerSecond,
+        print(String(format: "%@ batch %d at %dpx, %d threads, %@ kernels, %@%@: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
+                     result.model, result.batchSize, result.resolution, result.threads, result.kernels, result.precision, frozen, result.imagesPerSecond,
                      result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
         if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
            let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {

@@ -28,6 +28,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var resources: ResourceOptions
     @OptionGroup var geometry: EvalGeometryOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Option(name: .customLong("limit-val-batches"), help: "At most N batches per rank.")
     var limitValBatches: Int?
     @Flag(help: "Print one JSON object with samples, loss, top1, top5 (fractions).")
@@ -62,7 +63,8 @@ struct EvalCommand: ParsableCommand {
         let threads = Compute.threads
         let (loaded, source) = try RankAgreement.together(over: communicator) { () throws -> (LoadedCheckpoint, DataSource) in
             let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: batchSize,
-                                              resolution: geometry.valCropSize, ema: useEMA, kernels: try kernelOptions.request().resolve())
+                                              resolution: geometry.valCropSize, ema: useEMA, kernels: try kernelOptions.request().resolve(),
+                                              precision: try precisionOptions.resolved())
             _ = try geometry.transform(loaded)
             return (loaded, try openEvalData(loaded))
         }

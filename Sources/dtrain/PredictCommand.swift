@@ -23,6 +23,7 @@ struct PredictCommand: ParsableCommand {
     var json = false
     @OptionGroup var geometry: EvalGeometryOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var precisionOptions: PrecisionOptions
     @Flag(name: .customLong("use-ema"), help: "Classify with the checkpoint's model EMA (trained with --model-ema) instead of its model.")
     var useEMA = false
     @Argument(help: "Image files or directories of images.")
@@ -37,9 +38,11 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         Compute.setThreads(threads ?? Compute.defaultThreads)
         let kernels = try kernelOptions.request().resolve()
+        let precision = try precisionOptions.resolved()
         let files = try Predictor.imageFiles(inputs)
         let loaded = try LoadedCheckpoint(path: checkpoint, expectedModel: model, batchSize: min(batchSize, files.count),
-                                          resolution: geometry.valCropSize, ema: useEMA, kernels: kernels)
+                                          resolution: geometry.valCropSize, ema: useEMA, kernels: kernels,
+                                          precision: precision)
         let predictor = Predictor(checkpoint: loaded, transform: try geometry.transform(loaded))
         var failures = 0
         let results = predictor.predict(files: files, topK: topk) { error in

@@ -59,6 +59,31 @@ struct KernelOptions: ParsableArguments {
     }
 }
 
+/// The arithmetic of convolutions and linear layers (train, bench, eval, predict).
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Convolution and linear-layer arithmetic: float32, or bf16 operands with float32 accumulation (PyTorch's CPU autocast; needs a CPU with AVX512_BF16). Default: fp32.",
+                               valueName: "fp32|bf16"))
+    var precision: String?
+
+    /// The precision asked for (checked against the CPU by `Precision.check`).
+    func parsed() throws -> Precision { try Precision.parse(precision ?? "fp32") }
+
+    /// DTRAIN_BF16_EMULATION=1: bf16 on a CPU without AVX512_BF16, in float32 kernels (same
+    /// results, slower than fp32; for checking bf16 numerics anywhere).
+    var emulated: Bool { ProcessInfo.processInfo.environment["DTRAIN_BF16_EMULATION"] == "1" }
+
+    /// The precision, checked against this CPU.
+    func resolved() throws -> Precision {
+        let precision = try parsed()
+        try precision.check(emulated: emulated)
+        return precision
+    }
+
+    func validate() throws {
+        do { _ = try parsed() } catch let error as PrecisionError { throw ValidationError(error.message) }
+    }
+}
+
 /// The evaluation geometry and resize filter, under torchvision's reference-script names
 /// (train, eval, predict).
 struct EvalGeometryOptions: ParsableArguments {

@@ -23,6 +23,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var resources: ResourceOptions
     @OptionGroup var kernelOptions: KernelOptions
+    @OptionGroup var precisionOptions: PrecisionOptions
 
     @Option(help: "Epochs to train. Default: 30 for CIFAR models, 90 for ImageNet models.")
     var epochs: Int?
@@ -322,6 +323,8 @@ struct TrainCommand: ParsableCommand {
         c.seed = seed
         c.threads = resources.threads
         c.kernels = try kernelOptions.request()
+        c.precision = try precisionOptions.parsed()
+        c.bf16Emulated = precisionOptions.emulated
         c.workers = resources.workers
         c.evalEvery = evalEvery
         c.limitTrainBatches = limitTrainBatches

@@ -113,7 +113,13 @@ final class LayerFixtureTests: XCTestCase {
 
     // MARK: Linear
 
-    func testLinear() throws {
+    func testLinear() throws { try linear(precision: .fp32) }
+
+    /// Built for bf16, within bf16 tolerance (relative 1e-2) of PyTorch's float32 results.
+    func testLinearInBF16WithinBF16Tolerance() throws { try linear(precision: .bf16) }
+
+    private func linear(precision: Precision) throws {
+        let tolerance: Float = precision == .bf16 ? 1e-2 : 1e-4
         let f = try LayerFixture("linear")
         let w = try f.shape("weight")
         let linear = Linear(inFeatures: w[1], outFeatures: w[0])
@@ -122,19 +128,21 @@ final class LayerFixtureTests: XCTestCase {
         linear.bias!.setTorchValues(try f.floats("bias"))
         let xShape = try f.shape("x")
         let batch = xShape[0]
+        let workspace = Workspace()
         _ = linear.build(input: FeatureShape(features: w[1]), maxBatch: batch, inputNeedsGradient: true,
-                         context: BuildContext(workspace: Workspace()))
+                         context: BuildContext(workspace: workspace, precision: precision))
+        workspace.allocate()
         let xs = Storage(count: batch * w[1])
         _ = xs.buffer.update(fromContentsOf: try f.floats("x"))
         let y = linear.forward(Tensor(storage: xs, batch: batch, shape: FeatureShape(features: w[1])), mode: .train)
-        assertMatches(y.toArray(), try f.floats("y"), "y")
+        assertMatches(y.toArray(), try f.floats("y"), "y", tolerance: tolerance)
         let dys = Storage(count: batch * w[0])
         _ = dys.buffer.update(fromContentsOf: try f.floats("dy"))
         store.zeroGrads()
         let dx = linear.backward(Tensor(storage: dys, batch: batch, shape: FeatureShape(features: w[0])))
-        assertMatches(dx.toArray(), try f.floats("dx"), "dx")
-        assertMatches(Array(linear.weight.grads), try f.floats("dweight"), "dweight")
-        assertMatches(Array(linear.bias!.grads), try f.floats("dbias"), "dbias")
+        assertMatches(dx.toArray(), try f.floats("dx"), "dx", tolerance: tolerance)
+        assertMatches(Array(linear.weight.grads), try f.floats("dweight"), "dweight", tolerance: tolerance)
+        assertMatches(Array(linear.bias!.grads), try f.floats("dbias"), "dbias", tolerance: tolerance)
         withExtendedLifetime(store) {}
     }
 

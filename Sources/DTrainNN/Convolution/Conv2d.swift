@@ -53,6 +53,8 @@ public final class Conv2d: Layer {
     private var lastInput: Tensor?
     /// The algorithm the last build chose.
     private var algorithm: ConvolutionAlgorithm!
+    /// bf16 copies of x, the weight and dy (`Precision.bf16`); nil in fp32.
+    private var roundedOperands: RoundedOperands?
     /// Threads the workspace was reserved for; passes use at most this many.
     private(set) var plannedThreads = 1
     private var macs = 0
@@ -114,7 +116,11 @@ public final class Conv2d: Layer {
             algorithm = GEMMConvolution(geo: geo, outChannels: outChannels, maxBatch: maxBatch,
                                         columnTileFloats: columnTileFloats, minTileRows: minTileRows)
         }
-        context.workspace.reserve(algorithm.workspaceFloats(threads: plannedThreads))
+        let scratch = algorithm.workspaceFloats(threads: plannedThreads)
+        roundedOperands = context.precision == .bf16
+            ? RoundedOperands(offset: scratch, input: input.count * maxBatch, weight: weight.count, outputGradient: out.count * maxBatch)
+            : nil
+        context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
         biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
         lastInput = nil
         macs = geo.outPixels * outChannels * geo.groupColumns
@@ -131,7 +137,12 @@ public final class Conv2d: Layer {
         let y = output.tensor(batch: x.batch)
         lastInput = x
         if y.rows == 0 { return y }
-        algorithm.forward(UnsafePointer(x.data), weight: UnsafePointer(weight.value!), bias: bias.map { UnsafePointer($0.value!) },
+        var px = UnsafePointer(x.data), pw = UnsafePointer(weight.value!)
+        if let rounded = roundedOperands {
+            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+        }
+        algorithm.forward(px, weight: pw, bias: bias.map { UnsafePointer($0.value!) },
                           into: y.data, batch: x.batch, workspace: workspace, threads: passThreads)
         return y
     }
@@ -142,8 +153,13 @@ public final class Conv2d: Layer {
                      "Conv2d: dy \(dy.batch)x\(dy.shape) does not match the last output \(x.batch)x\(output.shape)")
         let o = outChannels
         let dx = inputGradient?.tensor(batch: dy.batch)
-        let pdy = UnsafePointer(dy.data)
+        var px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data), pw = UnsafePointer(weight.value!)
         let rows = dy.rows
+        if let rounded = roundedOperands, rows > 0 {
+            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
+            pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+        }
 
         if let bias, bias.trainable, let partials = biasPartials?.pointer, rows > 0 {
             let chunks = max(1, min(Compute.threads, Conv2d.reductionChunks, rows))
@@ -159,7 +175,7 @@ public final class Conv2d: Layer {
             }
         }
         guard rows > 0, weight.trainable || dx != nil else { return dx ?? noGradient }
-        algorithm.backward(x: UnsafePointer(x.data), dy: pdy, weight: UnsafePointer(weight.value!),
+        algorithm.backward(x: px, dy: pdy, weight: pw,
                            weightGradient: weight.trainable ? weight.grad! : nil, dx: dx?.data,
                            batch: dy.batch, workspace: workspace, threads: passThreads)
         return dx ?? noGradient

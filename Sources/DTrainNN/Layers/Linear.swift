@@ -14,6 +14,9 @@ public final class Linear: Layer {
     private var output: ActivationBuffer!
     private var inputGradient: ActivationBuffer?
     private var lastInput: Tensor?
+    private var workspace: Workspace!
+    /// bf16 copies of x, the weight and dy (`Precision.bf16`); nil in fp32.
+    private var roundedOperands: RoundedOperands?
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true) {
         precondition(inFeatures > 0 && outFeatures > 0, "Linear(\(inFeatures), \(outFeatures)): sizes must be positive")
@@ -30,6 +33,11 @@ public final class Linear: Layer {
         let out = FeatureShape(features: outFeatures)
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
+        workspace = context.workspace
+        roundedOperands = context.precision == .bf16
+            ? RoundedOperands(offset: 0, input: inFeatures * maxBatch, weight: weight.count, outputGradient: outFeatures * maxBatch)
+            : nil
+        if let roundedOperands { context.workspace.reserve(roundedOperands.workspaceFloats) }
         lastInput = nil
         return out
     }
@@ -55,7 +63,12 @@ public final class Linear: Layer {
                 for n in r { (py + n * O).update(from: b, count: O) }
             }
         }
-        BLAS.gemm(transB: true, m: N, n: O, k: I, a: x.data, lda: I, b: weight.value, ldb: I,
+        var px = UnsafePointer(x.data), pw = UnsafePointer(weight.value!)
+        if let rounded = roundedOperands, N > 0 {
+            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+        }
+        BLAS.gemm(transB: true, m: N, n: O, k: I, a: px, lda: I, b: pw, ldb: I,
                   beta: bias == nil ? 0 : 1, c: py, ldc: O)
         lastInput = x
         return y
@@ -69,13 +82,19 @@ public final class Linear: Layer {
         guard let x = lastInput else { preconditionFailure("Linear.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape.count == outFeatures, "Linear.backward: dy \(dy.batch)x\(dy.shape) for the last forward")
         let N = x.batch, I = inFeatures, O = outFeatures
+        var px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data), pw = UnsafePointer(weight.value!)
+        if let rounded = roundedOperands, N > 0 {
+            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
+            pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+        }
         if weight.trainable, N > 0 {
             // dW[O×I] += dyᵀ · x
-            BLAS.gemm(transA: true, m: O, n: I, k: N, a: dy.data, lda: O, b: x.data, ldb: I,
+            BLAS.gemm(transA: true, m: O, n: I, k: N, a: pdy, lda: O, b: px, ldb: I,
                       beta: 1, c: weight.grad, ldc: I)
         }
         if let bias, bias.trainable {
-            let g = bias.grad!, pdy = dy.data
+            let g = bias.grad!
             parallelFor(O, minChunk: 256) { r in
                 for o in r {
                     var s: Float = 0
@@ -87,7 +106,7 @@ public final class Linear: Layer {
         guard let inputGradient else { return noGradient }
         let dx = inputGradient.tensor(batch: dy.batch)
         // dx[N×I] = dy · W
-        BLAS.gemm(m: N, n: I, k: O, a: dy.data, lda: O, b: weight.value, ldb: I, beta: 0, c: dx.data, ldc: I)
+        BLAS.gemm(m: N, n: I, k: O, a: pdy, lda: O, b: pw, ldb: I, beta: 0, c: dx.data, ldc: I)
         return dx
     }
 }

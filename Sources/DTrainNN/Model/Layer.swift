@@ -17,6 +17,8 @@ public final class BuildContext {
     public let gradientSlots: GradientSlots?
     /// The instruction set of the kernels layers call (CDTrainKernels' variants).
     public let kernels: KernelSet
+    /// The arithmetic of convolutions and linear layers (bf16: `RoundedOperands`).
+    public let precision: Precision
 
     /// - Parameters:
     ///   - engine: what layers built with this context may use; all by default.
@@ -24,8 +26,10 @@ public final class BuildContext {
     ///     calls `allocateSharedMemory()` once every layer is built. `Model.build` sets it from
     ///     `engine.contains(.sharedGradientMemory)`; a single layer built on its own owns its dx.
     ///   - kernels: the kernel variants layers use; this CPU's best by default.
+    ///   - precision: fp32, or bf16 operands for convolutions and linear layers.
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
-                kernels: KernelSet = .best) {
+                kernels: KernelSet = .best, precision: Precision = .fp32) {
+        self.precision = precision
         self.workspace = workspace
         self.seed = seed
         self.engine = engine

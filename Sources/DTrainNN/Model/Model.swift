@@ -23,6 +23,8 @@ public final class Model {
     public private(set) var builtEngine: EngineOptimisations = .all
     /// The kernel variants the layers were last built with.
     public private(set) var builtKernels: KernelSet = .best
+    /// The precision the layers were last built with.
+    public private(set) var builtPrecision: Precision = .fp32
     public private(set) var outputShape = FeatureShape(features: 0)
 
     public init(spec: ModelSpec, options: ModelOptions) {
@@ -47,14 +49,16 @@ public final class Model {
 
     /// Allocates activations, gradients and workspace for batches of up to `batch` images of
     /// `resolution`² pixels (default: the model's), with the layers using the optimisations in
-    /// `engine` and the `kernels` variants (this CPU's best by default). A no-op when already built
-    /// for that.
+    /// `engine`, the `kernels` variants (this CPU's best by default) and `precision`. A no-op when
+    /// already built for that.
     public func build(batch: Int, resolution: Int? = nil, seed: UInt64 = 0, engine: EngineOptimisations = .all,
-                      kernels: KernelSet = .best) {
+                      kernels: KernelSet = .best, precision: Precision = .fp32) {
         let res = resolution ?? spec.defaultResolution
-        if batch == builtBatch && res == builtResolution && engine == builtEngine && kernels == builtKernels { return }
+        if batch == builtBatch && res == builtResolution && engine == builtEngine && kernels == builtKernels
+            && precision == builtPrecision { return }
         let context = BuildContext(workspace: workspace, seed: seed, engine: engine,
-                                   sharesGradients: engine.contains(.sharedGradientMemory), kernels: kernels)
+                                   sharesGradients: engine.contains(.sharedGradientMemory), kernels: kernels,
+                                   precision: precision)
         outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
                                  maxBatch: batch, inputNeedsGradient: false, context: context)
         context.allocateSharedMemory()
@@ -64,6 +68,7 @@ public final class Model {
         builtResolution = res
         builtEngine = engine
         builtKernels = kernels
+        builtPrecision = precision
     }
 
     /// Input shape of one image at the built resolution.

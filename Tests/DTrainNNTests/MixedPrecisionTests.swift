@@ -1,0 +1,120 @@
+import XCTest
+@testable import DTrainCore
+@testable import DTrainNN
+
+/// bf16 precision (`Precision.bf16`, PyTorch's CPU autocast): the rounding equals PyTorch's, and
+/// a convolution or linear layer built for bf16 computes exactly what the float32 layer computes
+/// on bf16-rounded input, weight and output gradient, for every convolution algorithm. These run
+/// on every CPU: the bf16 arithmetic is defined by this rounding and float32 accumulation.
+final class MixedPrecisionTests: XCTestCase {
+    override func setUp() { Compute.setThreads(2) }
+
+    /// Float32 bits → PyTorch's bfloat16 bits (`torch.tensor(x).bfloat16()`), printed by
+    /// Tests/FixtureScripts/bf16_rounding_fixture.py: ties, values beside ties, ±0, denormals,
+    /// FLT_MAX, ±inf and NaNs.
+    static let torchRounding: [(UInt32, UInt16)] = [(0x00000000, 0x0000), (0x80000000, 0x8000), (0x3F800000, 0x3F80), (0x3F808000, 0x3F80), (0x3F818000, 0x3F82), (0x3F807FFF, 0x3F80), (0x3F808001, 0x3F81), (0xBF808000, 0xBF80), (0xBF818000, 0xBF82), (0x3F7FFFFF, 0x3F80), (0x3F7F8000, 0x3F80), (0x00000001, 0x0000), (0x00008000, 0x0000), (0x00018000, 0x0002), (0x007FFFFF, 0x0080), (0x00800000, 0x0080), (0x7F7FFFFF, 0x7F80), (0x7F7F7FFF, 0x7F7F), (0xFF7FFFFF, 0xFF80), (0x7F800000, 0x7F80), (0xFF800000, 0xFF80), (0x7FC00000, 0xFFFF), (0x7F800001, 0xFFFF), (0xFFC00000, 0xFFFF), (0x7FFFFFFF, 0xFFFF), (0x40490FDB, 0x4049), (0xC02DF854, 0xC02E), (0x3DCCCCCD, 0x3DCD)]
+
+    func testRoundingEqualsPyTorch() {
+        let inputs = Self.torchRounding.map { Float(bitPattern: $0.0) }
+        // The bulk pass (eight lanes, then the scalar rest) over the table, offset by 3 so both
+        // forms see every value.
+        var bulk = [Float](repeating: 0, count: inputs.count + 3)
+        let padded = [1, 2, 3] + inputs
+        padded.withUnsafeBufferPointer { src in bulk.withUnsafeMutableBufferPointer { dst in
+            roundToBFloat16(src.baseAddress!, into: dst.baseAddress!, count: padded.count)
+        } }
+        for (i, (bits, expected)) in Self.torchRounding.enumerated() {
+            let scalar = roundedToBFloat16(Float(bitPattern: bits)).bitPattern
+            XCTAssertEqual(scalar, UInt32(expected) << 16, String(format: "0x%08X: scalar", bits))
+            XCTAssertEqual(bulk[i + 3].bitPattern, UInt32(expected) << 16, String(format: "0x%08X: bulk", bits))
+        }
+    }
+
+    func testEightLaneRoundingEqualsScalarOnRandomBits() {
+        var rng = SeededRandom(seed: 7)
+        for _ in 0..<20000 {
+            var v = SIMD8<Float>()
+            for lane in 0..<8 { v[lane] = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+            let rounded = roundedToBFloat16(v)
+            for lane in 0..<8 {
+                XCTAssertEqual(rounded[lane].bitPattern, roundedToBFloat16(v[lane]).bitPattern)
+            }
+        }
+    }
+
+    /// Each Conv2d algorithm: im2col + GEMM (3×3 stride 2), the pointwise GEMM, Winograd
+    /// F(4×4) and F(2×2), and the direct grouped kernel.
+    func testConvolutionsComputeOnRoundedOperands() throws {
+        let cases: [(String, () -> Conv2d)] = [
+            ("im2col 3x3 stride 2", { Conv2d(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: 1) }),
+            ("pointwise", { Conv2d(inChannels: 24, outChannels: 16, kernelSize: 1, bias: true) }),
+            ("winograd F4", { let c = Conv2d(inChannels: 16, outChannels: 24, kernelSize: 3, padding: 1); c.winogradTile = 4; return c }),
+            ("winograd F2", { let c = Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1); c.winogradTile = 2; return c }),
+            ("depthwise direct", { Conv2d(inChannels: 16, outChannels: 16, kernelSize: 3, padding: 1, groups: 16) }),
+        ]
+        for (name, make) in cases {
+            try checkRoundedOperands(name, input: FeatureShape(height: 9, width: 10, channels: make().inChannels), batch: 3,
+                                     make: make)
+        }
+    }
+
+    func testLinearComputesOnRoundedOperands() throws {
+        try checkRoundedOperands("linear", input: FeatureShape(features: 40), batch: 5) {
+            Linear(inFeatures: 40, outFeatures: 12)
+        }
+    }
+
+    /// Builds `make()` for bf16 and twice for fp32: one fp32 copy gets bf16-rounded weights, x and
+    /// dy, the bf16 one the float32 values. Output, dx and the weight and bias gradients must
+    /// be equal bit for bit (the same kernels on the same values), and the output must differ
+    /// from the fp32 layer's on the unrounded values (the rounding happens).
+    private func checkRoundedOperands(_ name: String, input: FeatureShape, batch: Int, make: () -> Layer,
+                                      file: StaticString = #filePath, line: UInt = #line) throws {
+        var rng = SeededRandom(seed: 11)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
+        let mixed = make(), reference = make(), plain = make()
+        let stores = [mixed, reference, plain].map { ParameterStore(layer: $0) }
+        defer { withExtendedLifetime(stores) {} }
+        let weights = randoms(stores[0].count)
+        for store in stores {
+            for i in 0..<store.count { store.values.pointer[i] = weights[i] }
+        }
+        // The reference gets bf16 weights; biases are added, not multiplied, and stay float32.
+        for p in stores[1].parameters where p.role == .weight {
+            for i in 0..<p.count { p.value![i] = roundedToBFloat16(p.value![i]) }
+        }
+        func build(_ layer: Layer, _ precision: Precision) -> FeatureShape {
+            let workspace = Workspace()
+            let out = layer.build(input: input, maxBatch: batch, inputNeedsGradient: true,
+                                  context: BuildContext(workspace: workspace, precision: precision))
+            workspace.allocate()
+            return out
+        }
+        let out = build(mixed, .bf16)
+        _ = build(reference, .fp32)
+        _ = build(plain, .fp32)
+
+        let x = randoms(batch * input.count), dy = randoms(batch * out.count)
+        func run(_ layer: Layer, _ store: ParameterStore, x: [Float], dy: [Float]) -> (y: [Float], dx: [Float], grads: [Float]) {
+            let xs = Storage(count: x.count), dys = Storage(count: dy.count)
+            _ = xs.buffer.update(fromContentsOf: x)
+            _ = dys.buffer.update(fromContentsOf: dy)
+            let y = layer.forward(Tensor(storage: xs, batch: batch, shape: input), mode: .train).toArray()
+            store.zeroGrads()
+            let dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
+            XCTAssertEqual(Array(xs.buffer), x, "\(name): the layer changed its input", file: file, line: line)
+            XCTAssertEqual(Array(dys.buffer), dy, "\(name): the layer changed dy", file: file, line: line)
+            return (y, dx, Array(store.grads.buffer))
+        }
+        let got = run(mixed, stores[0], x: x, dy: dy)
+        let want = run(reference, stores[1], x: x.map(roundedToBFloat16), dy: dy.map(roundedToBFloat16))
+        let fp32 = run(plain, stores[2], x: x, dy: dy)
+        XCTAssertEqual(got.y.map(\.bitPattern), want.y.map(\.bitPattern), "\(name): y", file: file, line: line)
+        XCTAssertEqual(got.dx.map(\.bitPattern), want.dx.map(\.bitPattern), "\(name): dx", file: file, line: line)
+        XCTAssertEqual(got.grads.map(\.bitPattern), want.grads.map(\.bitPattern), "\(name): weight and bias gradients",
+                       file: file, line: line)
+        XCTAssertNotEqual(got.y, fp32.y, "\(name): bf16 gave the float32 output", file: file, line: line)
+        XCTAssertEqual(Array(stores[0].values.buffer), weights,
+                       "\(name): the master weights changed", file: file, line: line)
+    }
+}
