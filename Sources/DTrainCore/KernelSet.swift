@@ -41,13 +41,16 @@ public enum KernelSet: String, CaseIterable, Sendable {
 
     /// What a command was asked for (`--kernels`, DTRAIN_KERNELS): a set, or auto (the best).
     /// Parsed where the value is read; `resolve()` on the node that runs, which must run the set.
-    public struct Request: Sendable, Equatable {
+    public struct Request: Sendable, Equatable, CustomStringConvertible {
         /// nil: auto.
         public let set: KernelSet?
         /// Where the value came from, for errors: `--kernels` or DTRAIN_KERNELS.
         public let source: String
 
         public static let auto = Request(set: nil, source: "--kernels")
+
+        /// The set's name, or auto.
+        public var description: String { self.set?.rawValue ?? "auto" }
 
         public init(set: KernelSet?, source: String) {
             self.set = set

@@ -87,7 +87,8 @@ struct TrainingComponents {
             try run.prepare(resuming: resumed != nil, overwrite: config.overwrite)
             for name in run.removeStaleTemporaryFiles() { progress.message("removed \(name), left by an interrupted save") }
             metricsLog = try JSONLinesLog(url: run.metrics)
-            try run.writeRecord(RunRecord(config: config, version: version, ranks: communicator.size, threads: threads))
+            try run.writeRecord(RunRecord(config: config, version: version, ranks: communicator.size, threads: threads,
+                                           kernels: model.builtKernels))
             tensorboard = try TensorBoardWriter(directory: run.tensorboard)
         } else {
             lock = nil

@@ -1,4 +1,5 @@
 import Foundation
+import DTrainCore
 
 /// What a run was started with, written by rank 0 to `OUTPUT/run.json` when training starts (and
 /// rewritten on resume): the settings and the machine, for `dtrain report` and for people reading
@@ -10,7 +11,7 @@ public struct RunRecord: Codable, Equatable, Sendable {
     public var threads_per_rank: Int
     /// The CPU's model name, from /proc/cpuinfo.
     public var cpu: String
-    /// The kernel set the engine runs on this CPU.
+    /// Rank 0's kernel set (`KernelSet`: avx2, avx512) and the lanes of its vectors.
     public var kernels: String
     /// ISO 8601 time the run (or its latest resume) started.
     public var started: String
@@ -30,8 +31,9 @@ public struct RunRecord: Codable, Equatable, Sendable {
     }
 
     /// The record of a run starting now with `config`: every setting by its flag name
-    /// (`batchSize` → `batch-size`), nested values flattened as their descriptions.
-    public init(config: TrainConfig, version: String, ranks: Int, threads: Int, now: Date = Date()) {
+    /// (`batchSize` → `batch-size`), nested values flattened as their descriptions; `kernels` is
+    /// the set the model was built with.
+    public init(config: TrainConfig, version: String, ranks: Int, threads: Int, kernels: KernelSet, now: Date = Date()) {
         var settings: [String: String] = [:]
         for child in Mirror(reflecting: config).children {
             guard let label = child.label else { continue }
@@ -41,7 +43,7 @@ public struct RunRecord: Codable, Equatable, Sendable {
             settings[RunRecord.flagName(label)] = text
         }
         self.init(dtrain_version: version, model: config.model, ranks: ranks, threads_per_rank: threads, cpu: RunRecord.cpuModelName,
-                  kernels: RunRecord.kernelSet, started: ISO8601DateFormatter().string(from: now), settings: settings)
+                  kernels: kernels.summary, started: ISO8601DateFormatter().string(from: now), settings: settings)
     }
 
     /// `batchSize` → `batch-size`.
@@ -51,19 +53,6 @@ public struct RunRecord: Codable, Equatable, Sendable {
             if c.isUppercase { out += "-" + c.lowercased() } else { out.append(c) }
         }
         return out
-    }
-
-    /// The vector extensions the engine's kernels were compiled for and this CPU runs.
-    static var kernelSet: String {
-        #if arch(x86_64)
-        var set = ["x86-64"]
-        #if DTRAIN_FMA
-        set.append("fma")
-        #endif
-        return set.joined(separator: "+") + " (8-lane vectors)"
-        #else
-        return "portable"
-        #endif
     }
 
     /// The file name in the run directory.
