@@ -5,7 +5,8 @@ A benchmark tool for BENCHMARKS.md (see bench/compare-pytorch); never run by tes
 
 One SGD step (momentum 0.9, weight decay 1e-4) of forward, cross-entropy, backward and update on
 a random batch, channels_last (PyTorch's faster CPU layout for these models; --format nchw for
-the other), after --warmup untimed steps; the median of --steps timed steps is reported, with
+the other), with --precision bf16 under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's
+CPU mixed precision, as dtrain's --precision bf16), after --warmup untimed steps; the median of --steps timed steps is reported, with
 this process's peak RSS. The CIFAR ResNets are He et al.'s option A (parameter-free shortcut),
 as dtrain's resnet20/56 are. One model per process, so the peak RSS is that model's.
 """
@@ -74,6 +75,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--resolution", type=int)
     p.add_argument("--format", choices=["nhwc", "nchw"], default="nhwc")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -90,7 +92,9 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            value = loss(model(x), y)
+        value.backward()
         opt.step()
 
     for _ in range(a.warmup):
@@ -103,7 +107,7 @@ def main():
     median = statistics.median(times)
     print(json.dumps({
         "model": a.model, "batch_size": a.batch_size, "resolution": res, "threads": a.threads,
-        "format": a.format, "steps": a.steps, "median_step_seconds": median,
+        "format": a.format, "precision": a.precision, "steps": a.steps, "median_step_seconds": median,
         "images_per_second": a.batch_size / median,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "torch": torch.__version__,
