@@ -66,8 +66,11 @@ final class PrecisionTrainingTests: XCTestCase {
         XCTAssertEqual(lines.map { $0["precision"] as? String }, precisions)
     }
 
-    /// The digits, 8 epochs of resnet20 at each precision from the same seed: bf16's final
-    /// validation top-1 is within 0.5 points of fp32's.
+    /// The digits, 8 epochs of resnet20 at each precision from the same seed: bf16 ends within
+    /// 0.5 points of fp32's validation top-1. The end is the mean of the last three epochs' top-1
+    /// (learning rates 0.0074 to 0 of the cosine schedule): one epoch's top-1 on the 364
+    /// validation images moves by a point between neighbouring epochs of one run (measured
+    /// 98.63, 98.63, 98.08 for fp32 on this seed), more than the difference the test is after.
     func testBF16DigitsRunEndsWithinHalfAPointOfFP32() throws {
         let dir = temporaryDirectory(self)
         var top1: [String: Double] = [:]
@@ -76,14 +79,15 @@ final class PrecisionTrainingTests: XCTestCase {
             let run = try dtrain(["resnet20", "--epochs", "8", "--batch-size", "16", "--lr", "0.05", "--lr-schedule", "cosine",
                                   "--workers", "1", "--output", output.path, "--precision", precision], environment: Self.emulation)
             XCTAssertEqual(run.status, 0, run.transcript)
-            let last = try XCTUnwrap(try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-                .split(separator: "\n").last)
-            let metrics = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
-            XCTAssertEqual(metrics["precision"] as? String, precision)
-            top1[precision] = try XCTUnwrap(metrics["val_top1"] as? Double)
+            let epochs = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+                .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            XCTAssertEqual(epochs.count, 8, run.transcript)
+            XCTAssertEqual(Set(epochs.compactMap { $0["precision"] as? String }), [precision])
+            let last = try epochs.suffix(3).map { try XCTUnwrap($0["val_top1"] as? Double) }
+            top1[precision] = last.reduce(0, +) / Double(last.count)
         }
         let fp32 = try XCTUnwrap(top1["fp32"]), bf16 = try XCTUnwrap(top1["bf16"])
         XCTAssertGreaterThan(fp32, 0.95, "the fp32 run did not learn the digits")
-        XCTAssertLessThanOrEqual(abs(bf16 - fp32), 0.005, "bf16 top-1 \(bf16) against fp32 \(fp32)")
+        XCTAssertLessThanOrEqual(abs(bf16 - fp32), 0.005, "bf16 top-1 \(bf16) against fp32 \(fp32) (mean of the last 3 epochs)")
     }
 }
