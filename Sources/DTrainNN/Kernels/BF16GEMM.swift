@@ -45,7 +45,8 @@ enum BF16GEMM {
             }
         }
 
-        /// Rows of op(A) and columns of op(B) per packed panel (dtrain_bf16.h's layout).
+        /// Rows of op(A) and columns of op(B) per packed panel (dtrain_bf16.h's layout); (0, 0)
+        /// for `reference`, which does not pack.
         var panel: (rows: Int, columns: Int) {
             switch self {
             case .reference: return (0, 0)
