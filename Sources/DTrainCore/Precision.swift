@@ -35,11 +35,11 @@ public struct PrecisionError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Rounds float32 `x` to the nearest bfloat16 (ties to even), as PyTorch's `.bfloat16()`: the
-/// result is a float32 whose low 16 bits are zero. Every NaN becomes 0xFFFF, as in PyTorch's
-/// vectorised conversion.
+/// result is a float32 whose low 16 bits are zero. A NaN keeps its sign and high payload and
+/// becomes quiet, as VCVTNEPS2BF16 and CDTrainKernels' bf16 packing do (PyTorch writes 0xFFFF).
 @inline(__always)
 public func roundedToBFloat16(_ x: Float) -> Float {
-    if x.isNaN { return Float(bitPattern: 0xFFFF_0000) }
+    if x.isNaN { return Float(bitPattern: (x.bitPattern | 0x0040_0000) & 0xFFFF_0000) }
     let bits = x.bitPattern
     return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
 }
@@ -49,7 +49,7 @@ public func roundedToBFloat16(_ x: Float) -> Float {
 public func roundedToBFloat16(_ v: SIMD8<Float>) -> SIMD8<Float> {
     let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
     var rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) & 0xFFFF_0000
-    rounded.replace(with: 0xFFFF_0000, where: v .!= v)
+    rounded.replace(with: (bits | 0x0040_0000) & 0xFFFF_0000, where: v .!= v)
     return unsafeBitCast(rounded, to: SIMD8<Float>.self)
 }
 

@@ -9,24 +9,27 @@ import XCTest
 final class MixedPrecisionTests: XCTestCase {
     override func setUp() { Compute.setThreads(2) }
 
-    /// Float32 bits → PyTorch's bfloat16 bits (`torch.tensor(x).bfloat16()`), printed by
-    /// Tests/FixtureScripts/bf16_rounding_fixture.py: ties, values beside ties, ±0, denormals,
-    /// FLT_MAX, ±inf and NaNs.
-    static let torchRounding: [(UInt32, UInt16)] = [(0x00000000, 0x0000), (0x80000000, 0x8000), (0x3F800000, 0x3F80), (0x3F808000, 0x3F80), (0x3F818000, 0x3F82), (0x3F807FFF, 0x3F80), (0x3F808001, 0x3F81), (0xBF808000, 0xBF80), (0xBF818000, 0xBF82), (0x3F7FFFFF, 0x3F80), (0x3F7F8000, 0x3F80), (0x00000001, 0x0000), (0x00008000, 0x0000), (0x00018000, 0x0002), (0x007FFFFF, 0x0080), (0x00800000, 0x0080), (0x7F7FFFFF, 0x7F80), (0x7F7F7FFF, 0x7F7F), (0xFF7FFFFF, 0xFF80), (0x7F800000, 0x7F80), (0xFF800000, 0xFF80), (0x7FC00000, 0xFFFF), (0x7F800001, 0xFFFF), (0xFFC00000, 0xFFFF), (0x7FFFFFFF, 0xFFFF), (0x40490FDB, 0x4049), (0xC02DF854, 0xC02E), (0x3DCCCCCD, 0x3DCD)]
-
-    func testRoundingEqualsPyTorch() {
-        let inputs = Self.torchRounding.map { Float(bitPattern: $0.0) }
-        // The bulk pass (eight lanes, then the scalar rest) over the table, offset by 3 so both
-        // forms see every value.
-        var bulk = [Float](repeating: 0, count: inputs.count + 3)
-        let padded = [1, 2, 3] + inputs
-        padded.withUnsafeBufferPointer { src in bulk.withUnsafeMutableBufferPointer { dst in
-            roundToBFloat16(src.baseAddress!, into: dst.baseAddress!, count: padded.count)
+    /// The layers' rounding (scalar, and the bulk pass of eight lanes and a scalar rest) against
+    /// PyTorch on BF16ConversionTests' fixture, and bit for bit against the bf16 GEMM kernels'
+    /// conversion, NaNs included: one definition of bf16 for Swift and C.
+    func testRoundingEqualsPyTorchAndTheKernels() throws {
+        let table = try BF16ConversionTests.fixture()
+        let inputs = [1, 2, 3] + table.map { Float(bitPattern: $0.float) }
+        var bulk = [Float](repeating: 0, count: inputs.count)
+        inputs.withUnsafeBufferPointer { src in bulk.withUnsafeMutableBufferPointer { dst in
+            roundToBFloat16(src.baseAddress!, into: dst.baseAddress!, count: inputs.count)
         } }
-        for (i, (bits, expected)) in Self.torchRounding.enumerated() {
-            let scalar = roundedToBFloat16(Float(bitPattern: bits)).bitPattern
-            XCTAssertEqual(scalar, UInt32(expected) << 16, String(format: "0x%08X: scalar", bits))
-            XCTAssertEqual(bulk[i + 3].bitPattern, UInt32(expected) << 16, String(format: "0x%08X: bulk", bits))
+        for (i, (bits, expected)) in table.enumerated() {
+            let x = Float(bitPattern: bits), what = String(format: "0x%08X", bits)
+            let scalar = roundedToBFloat16(x).bitPattern
+            XCTAssertEqual(scalar & 0xFFFF, 0, what)
+            XCTAssertEqual(scalar >> 16, UInt32(BF16GEMM.bf16(x)), "\(what): the kernels' conversion")
+            XCTAssertEqual(bulk[i + 3].bitPattern, scalar, "\(what): bulk")
+            if BF16ConversionTests.isNaN(expected) {
+                XCTAssertTrue(Float(bitPattern: scalar).isNaN, what)
+            } else {
+                XCTAssertEqual(scalar, UInt32(expected) << 16, what)
+            }
         }
     }
 

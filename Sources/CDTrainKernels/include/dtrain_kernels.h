@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The bf16 GEMM (its own header; included here so that a module built before it existed is rebuilt).
+#include "dtrain_bf16.h"
+
 // Kernels with one variant per instruction set, named by suffix: _avx2 (eight-lane AVX2 + FMA)
 // and _avx512 (sixteen-lane AVX-512 F/BW/VL). Each variant is the same source text
 // (templates/), compiled with that set's function-level target attribute, so a binary holds all

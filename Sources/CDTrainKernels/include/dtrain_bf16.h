@@ -1,0 +1,85 @@
+#ifndef DTRAIN_BF16_H
+#define DTRAIN_BF16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// bfloat16 matrix products with float accumulation (PyTorch's CPU autocast numerics for
+// convolution and linear layers: operands rounded to bf16, products exact, sums in float).
+//
+// dtrain_gemm_bf16_<variant>(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc, pack):
+// row-major C (m × n, ldc) = beta · C + op(A) · op(B), like cblas_sgemm row-major with alpha = 1:
+// op(A) is m × k (A is k × m when trans_a), op(B) is k × n (B is n × k when trans_b). A and B are
+// float and are rounded to bf16 (round to nearest even; a NaN stays a NaN) while they are packed
+// into `pack`, caller-provided scratch of dtrain_gemm_bf16_pack_elements(m, n, k) elements (the
+// kernels allocate nothing; no alignment needed). With beta = 0, C is only written (it may hold
+// NaNs). Single-threaded: callers split the rows or columns of C across threads, each with its own
+// pack.
+//
+// Numerics (`reference` is the definition): for each output, with a_p = bf16(op(A)[i, p]) and
+// b_p = bf16(op(B)[p, j]) and k padded with a zero pair to an even count,
+//     acc = +0; for q in 0 ..< ceil(k / 2): acc = fma(a_2q+1, b_2q+1, acc); acc = fma(a_2q, b_2q, acc)
+//     C[i, j] = beta == 0 ? acc : fma(beta, C[i, j], acc)
+// which is the order VDPBF16PS accumulates a pair in (odd element first). A product of two bf16
+// values is exact in float (8 + 8 significant bits) unless it underflows, so each step rounds
+// once. The emulated variants compute exactly this, bit for bit. `avx512bf16` runs VDPBF16PS,
+// which in addition treats denormal inputs as zero and flushes denormal results to zero.
+//
+// Packed layout (what VDPBF16PS consumes): k in pairs, each 32-bit word holding bf16 element 2q
+// in its low half and 2q + 1 in its high half. The first words hold op(A) in panels of ROWS rows
+// (ceil(m / ROWS) panels, each ceil(k / 2) × ROWS words, rows past m zero), then op(B) in panels
+// of COLUMNS columns (each ceil(k / 2) × COLUMNS words, columns past n zero); ROWS and COLUMNS
+// are the variant's DTRAIN_GEMM_BF16_ROWS_* and DTRAIN_GEMM_BF16_COLUMNS_*. After a call of a
+// vector variant, `pack` holds op(A) and op(B) so packed.
+//
+// Variants: `reference` (portable scalar C), `avx2` (eight lanes; each pair widened to two floats
+// by a shift and a mask, and two fused multiply-adds), `avx512` (the same with sixteen lanes,
+// AVX-512F), `avx512bf16` (sixteen lanes, VDPBF16PS on the same packing and blocking), and
+// `lanes16_avx2` (the sixteen-lane emulated source compiled for AVX2: only for tests, so CPUs
+// without AVX-512 check the blocking that `avx512` and `avx512bf16` run). A variant may only be
+// called on a CPU that has its extensions (`dtrain_cpu_has`): avx2 + fma; avx512f/dq/bw/vl;
+// those and avx512_bf16.
+
+/// Rows of op(A) per packed panel, and columns of op(B) per packed panel, per variant.
+#define DTRAIN_GEMM_BF16_ROWS_AVX2 4
+#define DTRAIN_GEMM_BF16_COLUMNS_AVX2 16
+#define DTRAIN_GEMM_BF16_ROWS_LANES16 8
+#define DTRAIN_GEMM_BF16_COLUMNS_LANES16 32
+/// The largest of the above, which every variant's panel size divides.
+#define DTRAIN_GEMM_BF16_ROWS_MAX 8
+#define DTRAIN_GEMM_BF16_COLUMNS_MAX 32
+
+/// float → bf16 bits, rounding to nearest even (FLT_MAX and values from the tie below it round to
+/// inf). A NaN keeps its sign and the high half of its payload and gets the quiet bit, so it stays
+/// a NaN even when its payload is all in the low half.
+uint16_t dtrain_bf16_from_float(float x);
+/// bf16 bits → float (exact: the bits become the high half).
+float dtrain_float_from_bf16(uint16_t h);
+
+/// uint16 elements of `pack` that every variant needs for an m × n × k product:
+/// 2 · ceil(k / 2) · (m rounded up to DTRAIN_GEMM_BF16_ROWS_MAX + n rounded up to
+/// DTRAIN_GEMM_BF16_COLUMNS_MAX). 0 for an empty product.
+intptr_t dtrain_gemm_bf16_pack_elements(intptr_t m, intptr_t n, intptr_t k);
+
+/// The definition of the numerics: plain scalar C, portable; does not use `pack`.
+void dtrain_gemm_bf16_reference(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                                const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                                float *c, intptr_t ldc, uint16_t *pack);
+/// Eight lanes (AVX2 + FMA), bf16 pairs widened to floats by a shift and a mask.
+void dtrain_gemm_bf16_avx2(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                           const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                           float *c, intptr_t ldc, uint16_t *pack);
+/// Sixteen lanes (AVX-512F), the same emulation.
+void dtrain_gemm_bf16_avx512(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                             const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                             float *c, intptr_t ldc, uint16_t *pack);
+/// Sixteen lanes, VDPBF16PS (AVX512_BF16).
+void dtrain_gemm_bf16_avx512bf16(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                                 const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                                 float *c, intptr_t ldc, uint16_t *pack);
+/// The sixteen-lane emulated source compiled for AVX2: tests only.
+void dtrain_gemm_bf16_lanes16_avx2(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                                   const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                                   float *c, intptr_t ldc, uint16_t *pack);
+
+#endif
