@@ -5,12 +5,13 @@
 // variants is `dot_pairs`; packing, blocking and the edges are this same text in all of them, so
 // the emulated sixteen-lane build (tested on every machine) checks what the native one runs.
 //
-// Blocking: op(B) is packed whole into panels of COLUMNS = 2 vectors of columns; op(A) one panel
-// of ROWS rows at a time, just before its first use. The result is covered in ROWS × 2-vector
-// blocks held in 2·ROWS accumulators while the pairs of k stream through them (per pair: two
-// vector loads of B words, ROWS broadcasts of A words, 2·ROWS dot_pairs). Columns go in blocks
-// whose packed B stays within about 256 KiB (L2), all rows through each; blocks at the edges are
-// computed whole from the zero-padded panels and only their real part is stored.
+// Blocking: op(B) is packed whole into panels of COLUMNS = 2 vectors of columns; op(A) into
+// panels of ROWS rows, one at a time just before its first use (all at once when A is
+// transposed). The result is covered in ROWS × 2-vector blocks held in 2·ROWS accumulators while
+// the pairs of k stream through them (per pair: two vector loads of B words, ROWS broadcasts of A
+// words, 2·ROWS dot_pairs). Columns go in blocks whose packed B stays within about 256 KiB (L2),
+// all rows through each; blocks at the edges are computed whole from the zero-padded panels and
+// only their real part is stored.
 
 #include "bf16_round.h"
 
@@ -55,7 +56,8 @@ static inline __attribute__((always_inline)) ivec8 bf16_high_half8(vec8 x) {
 
 /// Packs `width` lines (rows of op(A) or columns of op(B)) of which the first `valid` are real
 /// into ceil(k / 2) × width words at dst: word (q, r) holds x(r, 2q) low and x(r, 2q + 1) high,
-/// where x(r, p) = src[r·line_step + p·depth_step], zero past `valid` lines and past k.
+/// where x(r, p) = src[r·line_step + p·depth_step], zero past `valid` lines and past k. For lines
+/// whose elements are consecutive (depth_step 1); pack_across takes the other orientation.
 static void pack_panel(uint16_t *dst, intptr_t width, const float *src, intptr_t line_step, intptr_t depth_step,
                        intptr_t valid, intptr_t k) {
     intptr_t pairs = (k + 1) / 2, r = 0;
@@ -87,21 +89,6 @@ static void pack_panel(uint16_t *dst, intptr_t width, const float *src, intptr_t
                 }
             }
         }
-    } else if (line_step == 1) {
-        // The lines' elements at one depth are consecutive: eight lines' pair words per step.
-        for (intptr_t q = 0; q < pairs; q++) {
-            const float *s0 = src + 2 * q * depth_step, *s1 = s0 + depth_step;
-            uint16_t *out = dst + 2 * q * width;
-            intptr_t l = 0;
-            if (2 * q + 1 < k) {
-                for (; l + 8 <= valid; l += 8) {
-                    ivec8 w = (bf16_high_half8(load8(s0 + l)) >> 16) | (bf16_high_half8(load8(s1 + l)) & 0xFFFF0000u);
-                    memcpy(out + 2 * l, &w, sizeof w);
-                }
-            }
-            for (; l < valid; l++) set_word(out + 2 * l, pair_word(s0[l], 2 * q + 1 < k ? s1[l] : 0));
-        }
-        r = valid;
     }
     // Lines not packed above, one pair at a time.
     for (; r < valid; r++) {
@@ -114,6 +101,32 @@ static void pack_panel(uint16_t *dst, intptr_t width, const float *src, intptr_t
     // Padding lines.
     for (intptr_t q = 0; q < pairs; q++) {
         for (intptr_t l = valid; l < width; l++) set_word(dst + 2 * (q * width + l), 0);
+    }
+}
+
+/// Packs all ceil(lines / width) panels of lines whose elements at one depth are consecutive
+/// (x(r, p) = src[r + p·depth_step]) into panels `panel` elements apart, in one pass down the
+/// depth: the source is read row after row (a panel at a time would stride down every row once
+/// per panel, and wait on memory at each). Layout and padding as pack_panel; `width` is a multiple
+/// of 4.
+static void pack_across(uint16_t *dst, intptr_t width, intptr_t panel, const float *src, intptr_t depth_step,
+                        intptr_t lines, intptr_t k) {
+    intptr_t pairs = (k + 1) / 2, padded = (lines + width - 1) / width * width;
+    for (intptr_t q = 0; q < pairs; q++) {
+        const float *s0 = src + 2 * q * depth_step, *s1 = s0 + depth_step;
+        int odd = 2 * q + 1 < k;
+        intptr_t l = 0;
+        if (odd) {
+            // Eight lines' words per step, stored four at a time (a multiple of 4 stays in its panel).
+            for (; l + 8 <= lines; l += 8) {
+                ivec8 w = (bf16_high_half8(load8(s0 + l)) >> 16) | (bf16_high_half8(load8(s1 + l)) & 0xFFFF0000u);
+                ivec4 w0 = __builtin_shufflevector(w, w, 0, 1, 2, 3), w1 = __builtin_shufflevector(w, w, 4, 5, 6, 7);
+                memcpy(dst + l / width * panel + 2 * (q * width + l % width), &w0, sizeof w0);
+                memcpy(dst + (l + 4) / width * panel + 2 * (q * width + (l + 4) % width), &w1, sizeof w1);
+            }
+        }
+        for (; l < lines; l++) set_word(dst + l / width * panel + 2 * (q * width + l % width), pair_word(s0[l], odd ? s1[l] : 0));
+        for (; l < padded; l++) set_word(dst + l / width * panel + 2 * (q * width + l % width), 0);
     }
 }
 
@@ -179,10 +192,17 @@ void KERNEL(dtrain_gemm_bf16)(int trans_a, int trans_b, intptr_t m, intptr_t n, 
     intptr_t pairs = (k + 1) / 2;
     intptr_t a_panel = 2 * pairs * ROWS, b_panel = 2 * pairs * COLUMNS;  // uint16 elements
     uint16_t *packed_a = pack, *packed_b = pack + (m + ROWS - 1) / ROWS * a_panel;
-    for (intptr_t j = 0; j < n; j += COLUMNS) {
-        pack_panel(packed_b + j / COLUMNS * b_panel, COLUMNS, b + j * b_column, b_column, b_depth,
-                   n - j < COLUMNS ? n - j : COLUMNS, k);
+    if (b_column == 1) {
+        pack_across(packed_b, COLUMNS, b_panel, b, b_depth, n, k);
+    } else {
+        for (intptr_t j = 0; j < n; j += COLUMNS) {
+            pack_panel(packed_b + j / COLUMNS * b_panel, COLUMNS, b + j * b_column, b_column, b_depth,
+                       n - j < COLUMNS ? n - j : COLUMNS, k);
+        }
     }
+    // A row-major op(A) is packed a panel at a time just before its first use; a transposed one
+    // all at once.
+    if (a_row == 1) pack_across(packed_a, ROWS, a_panel, a, a_depth, m, k);
     // Column blocks of at most about 256 KiB of packed B, equal up to a panel (a last block of a
     // few columns would stream all of packed A again for little work).
     intptr_t most = 256 * 1024 / (4 * pairs), blocks = (n + most - 1) / most;
@@ -192,7 +212,7 @@ void KERNEL(dtrain_gemm_bf16)(int trans_a, int trans_b, intptr_t m, intptr_t n, 
         for (intptr_t i = 0; i < m; i += ROWS) {
             intptr_t rows = m - i < ROWS ? m - i : ROWS;
             const uint16_t *ap = packed_a + i / ROWS * a_panel;
-            if (jc == 0) pack_panel(packed_a + i / ROWS * a_panel, ROWS, a + i * a_row, a_row, a_depth, rows, k);
+            if (jc == 0 && a_row != 1) pack_panel(packed_a + i / ROWS * a_panel, ROWS, a + i * a_row, a_row, a_depth, rows, k);
             for (intptr_t j = jc; j < jend; j += COLUMNS) {
                 block(ap, packed_b + j / COLUMNS * b_panel, pairs, beta, c + i * ldc + j, ldc, rows,
                       jend - j < COLUMNS ? jend - j : COLUMNS);
