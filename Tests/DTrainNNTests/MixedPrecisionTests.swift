@@ -67,10 +67,74 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// The GEMM-based layers (im2col and pointwise convolutions, grouped ones through im2col, and
+    /// Linear) with the bf16 GEMM kernels, as a CPU with AVX512_BF16 runs them, here through the
+    /// emulated variants this CPU has (the same packing and blocking as VDPBF16PS's): within
+    /// float summation error of the same layers rounding their operands for sgemm.
+    func testBF16KernelsMatchTheRoundingPath() throws {
+        let cases: [(String, FeatureShape, () -> Layer)] = [
+            ("im2col 3x3 stride 2", FeatureShape(height: 9, width: 10, channels: 8),
+             { Conv2d(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: 1) }),
+            ("im2col 3x3 small tiles", FeatureShape(height: 7, width: 6, channels: 5),
+             { let c = Conv2d(inChannels: 5, outChannels: 12, kernelSize: 3, padding: 1, bias: true)
+               c.useWinograd = false; c.minTileRows = 7; c.columnTileFloats = 0; return c }),
+            ("pointwise", FeatureShape(height: 9, width: 10, channels: 24),
+             { Conv2d(inChannels: 24, outChannels: 16, kernelSize: 1, bias: true) }),
+            ("pointwise, more rows than a block", FeatureShape(height: 20, width: 16, channels: 8),
+             { Conv2d(inChannels: 8, outChannels: 8, kernelSize: 1) }),
+            ("grouped through im2col", FeatureShape(height: 8, width: 8, channels: 16),
+             { let c = Conv2d(inChannels: 16, outChannels: 32, kernelSize: 3, padding: 1, groups: 4); c.useDirectKernel = false; return c }),
+            ("linear", FeatureShape(features: 40), { Linear(inFeatures: 40, outFeatures: 12) }),
+        ]
+        var ran = 0
+        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16] where variant.missingExtension == nil {
+            for (name, input, make) in cases {
+                try checkBF16Kernels("\(name), \(variant.rawValue)", input: input, batch: 3, variant: variant, make: make)
+            }
+            ran += 1
+        }
+        XCTAssertGreaterThan(ran, 0, "no bf16 GEMM variant runs on this CPU")
+    }
+
+    private func checkBF16Kernels(_ name: String, input: FeatureShape, batch: Int, variant: BF16GEMM.Variant,
+                                  make: () -> Layer, file: StaticString = #filePath, line: UInt = #line) throws {
+        var rng = SeededRandom(seed: 13)
+        func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
+        let kernel = make(), rounding = make()
+        let stores = [kernel, rounding].map { ParameterStore(layer: $0) }
+        defer { withExtendedLifetime(stores) {} }
+        let weights = randoms(stores[0].count)
+        for store in stores { for i in 0..<store.count { store.values.pointer[i] = weights[i] } }
+        var out = FeatureShape(features: 0)
+        for (layer, gemm) in [(kernel, variant), (rounding, nil)] as [(Layer, BF16GEMM.Variant?)] {
+            let workspace = Workspace()
+            let context = BuildContext(workspace: workspace, precision: .bf16)
+            context.bf16GEMM = gemm
+            out = layer.build(input: input, maxBatch: batch, inputNeedsGradient: true, context: context)
+            workspace.allocate()
+        }
+        let x = randoms(batch * input.count), dy = randoms(batch * out.count)
+        func run(_ layer: Layer, _ store: ParameterStore) -> [[Float]] {
+            let xs = Storage(count: x.count), dys = Storage(count: dy.count)
+            _ = xs.buffer.update(fromContentsOf: x)
+            _ = dys.buffer.update(fromContentsOf: dy)
+            let y = layer.forward(Tensor(storage: xs, batch: batch, shape: input), mode: .train).toArray()
+            store.zeroGrads()
+            let dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
+            return [y, dx, Array(store.grads.buffer)]
+        }
+        let got = run(kernel, stores[0]), want = run(rounding, stores[1])
+        for (index, what) in ["y", "dx", "weight and bias gradients"].enumerated() {
+            assertMatches(got[index], want[index], "\(name): \(what)", tolerance: 1e-5, file: file, line: line)
+        }
+        let used = [kernel, rounding].map { ($0 as? Conv2d)?.multipliesInBF16 ?? ($0 as? Linear)?.multipliesInBF16 }
+        XCTAssertEqual(used, [true, false], "\(name): which layers ran the bf16 kernels", file: file, line: line)
+    }
+
     /// Builds `make()` for bf16 and twice for fp32: one fp32 copy gets bf16-rounded weights, x and
-    /// dy, the bf16 one the float32 values. Output, dx and the weight and bias gradients must
-    /// be equal bit for bit (the same kernels on the same values), and the output must differ
-    /// from the fp32 layer's on the unrounded values (the rounding happens).
+    /// dy, the bf16 one the float32 values. Output, dx and the weight gradient must be equal bit
+    /// for bit (the same kernels on the same values), the bias gradient equal to the plain fp32
+    /// layer's, and the output must differ from the fp32 layer's (the rounding happens).
     private func checkRoundedOperands(_ name: String, input: FeatureShape, batch: Int, make: () -> Layer,
                                       file: StaticString = #filePath, line: UInt = #line) throws {
         var rng = SeededRandom(seed: 11)
@@ -98,7 +162,7 @@ final class MixedPrecisionTests: XCTestCase {
         _ = build(plain, .fp32)
 
         let x = randoms(batch * input.count), dy = randoms(batch * out.count)
-        func run(_ layer: Layer, _ store: ParameterStore, x: [Float], dy: [Float]) -> (y: [Float], dx: [Float], grads: [Float]) {
+        func run(_ layer: Layer, _ store: ParameterStore, x: [Float], dy: [Float]) -> (y: [Float], dx: [Float], weight: [Float], bias: [Float]) {
             let xs = Storage(count: x.count), dys = Storage(count: dy.count)
             _ = xs.buffer.update(fromContentsOf: x)
             _ = dys.buffer.update(fromContentsOf: dy)
@@ -107,15 +171,18 @@ final class MixedPrecisionTests: XCTestCase {
             let dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
             XCTAssertEqual(Array(xs.buffer), x, "\(name): the layer changed its input", file: file, line: line)
             XCTAssertEqual(Array(dys.buffer), dy, "\(name): the layer changed dy", file: file, line: line)
-            return (y, dx, Array(store.grads.buffer))
+            func grads(_ role: ParameterRole) -> [Float] { store.parameters.filter { $0.role == role }.flatMap { Array($0.grads) } }
+            return (y, dx, grads(.weight), grads(.bias))
         }
         let got = run(mixed, stores[0], x: x, dy: dy)
         let want = run(reference, stores[1], x: x.map(roundedToBFloat16), dy: dy.map(roundedToBFloat16))
         let fp32 = run(plain, stores[2], x: x, dy: dy)
         XCTAssertEqual(got.y.map(\.bitPattern), want.y.map(\.bitPattern), "\(name): y", file: file, line: line)
         XCTAssertEqual(got.dx.map(\.bitPattern), want.dx.map(\.bitPattern), "\(name): dx", file: file, line: line)
-        XCTAssertEqual(got.grads.map(\.bitPattern), want.grads.map(\.bitPattern), "\(name): weight and bias gradients",
+        XCTAssertEqual(got.weight.map(\.bitPattern), want.weight.map(\.bitPattern), "\(name): weight gradient",
                        file: file, line: line)
+        // A bias is added, not multiplied: its gradient sums the float32 dy, as in the fp32 layer.
+        XCTAssertEqual(got.bias.map(\.bitPattern), fp32.bias.map(\.bitPattern), "\(name): bias gradient", file: file, line: line)
         XCTAssertNotEqual(got.y, fp32.y, "\(name): bf16 gave the float32 output", file: file, line: line)
         XCTAssertEqual(Array(stores[0].values.buffer), weights,
                        "\(name): the master weights changed", file: file, line: line)

@@ -86,6 +86,8 @@ public final class Conv2d: Layer {
     var usesWinograd: Bool { algorithm is WinogradConvolution }
     /// The output tile side of the Winograd transform the last build chose (nil without Winograd).
     var winogradOutputTile: Int? { (algorithm as? WinogradConvolution)?.kernel.tile }
+    /// Whether the last build multiplies with the bf16 GEMM kernels (`BuildContext.bf16GEMM`).
+    var multipliesInBF16: Bool { algorithm?.multipliesInBF16 ?? false }
     /// Rows of one im2col column tile for the batch built for (0 for the pointwise path and for
     /// the other algorithms).
     var tileRows: Int { (algorithm as? GEMMConvolution)?.tileRows ?? 0 }
@@ -114,10 +116,11 @@ public final class Conv2d: Layer {
             algorithm = WinogradConvolution(kernel: winograd, outChannels: outChannels)
         } else {
             algorithm = GEMMConvolution(geo: geo, outChannels: outChannels, maxBatch: maxBatch,
-                                        columnTileFloats: columnTileFloats, minTileRows: minTileRows)
+                                        columnTileFloats: columnTileFloats, minTileRows: minTileRows,
+                                        bf16: context.precision == .bf16 ? context.bf16GEMM : nil)
         }
         let scratch = algorithm.workspaceFloats(threads: plannedThreads)
-        roundedOperands = context.precision == .bf16
+        roundedOperands = context.precision == .bf16 && !algorithm.multipliesInBF16
             ? RoundedOperands(offset: scratch, input: input.count * maxBatch, weight: weight.count, outputGradient: out.count * maxBatch)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
@@ -161,12 +164,14 @@ public final class Conv2d: Layer {
             pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
         }
 
+        // The bias is added, not multiplied: its gradient sums the float32 dy at either precision.
+        let bias32 = UnsafePointer(dy.data)
         if let bias, bias.trainable, let partials = biasPartials?.pointer, rows > 0 {
             let chunks = max(1, min(Compute.threads, Conv2d.reductionChunks, rows))
             parallelChunks(rows, chunks: chunks) { chunk, range in
                 let acc = partials + chunk * o
                 for i in 0..<o { acc[i] = 0 }
-                for m in range { addFloats(acc, pdy + m * o, o) }
+                for m in range { addFloats(acc, bias32 + m * o, o) }
             }
             let db = bias.grad!
             for chunk in 0..<chunks {

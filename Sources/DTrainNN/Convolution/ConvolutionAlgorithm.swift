@@ -12,6 +12,10 @@ protocol ConvolutionAlgorithm {
     /// Workspace floats the passes need with `threads` threads.
     func workspaceFloats(threads: Int) -> Int
 
+    /// Whether the passes round their operands to bf16 themselves (bf16 GEMM kernels); otherwise
+    /// a bf16 `Conv2d` rounds them first (`RoundedOperands`).
+    var multipliesInBF16: Bool { get }
+
     /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
@@ -21,6 +25,10 @@ protocol ConvolutionAlgorithm {
     func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int)
+}
+
+extension ConvolutionAlgorithm {
+    var multipliesInBF16: Bool { false }
 }
 
 /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.

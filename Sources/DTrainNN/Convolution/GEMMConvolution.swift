@@ -14,6 +14,10 @@ import DTrainCore
 ///   with dcol = dY · W and scatters it into the dx of its own images. The partial dWs are added
 ///   into the weight gradient in thread order.
 /// The pointwise case splits rows in any way, each thread's GEMMs reading the input in place.
+///
+/// With bf16 products (`LayerGEMM`), the GEMMs are `BF16GEMM`'s, which round x, the weight and dy
+/// to bf16 as they pack them, each thread packing into its own slice after the partial dWs; the
+/// pointwise products then go in blocks of rows so that the packing stays small.
 struct GEMMConvolution: ConvolutionAlgorithm {
     let geo: ConvGeometry
     let outChannels: Int
@@ -24,11 +28,15 @@ struct GEMMConvolution: ConvolutionAlgorithm {
     /// Floats of one thread's column slice, and of one partial dW, in the workspace.
     let columnSlice: Int
     let partialSlice: Int
+    /// sgemm, or the bf16 kernels.
+    let products: LayerGEMM
 
     /// - Parameters:
     ///   - columnTileFloats: floats one thread's column tile aims at (rows × K·K·C).
     ///   - minTileRows: fewest rows a tile has (unless the batch has fewer).
-    init(geo: ConvGeometry, outChannels: Int, maxBatch: Int, columnTileFloats: Int, minTileRows: Int) {
+    ///   - bf16: the bf16 GEMM variant for bf16 precision (nil: sgemm).
+    init(geo: ConvGeometry, outChannels: Int, maxBatch: Int, columnTileFloats: Int, minTileRows: Int,
+         bf16: BF16GEMM.Variant? = nil) {
         self.geo = geo
         self.outChannels = outChannels
         pointwise = geo.kernel == 1 && geo.stride == 1 && geo.padding == 0
@@ -41,10 +49,24 @@ struct GEMMConvolution: ConvolutionAlgorithm {
             columnSlice = workspaceAligned(tileRows * geo.columns)
         }
         partialSlice = workspaceAligned(outChannels * geo.groupColumns)
+        // The largest product of each kind: forward (rows × og × kc), weight gradient
+        // (og × kc × rows), data gradient (rows × kc × og); pointwise rows come in blocks.
+        let og = outChannels / geo.groups, kc = geo.groupColumns
+        let blockRows = pointwise ? min(max(1, maxBatch * geo.outPixels), LayerGEMM.bf16RowBlock) : tileRows
+        products = LayerGEMM(bf16: bf16, products: [(blockRows, og, kc), (og, kc, blockRows), (blockRows, kc, og)])
     }
 
-    /// A column slice per thread, and a partial dW for every thread but the first.
-    func workspaceFloats(threads: Int) -> Int { threads * columnSlice + (threads - 1) * partialSlice }
+    var multipliesInBF16: Bool { products.bf16 != nil }
+
+    /// A column slice per thread, a partial dW for every thread but the first, and a bf16 packing
+    /// slice per thread.
+    func workspaceFloats(threads: Int) -> Int { threads * (columnSlice + products.packFloats) + (threads - 1) * partialSlice }
+
+    /// Thread `chunk`'s bf16 packing slice (nil for sgemm).
+    private func packSlice(_ ws: UnsafeMutablePointer<Float>?, chunk: Int, threads: Int) -> UnsafeMutablePointer<Float>? {
+        guard products.bf16 != nil, let ws else { return nil }
+        return ws + threads * columnSlice + (threads - 1) * partialSlice + chunk * products.packFloats
+    }
 
     func forward(_ px: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
                  into py: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int) {
@@ -52,18 +74,24 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         let rows = batch * geo.outPixels
         let o = outChannels, og = outChannels / geo.groups, kc = geo.groupColumns, ld = geo.columns
         let c = geo.channels, cg = geo.groupChannels, groups = geo.groups
-        let pointwise = pointwise, tile = tileRows, slice = columnSlice
-        let ws = pointwise ? nil : workspace.pointer(count: threads * columnSlice)
+        let pointwise = pointwise, tile = tileRows, slice = columnSlice, products = products
+        let ws = pointwise && !multipliesInBF16 ? nil : workspace.pointer(count: workspaceFloats(threads: threads))
         let chunks = max(1, min(threads, rows / 16))
 
         BLAS.singleThreaded {
             parallelChunks(rows, chunks: chunks) { chunk, range in
+                let pack = packSlice(ws, chunk: chunk, threads: threads)
                 if pointwise {
-                    let m0 = range.lowerBound
-                    for g in 0..<groups {
-                        BLAS.gemm(transB: true, m: range.count, n: og, k: cg,
-                                  a: px + m0 * c + g * cg, lda: c, b: w + g * og * cg, ldb: cg,
-                                  c: py + m0 * o + g * og, ldc: o)
+                    let block = products.rowBlock(range.count)
+                    var m0 = range.lowerBound
+                    while m0 < range.upperBound {
+                        let r = min(block, range.upperBound - m0)
+                        for g in 0..<groups {
+                            products.gemm(transB: true, m: r, n: og, k: cg,
+                                          a: px + m0 * c + g * cg, lda: c, b: w + g * og * cg, ldb: cg,
+                                          c: py + m0 * o + g * og, ldc: o, pack: pack)
+                        }
+                        m0 += r
                     }
                     if let b { GEMMConvolution.addBias(b, to: py, rows: range, channels: o) }
                     return
@@ -74,9 +102,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                     let r = min(tile, range.upperBound - m0)
                     geo.im2col(px, rows: m0..<(m0 + r), into: col)
                     for g in 0..<groups {
-                        BLAS.gemm(transB: true, m: r, n: og, k: kc,
-                                  a: col + g * kc, lda: ld, b: w + g * og * kc, ldb: kc,
-                                  c: py + m0 * o + g * og, ldc: o)
+                        products.gemm(transB: true, m: r, n: og, k: kc,
+                                      a: col + g * kc, lda: ld, b: w + g * og * kc, ldb: kc,
+                                      c: py + m0 * o + g * og, ldc: o, pack: pack)
                     }
                     if let b { GEMMConvolution.addBias(b, to: py, rows: m0..<(m0 + r), channels: o) }
                     m0 += r
@@ -97,7 +125,7 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         let o = outChannels, og = outChannels / geo.groups, kc = geo.groupColumns, ld = geo.columns
         let c = geo.channels, cg = geo.groupChannels, groups = geo.groups, op = geo.outPixels
         let rows = batch * op
-        let pointwise = pointwise, tile = tileRows, slice = columnSlice, pslice = partialSlice
+        let pointwise = pointwise, tile = tileRows, slice = columnSlice, pslice = partialSlice, products = products
         let ws = workspace.pointer(count: workspaceFloats(threads: threads))
         let partials = ws + threads * slice
         // Pointwise: any split of the rows; otherwise whole images per thread, so each scatters
@@ -115,21 +143,33 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                 let target = dw.map { chunk == 0 ? $0 : partials + (chunk - 1) * pslice }
                 var beta: Float = chunk == 0 ? 1 : 0
                 var clock = timers.start()
+                let pack = packSlice(ws, chunk: chunk, threads: threads)
                 if pointwise {
-                    let m0 = unitRange.lowerBound
+                    let block = products.rowBlock(unitRange.count)
                     if let target {
-                        for g in 0..<groups {
-                            BLAS.gemm(transA: true, m: og, n: cg, k: unitRange.count,
-                                      a: pdy + m0 * o + g * og, lda: o, b: px + m0 * c + g * cg, ldb: c,
-                                      beta: beta, c: target + g * og * cg, ldc: cg)
+                        var m0 = unitRange.lowerBound
+                        while m0 < unitRange.upperBound {
+                            let r = min(block, unitRange.upperBound - m0)
+                            for g in 0..<groups {
+                                products.gemm(transA: true, m: og, n: cg, k: r,
+                                              a: pdy + m0 * o + g * og, lda: o, b: px + m0 * c + g * cg, ldb: c,
+                                              beta: beta, c: target + g * og * cg, ldc: cg, pack: pack)
+                            }
+                            beta = 1
+                            m0 += r
                         }
                         timers.lap(&clock, chunk: chunk, weight: true)
                     }
                     if let pdx {
-                        for g in 0..<groups {
-                            BLAS.gemm(m: unitRange.count, n: cg, k: og,
-                                      a: pdy + m0 * o + g * og, lda: o, b: w + g * og * cg, ldb: cg,
-                                      c: pdx + m0 * c + g * cg, ldc: c)
+                        var m0 = unitRange.lowerBound
+                        while m0 < unitRange.upperBound {
+                            let r = min(block, unitRange.upperBound - m0)
+                            for g in 0..<groups {
+                                products.gemm(m: r, n: cg, k: og,
+                                              a: pdy + m0 * o + g * og, lda: o, b: w + g * og * cg, ldb: cg,
+                                              c: pdx + m0 * c + g * cg, ldc: c, pack: pack)
+                            }
+                            m0 += r
                         }
                         timers.lap(&clock, chunk: chunk, weight: false)
                     }
@@ -144,9 +184,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                     if let target {
                         geo.im2col(px, rows: m0..<(m0 + r), into: col)
                         for g in 0..<groups {
-                            BLAS.gemm(transA: true, m: og, n: kc, k: r,
-                                      a: dyTile + g * og, lda: o, b: col + g * kc, ldb: ld,
-                                      beta: beta, c: target + g * og * kc, ldc: kc)
+                            products.gemm(transA: true, m: og, n: kc, k: r,
+                                          a: dyTile + g * og, lda: o, b: col + g * kc, ldb: ld,
+                                          beta: beta, c: target + g * og * kc, ldc: kc, pack: pack)
                         }
                         beta = 1
                         timers.lap(&clock, chunk: chunk, weight: true)
@@ -161,9 +201,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                         }
                         // The column gradient overwrites the columns (every group's block is written).
                         for g in 0..<groups {
-                            BLAS.gemm(m: r, n: kc, k: og,
-                                      a: dyTile + g * og, lda: o, b: w + g * og * kc, ldb: kc,
-                                      c: col + g * kc, ldc: ld)
+                            products.gemm(m: r, n: kc, k: og,
+                                          a: dyTile + g * og, lda: o, b: w + g * og * kc, ldb: kc,
+                                          c: col + g * kc, ldc: ld, pack: pack)
                         }
                         geo.col2imAdd(col, rows: m0..<(m0 + r), into: pdx)
                         timers.lap(&clock, chunk: chunk, weight: false)

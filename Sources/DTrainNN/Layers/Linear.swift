@@ -15,8 +15,10 @@ public final class Linear: Layer {
     private var inputGradient: ActivationBuffer?
     private var lastInput: Tensor?
     private var workspace: Workspace!
-    /// bf16 copies of x, the weight and dy (`Precision.bf16`); nil in fp32.
+    /// bf16 copies of x, the weight and dy (`Precision.bf16` with sgemm); nil otherwise.
     private var roundedOperands: RoundedOperands?
+    /// sgemm, or the bf16 kernels (which round while packing, into the workspace).
+    private var products = LayerGEMM.sgemm
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true) {
         precondition(inFeatures > 0 && outFeatures > 0, "Linear(\(inFeatures), \(outFeatures)): sizes must be positive")
@@ -34,10 +36,14 @@ public final class Linear: Layer {
         output = ActivationBuffer(shape: out, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
-        roundedOperands = context.precision == .bf16
+        let n = max(1, maxBatch), i = inFeatures, o = outFeatures
+        products = context.precision == .bf16 && context.bf16GEMM != nil
+            ? LayerGEMM(bf16: context.bf16GEMM, products: [(n, o, i), (o, i, n), (n, i, o)]) : .sgemm
+        roundedOperands = context.precision == .bf16 && products.bf16 == nil
             ? RoundedOperands(offset: 0, input: inFeatures * maxBatch, weight: weight.count, outputGradient: outFeatures * maxBatch)
             : nil
         if let roundedOperands { context.workspace.reserve(roundedOperands.workspaceFloats) }
+        if products.bf16 != nil { context.workspace.reserve(products.packFloats) }
         lastInput = nil
         return out
     }
@@ -68,10 +74,18 @@ public final class Linear: Layer {
             px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
             pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
         }
-        BLAS.gemm(transB: true, m: N, n: O, k: I, a: px, lda: I, b: pw, ldb: I,
-                  beta: bias == nil ? 0 : 1, c: py, ldc: O)
+        products.gemm(transB: true, m: N, n: O, k: I, a: px, lda: I, b: pw, ldb: I,
+                      beta: bias == nil ? 0 : 1, c: py, ldc: O, pack: pack)
         lastInput = x
         return y
+    }
+
+    /// Whether the last build multiplies with the bf16 GEMM kernels (`BuildContext.bf16GEMM`).
+    var multipliesInBF16: Bool { products.bf16 != nil }
+
+    /// The bf16 kernels' packing scratch (nil for sgemm).
+    private var pack: UnsafeMutablePointer<Float>? {
+        products.bf16 == nil ? nil : workspace.pointer(count: products.packFloats)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -90,15 +104,16 @@ public final class Linear: Layer {
         }
         if weight.trainable, N > 0 {
             // dW[O×I] += dyᵀ · x
-            BLAS.gemm(transA: true, m: O, n: I, k: N, a: pdy, lda: O, b: px, ldb: I,
-                      beta: 1, c: weight.grad, ldc: I)
+            products.gemm(transA: true, m: O, n: I, k: N, a: pdy, lda: O, b: px, ldb: I,
+                          beta: 1, c: weight.grad, ldc: I, pack: pack)
         }
         if let bias, bias.trainable {
-            let g = bias.grad!
+            // The bias is added, not multiplied: its gradient sums the float32 dy at either precision.
+            let g = bias.grad!, bias32 = UnsafePointer(dy.data)
             parallelFor(O, minChunk: 256) { r in
                 for o in r {
                     var s: Float = 0
-                    for n in 0..<N { s += pdy[n * O + o] }
+                    for n in 0..<N { s += bias32[n * O + o] }
                     g[o] += s
                 }
             }
@@ -106,7 +121,7 @@ public final class Linear: Layer {
         guard let inputGradient else { return noGradient }
         let dx = inputGradient.tensor(batch: dy.batch)
         // dx[N×I] = dy · W
-        BLAS.gemm(m: N, n: I, k: O, a: pdy, lda: O, b: pw, ldb: I, beta: 0, c: dx.data, ldc: I)
+        products.gemm(m: N, n: I, k: O, a: pdy, lda: O, b: pw, ldb: I, beta: 0, c: dx.data, ldc: I, pack: pack)
         return dx
     }
 }

@@ -19,6 +19,10 @@ public final class BuildContext {
     public let kernels: KernelSet
     /// The arithmetic of convolutions and linear layers (bf16: `RoundedOperands`).
     public let precision: Precision
+    /// With bf16 precision, the bf16 GEMM kernels that GEMM-based layers multiply with (nil: they
+    /// round their operands and use sgemm): VDPBF16PS with the avx512 set on a CPU with
+    /// AVX512_BF16. Tests set an emulated variant to run the same path on any CPU.
+    var bf16GEMM: BF16GEMM.Variant?
 
     /// - Parameters:
     ///   - engine: what layers built with this context may use; all by default.
@@ -30,6 +34,7 @@ public final class BuildContext {
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
                 kernels: KernelSet = .best, precision: Precision = .fp32) {
         self.precision = precision
+        bf16GEMM = precision == .bf16 && kernels == .avx512 && KernelSet.cpuHasBF16 ? .avx512bf16 : nil
         self.workspace = workspace
         self.seed = seed
         self.engine = engine

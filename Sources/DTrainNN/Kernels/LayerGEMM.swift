@@ -1,0 +1,48 @@
+import DTrainCore
+
+/// The matrix products of a GEMM-based layer (im2col and pointwise convolutions, linear layers):
+/// OpenBLAS sgemm, or, for bf16 precision on a CPU with bf16 dot products, `BF16GEMM` (which
+/// rounds the operands to bf16 while packing them). Each thread that multiplies gets
+/// `packFloats` floats of the layer's workspace for the bf16 kernels' packing.
+struct LayerGEMM {
+    /// nil: sgemm.
+    let bf16: BF16GEMM.Variant?
+    /// UInt16 elements one thread's packing needs for the largest product (0 for sgemm).
+    let packElements: Int
+
+    static let sgemm = LayerGEMM(bf16: nil, products: [])
+
+    /// `products`: the (m, n, k) of every product the layer runs, each at its largest.
+    init(bf16: BF16GEMM.Variant?, products: [(m: Int, n: Int, k: Int)]) {
+        self.bf16 = bf16
+        packElements = bf16 == nil ? 0 : products.map { BF16GEMM.packElements(m: $0.m, n: $0.n, k: $0.k) }.max() ?? 0
+    }
+
+    /// Workspace floats of one thread's packing.
+    var packFloats: Int { workspaceAligned((packElements + 1) / 2) }
+
+    /// Rows of the blocks a pointwise or linear product is cut into along a dimension that may be
+    /// as large as the batch's pixels, so that the bf16 packing stays bounded; the whole range
+    /// for sgemm.
+    func rowBlock(_ rows: Int) -> Int { bf16 == nil ? max(1, rows) : min(max(1, rows), LayerGEMM.bf16RowBlock) }
+
+    /// Rows per block of `rowBlock` with bf16 kernels.
+    static let bf16RowBlock = 256
+
+    /// C[m×n] = op(A) · op(B) + beta · C, as `BLAS.gemm` with alpha 1. `pack`: this thread's
+    /// `packFloats` floats (unused for sgemm).
+    @inline(__always)
+    func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+              c: UnsafeMutablePointer<Float>, ldc: Int, pack: UnsafeMutablePointer<Float>?) {
+        guard let bf16 else {
+            BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let elements = packElements
+        UnsafeMutableRawPointer(pack!).withMemoryRebound(to: UInt16.self, capacity: elements) { p in
+            BF16GEMM.gemm(bf16, transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c, ldc: ldc, pack: UnsafeMutableBufferPointer(start: p, count: elements))
+        }
+    }
+}
