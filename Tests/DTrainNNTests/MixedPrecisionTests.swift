@@ -114,18 +114,11 @@ final class MixedPrecisionTests: XCTestCase {
             workspace.allocate()
         }
         let x = randoms(batch * input.count), dy = randoms(batch * out.count)
-        func run(_ layer: Layer, _ store: ParameterStore) -> [[Float]] {
-            let xs = Storage(count: x.count), dys = Storage(count: dy.count)
-            _ = xs.buffer.update(fromContentsOf: x)
-            _ = dys.buffer.update(fromContentsOf: dy)
-            let y = layer.forward(Tensor(storage: xs, batch: batch, shape: input), mode: .train).toArray()
-            store.zeroGrads()
-            let dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
-            return [y, dx, Array(store.grads.buffer)]
-        }
-        let got = run(kernel, stores[0]), want = run(rounding, stores[1])
-        for (index, what) in ["y", "dx", "weight and bias gradients"].enumerated() {
-            assertMatches(got[index], want[index], "\(name): \(what)", tolerance: 1e-5, file: file, line: line)
+        let got = Pass(kernel, stores[0], input: input, out: out, batch: batch, x: x, dy: dy)
+        let want = Pass(rounding, stores[1], input: input, out: out, batch: batch, x: x, dy: dy)
+        for (what, a, b) in [("y", got.y, want.y), ("dx", got.dx, want.dx), ("weight gradient", got.weight, want.weight),
+                             ("bias gradient", got.bias, want.bias)] {
+            assertMatches(a, b, "\(name): \(what)", tolerance: 1e-5, file: file, line: line)
         }
         let used = [kernel, rounding].map { ($0 as? Conv2d)?.multipliesInBF16 ?? ($0 as? Linear)?.multipliesInBF16 }
         XCTAssertEqual(used, [true, false], "\(name): which layers ran the bf16 kernels", file: file, line: line)
@@ -162,21 +155,13 @@ final class MixedPrecisionTests: XCTestCase {
         _ = build(plain, .fp32)
 
         let x = randoms(batch * input.count), dy = randoms(batch * out.count)
-        func run(_ layer: Layer, _ store: ParameterStore, x: [Float], dy: [Float]) -> (y: [Float], dx: [Float], weight: [Float], bias: [Float]) {
-            let xs = Storage(count: x.count), dys = Storage(count: dy.count)
-            _ = xs.buffer.update(fromContentsOf: x)
-            _ = dys.buffer.update(fromContentsOf: dy)
-            let y = layer.forward(Tensor(storage: xs, batch: batch, shape: input), mode: .train).toArray()
-            store.zeroGrads()
-            let dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
-            XCTAssertEqual(Array(xs.buffer), x, "\(name): the layer changed its input", file: file, line: line)
-            XCTAssertEqual(Array(dys.buffer), dy, "\(name): the layer changed dy", file: file, line: line)
-            func grads(_ role: ParameterRole) -> [Float] { store.parameters.filter { $0.role == role }.flatMap { Array($0.grads) } }
-            return (y, dx, grads(.weight), grads(.bias))
+        let got = Pass(mixed, stores[0], input: input, out: out, batch: batch, x: x, dy: dy)
+        let want = Pass(reference, stores[1], input: input, out: out, batch: batch, x: x.map(roundedToBFloat16),
+                        dy: dy.map(roundedToBFloat16))
+        let fp32 = Pass(plain, stores[2], input: input, out: out, batch: batch, x: x, dy: dy)
+        for pass in [got, want, fp32] {
+            XCTAssertFalse(pass.changedInputs, "\(name): the layer changed x or dy", file: file, line: line)
         }
-        let got = run(mixed, stores[0], x: x, dy: dy)
-        let want = run(reference, stores[1], x: x.map(roundedToBFloat16), dy: dy.map(roundedToBFloat16))
-        let fp32 = run(plain, stores[2], x: x, dy: dy)
         XCTAssertEqual(got.y.map(\.bitPattern), want.y.map(\.bitPattern), "\(name): y", file: file, line: line)
         XCTAssertEqual(got.dx.map(\.bitPattern), want.dx.map(\.bitPattern), "\(name): dx", file: file, line: line)
         XCTAssertEqual(got.weight.map(\.bitPattern), want.weight.map(\.bitPattern), "\(name): weight gradient",
@@ -186,5 +171,26 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertNotEqual(got.y, fp32.y, "\(name): bf16 gave the float32 output", file: file, line: line)
         XCTAssertEqual(Array(stores[0].values.buffer), weights,
                        "\(name): the master weights changed", file: file, line: line)
+    }
+}
+
+/// One forward and backward of a built layer on copies of `x` and `dy`: the output, dx, and the
+/// gradients of its weights and of its biases.
+private struct Pass {
+    let y, dx, weight, bias: [Float]
+    /// Whether the pass wrote into its x or dy.
+    let changedInputs: Bool
+
+    init(_ layer: Layer, _ store: ParameterStore, input: FeatureShape, out: FeatureShape, batch: Int, x: [Float], dy: [Float]) {
+        let xs = Storage(count: x.count), dys = Storage(count: dy.count)
+        _ = xs.buffer.update(fromContentsOf: x)
+        _ = dys.buffer.update(fromContentsOf: dy)
+        y = layer.forward(Tensor(storage: xs, batch: batch, shape: input), mode: .train).toArray()
+        store.zeroGrads()
+        dx = layer.backward(Tensor(storage: dys, batch: batch, shape: out)).toArray()
+        changedInputs = Array(xs.buffer) != x || Array(dys.buffer) != dy
+        func grads(_ role: ParameterRole) -> [Float] { store.parameters.filter { $0.role == role }.flatMap { Array($0.grads) } }
+        weight = grads(.weight)
+        bias = grads(.bias)
     }
 }

@@ -6,28 +6,29 @@ import DTrainTestSupport
 
 /// The `dtrain` executable itself: bad input gives a clear one-line error and a non-zero exit with
 /// nothing overwritten; eval and predict work on what training wrote, and agree.
+/// Asserts that `run` exited non-zero and that its error line (the last line saying "error")
+/// names each of `words`.
+func assertCommandFails(_ run: ProcessRunner.Run, mentioning words: [String], file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertNotEqual(run.status, 0, run.transcript, file: file, line: line)
+    let errorLine = run.lines.last(where: { $0.contains("Error") || $0.contains("error") }) ?? ""
+    for w in words { XCTAssertTrue(errorLine.contains(w), "error line lacks '\(w)': \(run.transcript)", file: file, line: line) }
+}
+
 final class CommandLineTests: XCTestCase {
     func dtrain(_ args: [String]) throws -> ProcessRunner.Run {
         try ProcessRunner.dtrain(args + ["--threads", "2"], timeout: 300)
     }
 
-    /// The last line of the output is the error; it names what was wrong.
-    func assertFails(_ run: ProcessRunner.Run, mentioning words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertNotEqual(run.status, 0, run.transcript, file: file, line: line)
-        let errorLine = run.lines.last(where: { $0.contains("Error") || $0.contains("error") }) ?? ""
-        for w in words { XCTAssertTrue(errorLine.contains(w), "error line lacks '\(w)': \(run.transcript)", file: file, line: line) }
-    }
-
     func testBadInputsGiveClearErrors() throws {
         let dir = temporaryDirectory(self)
         // Unknown model: the error lists the zoo.
-        assertFails(try dtrain(["resnet19", "--output", dir.appendingPathComponent("a").path]), mentioning: ["resnet19", "resnet50", "mobilenet_v2"])
+        assertCommandFails(try dtrain(["resnet19", "--output", dir.appendingPathComponent("a").path]), mentioning: ["resnet19", "resnet50", "mobilenet_v2"])
         // A --data path that does not exist, and one with no images.
-        assertFails(try dtrain(["resnet20", "--data", "/nonexistent/data", "--output", dir.appendingPathComponent("b").path]),
+        assertCommandFails(try dtrain(["resnet20", "--data", "/nonexistent/data", "--output", dir.appendingPathComponent("b").path]),
                     mentioning: ["/nonexistent/data"])
         let empty = dir.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
-        assertFails(try dtrain(["resnet20", "--data", empty.path, "--output", dir.appendingPathComponent("c").path]), mentioning: [empty.path])
+        assertCommandFails(try dtrain(["resnet20", "--data", empty.path, "--output", dir.appendingPathComponent("c").path]), mentioning: [empty.path])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c").path), "a failed start created the output")
 
         // A real run to have checkpoints.
@@ -39,12 +40,12 @@ final class CommandLineTests: XCTestCase {
         let before = try Data(contentsOf: last)
 
         // Another run into the same directory without --resume is refused.
-        assertFails(try dtrain(["resnet20", "--epochs", "1", "--output", run.path]), mentioning: [run.path, "--resume", "--overwrite"])
+        assertCommandFails(try dtrain(["resnet20", "--epochs", "1", "--output", run.path]), mentioning: [run.path, "--resume", "--overwrite"])
         // --num-classes disagreeing with the checkpoint.
-        assertFails(try dtrain(["resnet20", "--epochs", "2", "--output", run.path, "--resume", "--num-classes", "12"]),
+        assertCommandFails(try dtrain(["resnet20", "--epochs", "2", "--output", run.path, "--resume", "--num-classes", "12"]),
                     mentioning: ["--num-classes", "12", "10"])
         // Resuming a checkpoint of another model.
-        assertFails(try dtrain(["resnet32", "--epochs", "2", "--output", dir.appendingPathComponent("d").path, "--resume", last.path]),
+        assertCommandFails(try dtrain(["resnet32", "--epochs", "2", "--output", dir.appendingPathComponent("d").path, "--resume", last.path]),
                     mentioning: ["resnet20", "resnet32"])
         XCTAssertEqual(try Data(contentsOf: last), before, "a refused run changed the checkpoint")
         // A corrupted checkpoint for eval.
@@ -52,7 +53,7 @@ final class CommandLineTests: XCTestCase {
         bytes[bytes.count - 100] ^= 1
         let corrupt = dir.appendingPathComponent("corrupt.safetensors")
         try bytes.write(to: corrupt)
-        assertFails(try dtrain(["eval", "resnet20", "--checkpoint", corrupt.path]), mentioning: ["checksum"])
+        assertCommandFails(try dtrain(["eval", "resnet20", "--checkpoint", corrupt.path]), mentioning: ["checksum"])
     }
 
     /// `dtrain bench --without` switches named optimisations off (the step still runs and reports)
@@ -66,7 +67,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(result["images_per_second"] as? Double), 0)
         XCTAssertNotNil(result["median_step_seconds"] as? Double)
         XCTAssertNil(result["imagesPerSecond"], "bench --json keys are snake_case")
-        assertFails(try dtrain(["bench", "resnet20", "--without", "winograd,im2col"]),
+        assertCommandFails(try dtrain(["bench", "resnet20", "--without", "winograd,im2col"]),
                     mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"])
     }
 
@@ -83,12 +84,12 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertEqual(try benchKernels(["--kernels", "avx2"]), "avx2")
         XCTAssertEqual(try benchKernels([]), KernelSet.best.rawValue)
-        assertFails(try dtrain(["bench", "resnet20", "--kernels", "sse4"]), mentioning: ["--kernels sse4", "auto", "avx2", "avx512"])
-        assertFails(try ProcessRunner.dtrain(["bench", "resnet20", "--threads", "2"], environment: ["DTRAIN_KERNELS": "sse4"]),
+        assertCommandFails(try dtrain(["bench", "resnet20", "--kernels", "sse4"]), mentioning: ["--kernels sse4", "auto", "avx2", "avx512"])
+        assertCommandFails(try ProcessRunner.dtrain(["bench", "resnet20", "--threads", "2"], environment: ["DTRAIN_KERNELS": "sse4"]),
                     mentioning: ["DTRAIN_KERNELS sse4"])
         if let missing = KernelSet.avx512.missingExtension {
-            assertFails(try dtrain(["bench", "resnet20", "--kernels", "avx512"]), mentioning: ["--kernels avx512", "lacks \(missing)"])
-            assertFails(try dtrain(["predict", "--checkpoint", "/nonexistent.safetensors", "--kernels", "avx512", "x.png"]),
+            assertCommandFails(try dtrain(["bench", "resnet20", "--kernels", "avx512"]), mentioning: ["--kernels avx512", "lacks \(missing)"])
+            assertCommandFails(try dtrain(["predict", "--checkpoint", "/nonexistent.safetensors", "--kernels", "avx512", "x.png"]),
                         mentioning: ["--kernels avx512", "lacks \(missing)"])
         } else {
             XCTAssertEqual(try benchKernels(["--kernels", "avx512"]), "avx512")

@@ -12,12 +12,6 @@ final class TransferCommandLineTests: XCTestCase {
         try ProcessRunner.dtrain(args, timeout: 300)
     }
 
-    func assertFails(_ run: ProcessRunner.Run, mentioning words: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertNotEqual(run.status, 0, run.transcript, file: file, line: line)
-        let errorLine = run.lines.last(where: { $0.contains("Error") || $0.contains("error") }) ?? ""
-        for w in words { XCTAssertTrue(errorLine.contains(w), "error line lacks '\(w)': \(run.transcript)", file: file, line: line) }
-    }
-
     /// A dtrain checkpoint of resnet20 with optimizer state, class names and non-trivial statistics.
     func checkpoint(in dir: URL) throws -> URL {
         let model = try ModelZoo.make("resnet20", options: ModelOptions(numClasses: 10))
@@ -86,17 +80,17 @@ final class TransferCommandLineTests: XCTestCase {
 
         // An existing output is refused (and left as it was) unless --overwrite.
         let before = try Data(contentsOf: pth)
-        assertFails(try dtrain(["export", st.path, "--format", "pth", "--output", pth.path]), mentioning: [pth.path, "--overwrite"])
+        assertCommandFails(try dtrain(["export", st.path, "--format", "pth", "--output", pth.path]), mentioning: [pth.path, "--overwrite"])
         XCTAssertEqual(try Data(contentsOf: pth), before)
         XCTAssertEqual(try dtrain(["export", st.path, "--format", "pth", "--output", pth.path, "--overwrite"]).status, 0)
-        assertFails(try dtrain(["export", ck.path, "--format", "onnx", "--output", dir.appendingPathComponent("x").path]), mentioning: ["--format", "onnx"])
+        assertCommandFails(try dtrain(["export", ck.path, "--format", "onnx", "--output", dir.appendingPathComponent("x").path]), mentioning: ["--format", "onnx"])
     }
 
     func testImportReportsMismatchesByName() throws {
         let dir = temporaryDirectory(self)
         let ck = try checkpoint(in: dir)
         let out = dir.appendingPathComponent("out.safetensors")
-        assertFails(try dtrain(["import", ck.path, "--model", "resnet32", "--output", out.path]),
+        assertCommandFails(try dtrain(["import", ck.path, "--model", "resnet32", "--output", out.path]),
                     mentioning: ["resnet20, not resnet32"])
         let plain = dir.appendingPathComponent("plain.pth")
         XCTAssertEqual(try dtrain(["export", ck.path, "--format", "pth", "--output", plain.path]).status, 0)
@@ -108,9 +102,9 @@ final class TransferCommandLineTests: XCTestCase {
         }
         let broken = dir.appendingPathComponent("broken.pth")
         try writer.serialized(archiveName: "broken").write(to: broken)
-        assertFails(try dtrain(["import", broken.path, "--model", "resnet20", "--output", out.path]),
+        assertCommandFails(try dtrain(["import", broken.path, "--model", "resnet20", "--output", out.path]),
                     mentioning: ["missing keys: layer3.2.conv1.weight", "shape mismatches: fc.bias [5] vs [10]"])
-        assertFails(try dtrain(["import", dir.appendingPathComponent("none.pth").path,
+        assertCommandFails(try dtrain(["import", dir.appendingPathComponent("none.pth").path,
                                 "--model", "resnet20", "--output", out.path]), mentioning: ["none.pth"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "a failed import wrote its output")
     }
@@ -130,7 +124,7 @@ final class TransferCommandLineTests: XCTestCase {
         let badCheckpoint = dir.appendingPathComponent("flipped.safetensors")
         try data.write(to: badCheckpoint)
         let runA = dir.appendingPathComponent("a")
-        assertFails(try dtrain(["resnet20", "--pretrained", badCheckpoint.path, "--epochs", "1", "--output", runA.path, "--threads", "2"]),
+        assertCommandFails(try dtrain(["resnet20", "--pretrained", badCheckpoint.path, "--epochs", "1", "--output", runA.path, "--threads", "2"]),
                     mentioning: ["--pretrained", badCheckpoint.path, "checksum mismatch"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: runA.appendingPathComponent("checkpoint-last.safetensors").path))
 
@@ -141,7 +135,7 @@ final class TransferCommandLineTests: XCTestCase {
         exported[at] ^= 0x04
         let badPth = dir.appendingPathComponent("flipped.pth")
         try exported.write(to: badPth)
-        assertFails(try dtrain(["resnet20", "--pretrained", badPth.path, "--epochs", "1", "--output", dir.appendingPathComponent("b").path, "--threads", "2"]),
+        assertCommandFails(try dtrain(["resnet20", "--pretrained", badPth.path, "--epochs", "1", "--output", dir.appendingPathComponent("b").path, "--threads", "2"]),
                     mentioning: ["--pretrained", badPth.path, "CRC mismatch"])
     }
 
@@ -230,10 +224,10 @@ final class TransferCommandLineTests: XCTestCase {
         XCTAssertTrue(trained.output.contains("pretrained: ignored: fc.weight [10, 64], fc.bias [10] (the file's head)"), trained.output)
         XCTAssertTrue(trained.output.contains("freeze backbone:"), trained.output)
 
-        assertFails(try dtrain(["resnet20", "--freeze", "most", "--output", dir.appendingPathComponent("b").path]), mentioning: ["--freeze", "most"])
-        assertFails(try dtrain(["resnet20", "--pretrained", dir.appendingPathComponent("missing.pth").path,
+        assertCommandFails(try dtrain(["resnet20", "--freeze", "most", "--output", dir.appendingPathComponent("b").path]), mentioning: ["--freeze", "most"])
+        assertCommandFails(try dtrain(["resnet20", "--pretrained", dir.appendingPathComponent("missing.pth").path,
                                 "--output", dir.appendingPathComponent("c").path]), mentioning: ["--pretrained", "missing.pth"])
-        assertFails(try dtrain(["resnet20", "--freeze", "until=layer7", "--epochs", "1", "--output", dir.appendingPathComponent("d").path,
+        assertCommandFails(try dtrain(["resnet20", "--freeze", "until=layer7", "--epochs", "1", "--output", dir.appendingPathComponent("d").path,
                                 "--threads", "2"]), mentioning: ["until=layer7", "layer3"])
     }
 }
