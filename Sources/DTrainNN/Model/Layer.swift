@@ -34,7 +34,9 @@ public final class BuildContext {
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
                 kernels: KernelSet = .best, precision: Precision = .fp32) {
         self.precision = precision
-        bf16GEMM = precision == .bf16 && kernels == .avx512 && KernelSet.cpuHasBF16 ? .avx512bf16 : nil
+        // Only the VDPBF16PS variant beats rounding copies for sgemm; the emulated ones are for tests.
+        let variant = BF16GEMM.Variant(kernels)
+        bf16GEMM = precision == .bf16 && variant == .avx512bf16 ? variant : nil
         self.workspace = workspace
         self.seed = seed
         self.engine = engine
