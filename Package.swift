@@ -92,7 +92,7 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
-        .target(name: "CMPI", dependencies: ["COpenMPI"]),
+        .target(name: "CMPI", dependencies: ["COpenMPI", "CDTrainKernels"]),
 
         .target(name: "CDTrainSupport", cSettings: cpuCheck),
         // The hot kernels that have per-instruction-set variants: each source is compiled once per
@@ -104,7 +104,7 @@ let package = Package(
         .target(name: "DTrainWeights", dependencies: [
             "DTrainCore", "DTrainNN", "DTrainData", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: optimize),
-        .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI"], swiftSettings: optimize),
+        .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI", "CDTrainKernels"], swiftSettings: optimize),
         .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed"], swiftSettings: optimize),
         .executableTarget(name: "dtrain", dependencies: [
             "DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining",
@@ -113,7 +113,7 @@ let package = Package(
 
         // Runs the built executable from tests (single process and under mpirun), and an in-process
         // loopback Communicator (ranks as threads) for unit tests of the distributed code.
-        .target(name: "DTrainTestSupport", dependencies: ["DTrainDistributed"], path: "Tests/Support"),
+        .target(name: "DTrainTestSupport", dependencies: ["DTrainDistributed", "CDTrainKernels"], path: "Tests/Support"),
         // Test support: counts heap allocations so tests can check that hot paths make none.
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
 
@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "DTrainNNTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainWeights"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainDataTests", dependencies: ["DTrainCore", "DTrainData"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DTrainWeightsTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport"]),
+        .testTarget(name: "DTrainDistributedTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport", "CDTrainKernels"]),
         .testTarget(name: "DTrainTrainingTests", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining", "DTrainTestSupport", "CAllocationCounter"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -1,4 +1,5 @@
 #include "cmpi.h"
+#include "dtrain_bf16.h"
 #include <mpi.h>
 #include <limits.h>
 #include <string.h>
@@ -10,11 +11,22 @@ static MPI_Datatype type_of(cmpi_dtype t) {
     case CMPI_FLOAT32: return MPI_FLOAT;
     case CMPI_FLOAT64: return MPI_DOUBLE;
     case CMPI_INT64: return MPI_INT64_T;
+    case CMPI_BFLOAT16: return MPI_UINT16_T;
     default: return MPI_BYTE;
     }
 }
 
-static MPI_Op op_of(cmpi_op o) {
+// The sum of bf16 values (CMPI_BFLOAT16 carried as MPI_UINT16_T): created by cmpi_init.
+static MPI_Op bf16_sum_op = MPI_OP_NULL;
+
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    dtrain_bf16_sum((const uint16_t *)in, (uint16_t *)inout, *len);
+}
+
+/// The MPI operation for `o` on `t`, or MPI_OP_NULL where there is none (a bf16 max or min).
+static MPI_Op op_of(cmpi_op o, cmpi_dtype t) {
+    if (t == CMPI_BFLOAT16) return o == CMPI_SUM ? bf16_sum_op : MPI_OP_NULL;
     switch (o) {
     case CMPI_MAX: return MPI_MAX;
     case CMPI_MIN: return MPI_MIN;
@@ -25,6 +37,7 @@ static MPI_Op op_of(cmpi_op o) {
 static int element_size(cmpi_dtype t) {
     switch (t) {
     case CMPI_FLOAT32: return 4;
+    case CMPI_BFLOAT16: return 2;
     case CMPI_FLOAT64: case CMPI_INT64: return 8;
     default: return 1;
     }
@@ -33,11 +46,16 @@ static int element_size(cmpi_dtype t) {
 int cmpi_init(int required, int *provided) {
     int rc = MPI_Init_thread(NULL, NULL, required, provided);
     if (rc != MPI_SUCCESS) return rc;
+    rc = MPI_Op_create(bf16_sum, 1, &bf16_sum_op);
+    if (rc != MPI_SUCCESS) return rc;
     return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
 
 int cmpi_initialized(void) { int flag = 0; MPI_Initialized(&flag); return flag; }
-int cmpi_finalize(void) { return MPI_Finalize(); }
+int cmpi_finalize(void) {
+    if (bf16_sum_op != MPI_OP_NULL) MPI_Op_free(&bf16_sum_op);
+    return MPI_Finalize();
+}
 int cmpi_comm_world(void) { return (int)MPI_Comm_c2f(MPI_COMM_WORLD); }
 int cmpi_comm_rank(int comm, int *rank) { return MPI_Comm_rank(comm_of(comm), rank); }
 int cmpi_comm_size(int comm, int *size) { return MPI_Comm_size(comm_of(comm), size); }
@@ -59,9 +77,11 @@ int cmpi_comm_free(int comm) { MPI_Comm c = comm_of(comm); return MPI_Comm_free(
 int cmpi_allreduce_inplace(int comm, void *buffer, int64_t count, cmpi_dtype type, cmpi_op op) {
     char *p = (char *)buffer;
     int es = element_size(type);
+    MPI_Op mpi_op = op_of(op, type);
+    if (mpi_op == MPI_OP_NULL) return MPI_ERR_OP;
     while (count > 0) {
         int n = (int)(count < CMPI_PIECE ? count : CMPI_PIECE);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, p, n, type_of(type), op_of(op), comm_of(comm));
+        int rc = MPI_Allreduce(MPI_IN_PLACE, p, n, type_of(type), mpi_op, comm_of(comm));
         if (rc != MPI_SUCCESS) return rc;
         p += (int64_t)n * es;
         count -= n;
@@ -71,8 +91,10 @@ int cmpi_allreduce_inplace(int comm, void *buffer, int64_t count, cmpi_dtype typ
 
 int cmpi_iallreduce_inplace(int comm, void *buffer, int64_t count, cmpi_dtype type, cmpi_op op, int *request) {
     if (count > CMPI_PIECE) return MPI_ERR_COUNT;
+    MPI_Op mpi_op = op_of(op, type);
+    if (mpi_op == MPI_OP_NULL) return MPI_ERR_OP;
     MPI_Request r;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type_of(type), op_of(op), comm_of(comm), &r);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buffer, (int)count, type_of(type), mpi_op, comm_of(comm), &r);
     if (rc != MPI_SUCCESS) return rc;
     *request = (int)MPI_Request_c2f(r);
     return MPI_SUCCESS;

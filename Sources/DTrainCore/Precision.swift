@@ -2,7 +2,7 @@
 /// semantics for bf16: their inputs, weights and output gradients are rounded to bfloat16 (round
 /// to nearest even) before they are multiplied, products accumulate in float32, and everything
 /// else (master weights, optimizer state, BatchNorm statistics, loss, softmax, the gradient
-/// allreduce) stays float32. Checkpoints are float32 either way.
+/// allreduce unless `--allreduce-dtype bf16`) stays float32. Checkpoints are float32 either way.
 public enum Precision: String, CaseIterable, Codable, Sendable {
     case fp32
     case bf16
@@ -31,6 +31,7 @@ public enum Precision: String, CaseIterable, Codable, Sendable {
 /// A `--precision` value that names no precision, or one this CPU cannot run.
 public struct PrecisionError: Error, CustomStringConvertible, Sendable {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

@@ -1,9 +1,12 @@
-/// Element types a collective can carry.
+/// Element types a collective can carry. `bfloat16` is bf16 bits (UInt16, the high half of a
+/// float32) and reduces with `.sum` only: each partial sum is added in float32 and rounded to bf16
+/// (round to nearest even), as `dtrain_bf16_sum` does.
 public enum CollectiveType: Sendable {
-    case float32, float64, int64, byte
+    case float32, float64, int64, byte, bfloat16
 
     public var size: Int {
         switch self {
+        case .bfloat16: return 2
         case .float32: return 4
         case .float64, .int64: return 8
         case .byte: return 1
@@ -143,7 +146,12 @@ public final class SingleProcessCommunicator: Communicator {
     public var size: Int { 1 }
     public var localRank: Int { 0 }
     public var localSize: Int { 1 }
-    public func allreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws {}
+    public func allreduce(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, op: ReduceOp) throws {
+        // The same contract as MPICommunicator's, so a misuse shows in single-process runs too.
+        if type == .bfloat16 && op != .sum {
+            throw CommunicatorError(operation: "allreduce", message: "bfloat16 reduces with sum only")
+        }
+    }
     public func broadcast(_ buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType, root: Int) throws {}
     public func allgather(_ send: UnsafeRawPointer, _ recv: UnsafeMutableRawPointer, count: Int, type: CollectiveType) throws {
         recv.copyMemory(from: send, byteCount: count * type.size)

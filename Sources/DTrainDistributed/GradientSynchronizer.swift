@@ -69,19 +69,24 @@ public struct GradientBuckets: Sendable {
     }
 }
 
-/// Averages with in-place allreduce over buckets once backward has finished.
+/// Averages with in-place allreduce over buckets once backward has finished; with `dtype` bf16,
+/// each bucket travels as bf16 (`AllreduceDType`).
 public final class AllreduceGradients: GradientSynchronizer {
     public let store: ParameterStore
     public let communicator: Communicator
     public let buckets: GradientBuckets
+    public let dtype: AllreduceDType
     /// The communicator once per bucket, labelled with the bucket for diagnostics.
     private let bucketCommunicators: [Communicator]
+    private let staging: BF16GradientStaging?
 
-    public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) {
+    public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20, dtype: AllreduceDType = .fp32) {
         self.store = store
         self.communicator = communicator
+        self.dtype = dtype
         buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(communicator)
+        staging = dtype == .bf16 ? BF16GradientStaging(buckets: buckets, grads: store.grads.pointer) : nil
     }
 
     public func beginBackward() {}
@@ -94,6 +99,12 @@ public final class AllreduceGradients: GradientSynchronizer {
     private func average() throws {
         let scale = 1 / Float(communicator.size)
         for (i, r) in buckets.ranges.enumerated() {
+            if let staging {
+                staging.pack(i, scale: scale)
+                try bucketCommunicators[i].allreduce(staging.bucket(i), count: r.count, type: .bfloat16, op: .sum)
+                staging.unpack(i)
+                continue
+            }
             let base = store.grads.pointer + r.lowerBound
             try bucketCommunicators[i].allreduce(UnsafeMutableRawPointer(base), count: r.count, type: .float32, op: .sum)
             parallelFor(r.count, minChunk: 65536) { c in for i in c { base[i] *= scale } }
@@ -105,14 +116,18 @@ public final class AllreduceGradients: GradientSynchronizer {
 /// DDP does: a bucket starts as soon as backward has made its gradients final (in reverse layer
 /// order, so the same order on every rank), outstanding ones are progressed at every later block,
 /// and `synchronize()` waits for the rest. Communication uses a duplicated communicator of its own.
+/// With `dtype` bf16, a bucket is rounded to bf16 when it starts and widened back when it is done
+/// (`AllreduceDType`).
 /// This needs no communication thread, so on nodes where ranks fill every core no thread competes
 /// with computation.
 public final class OverlappedGradientAllreduce: GradientSynchronizer {
     public let store: ParameterStore
     public let communicator: Communicator
     public let buckets: GradientBuckets
+    public let dtype: AllreduceDType
     /// The duplicate once per bucket, labelled with the bucket for diagnostics.
     private let bucketCommunicators: [Communicator]
+    private let staging: BF16GradientStaging?
     private var pending: [PendingCollective?]
     private var started = 0
     private var armed = false
@@ -120,11 +135,13 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     /// Seconds spent waiting in `synchronize()` in the last step (communication not hidden).
     public private(set) var lastWaitSeconds = 0.0
 
-    public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20) throws {
+    public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20, dtype: AllreduceDType = .fp32) throws {
         self.store = store
         self.communicator = try communicator.duplicate()
+        self.dtype = dtype
         buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(self.communicator)
+        staging = dtype == .bf16 ? BF16GradientStaging(buckets: buckets, grads: store.grads.pointer) : nil
         pending = [PendingCollective?](repeating: nil, count: buckets.ranges.count)
     }
 
@@ -136,6 +153,11 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     private func start(_ i: Int) {
         let r = buckets.ranges[i]
         do {
+            if let staging {
+                staging.pack(i, scale: 1 / Float(communicator.size))
+                pending[i] = try bucketCommunicators[i].startAllreduce(staging.bucket(i), count: r.count, type: .bfloat16, op: .sum)
+                return
+            }
             pending[i] = try bucketCommunicators[i].startAllreduce(UnsafeMutableRawPointer(store.grads.pointer + r.lowerBound),
                                                           count: r.count, type: .float32, op: .sum)
         } catch {
@@ -165,6 +187,10 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
         for (i, r) in buckets.ranges.enumerated() {
             do { try pending[i]?.wait() } catch { failure = failure ?? error }
             pending[i] = nil
+            if let staging {
+                staging.unpack(i)
+                continue
+            }
             let base = store.grads.pointer + r.lowerBound
             parallelFor(r.count, minChunk: 65536) { c in for j in c { base[j] *= scale } }
         }

@@ -198,6 +198,7 @@ extension CollectiveType {
         case .float64: return CMPI_FLOAT64
         case .int64: return CMPI_INT64
         case .byte: return CMPI_BYTE
+        case .bfloat16: return CMPI_BFLOAT16
         }
     }
 }

@@ -247,6 +247,7 @@ extension CollectiveType: CustomStringConvertible {
         case .float64: return "float64"
         case .int64: return "int64"
         case .byte: return "bytes"
+        case .bfloat16: return "bfloat16"
         }
     }
 }

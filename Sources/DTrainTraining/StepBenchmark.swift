@@ -68,6 +68,10 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var exposedAllreduceSeconds: Double?
     /// 1 − exposed ÷ blocking allreduce time, clamped to [0, 1].
     public var hiddenAllreduceFraction: Double?
+    /// The element type gradients travel in (`--allreduce-dtype`): fp32 or bf16.
+    public var allreduceDType = AllreduceDType.fp32.rawValue
+    /// With several ranks: bytes of gradients each rank contributes to one step's allreduce.
+    public var allreduceBytes: Int?
     /// `--freeze` setting timed (none: every parameter trains).
     public var freeze = "none"
     public var trainableParameters = 0
@@ -82,6 +86,7 @@ public struct StepBenchmarkResult: Codable, Sendable {
         case globalImagesPerSecond = "global_images_per_second", allreduceSeconds = "allreduce_seconds"
         case exposedAllreduceSeconds = "exposed_allreduce_seconds", hiddenAllreduceFraction = "hidden_allreduce_fraction"
         case freeze, trainableParameters = "trainable_parameters"
+        case allreduceDType = "allreduce_dtype", allreduceBytes = "allreduce_bytes"
     }
 }
 
@@ -93,10 +98,11 @@ public enum StepBenchmark {
     ///   - engine: the engine optimisations the model is built with (`dtrain bench --without`).
     ///   - kernels: the kernel variants (`--kernels`).
     ///   - precision: the arithmetic of convolutions and linear layers (`--precision`).
+    ///   - allreduceDType: the element type gradients travel in under mpirun (`--allreduce-dtype`).
     public static func run(model name: String, batchSize: Int, resolution: Int?, threads: Int,
                            warmup: Int = 2, steps: Int = 5, seed: UInt64 = 0, freeze: TrainConfig.Freeze = .none,
                            profile: Bool = true, peakSize: Int? = 2048, engine: EngineOptimisations = .all,
-                           kernels: KernelSet = .best, precision: Precision = .fp32,
+                           kernels: KernelSet = .best, precision: Precision = .fp32, allreduceDType: AllreduceDType = .fp32,
                            communicator: Communicator = SingleProcessCommunicator(),
                            progress: ((Int, Double) -> Void)? = nil) throws -> StepBenchmarkResult {
         Compute.setThreads(threads)
@@ -110,7 +116,8 @@ public enum StepBenchmark {
         let sgd = SGD(store: model.store, momentum: 0.9, weightDecay: 1e-4)
         // The trainer's step; under mpirun gradients are averaged as in training, with the
         // overlapped allreduce.
-        let step = try TrainingStep(model: model, loss: loss, optimizer: sgd, communicator: communicator)
+        let step = try TrainingStep(model: model, loss: loss, optimizer: sgd, communicator: communicator,
+                                    allreduceDType: allreduceDType)
         let overlapped = step.gradients as? OverlappedGradientAllreduce
         var waits: [Double] = []
         waits.reserveCapacity(steps)
@@ -151,9 +158,10 @@ public enum StepBenchmark {
             peakRSSBytes: peakRSS(), freeze: freeze.description, trainableParameters: model.trainableParameterCount)
         result.kernels = kernels.rawValue
         result.precision = precision.rawValue
+        result.allreduceDType = allreduceDType.rawValue
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }
         if overlapped != nil {
-            let blocking = AllreduceGradients(store: model.store, communicator: communicator)
+            let blocking = AllreduceGradients(store: model.store, communicator: communicator, dtype: allreduceDType)
             var allreduceTimes: [Double] = []
             for _ in 0..<3 {
                 try communicator.barrier()
@@ -170,6 +178,7 @@ public enum StepBenchmark {
             result.ranks = communicator.size
             result.globalImagesPerSecond = Double(batchSize * communicator.size) / median
             result.allreduceSeconds = allreduce
+            result.allreduceBytes = blocking.buckets.count * allreduceDType.bytesPerElement
             result.exposedAllreduceSeconds = exposedPerStep
             result.hiddenAllreduceFraction = allreduce > 0 ? min(1, max(0, 1 - exposedPerStep / allreduce)) : nil
         } else {

@@ -64,6 +64,8 @@ public struct TrainConfig: Sendable {
     public var precision: Precision = .fp32
     /// bf16 allowed on a CPU without AVX512_BF16 (DTRAIN_BF16_EMULATION=1).
     public var bf16Emulated = false
+    /// The element type gradients travel in across ranks (`--allreduce-dtype`); fp32 by default.
+    public var allreduceDType: AllreduceDType = .fp32
     public var workers: Int?
     public var evalEvery = 1
     public var limitTrainBatches: Int?

@@ -31,12 +31,12 @@ public final class TrainingStep {
     }
 
     /// A step whose gradients stay local in a world of one and are otherwise averaged by an
-    /// `OverlappedGradientAllreduce` on a duplicate of `communicator`. Duplicating is a
-    /// collective: every rank makes its step at the same point.
+    /// `OverlappedGradientAllreduce` on a duplicate of `communicator`, sending `allreduceDType`.
+    /// Duplicating is a collective: every rank makes its step at the same point.
     public convenience init(model: Model, loss: SoftmaxCrossEntropy, optimizer: Optimizer, communicator: Communicator,
-                            accumulation: Int = 1) throws {
+                            accumulation: Int = 1, allreduceDType: AllreduceDType = .fp32) throws {
         let gradients: GradientSynchronizer = communicator.size > 1
-            ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator)
+            ? try OverlappedGradientAllreduce(store: model.store, communicator: communicator, dtype: allreduceDType)
             : LocalGradients()
         self.init(model: model, loss: loss, optimizer: optimizer, gradients: gradients, accumulation: accumulation)
     }

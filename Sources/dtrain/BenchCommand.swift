@@ -30,6 +30,7 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var kernelOptions: KernelOptions
     @OptionGroup var precisionOptions: PrecisionOptions
+    @OptionGroup var allreduceOptions: AllreduceOptions
 
     @Option(help: "Timed steps after warm-up; the median is reported.")
     var steps: Int = 5
@@ -81,12 +82,15 @@ struct BenchCommand: ParsableCommand {
         let (kernels, precision) = try RankAgreement.together(over: communicator) {
             (try kernelOptions.request().resolve(), try precisionOptions.resolved())
         }
+        let allreduceDType = try allreduceOptions.parsed()
+        // Ranks sending different element types would not match their collectives.
+        try RankAgreement.check([("allreduce dtype", allreduceDType.rawValue)], over: communicator)
         let leader = communicator.rank == 0
         for setting in freeze.split(separator: ",").map({ TrainConfig.Freeze.parse(String($0))! }) {
             let result = try StepBenchmark.run(
                 model: model, batchSize: batchSize, resolution: resolution, threads: threads,
                 warmup: warmup, steps: steps, freeze: setting, profile: profile, peakSize: peakSize > 0 ? peakSize : nil,
-                engine: engine, kernels: kernels, precision: precision, communicator: communicator
+                engine: engine, kernels: kernels, precision: precision, allreduceDType: allreduceDType, communicator: communicator
             ) { step, seconds in
                 if !json && leader {
                     let tag = step < warmup ? "warm-up" : "step"
@@ -110,8 +114,9 @@ struct BenchCommand: ParsableCommand {
                      result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
         if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
            let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {
-            print(String(format: "%d ranks: %.2f img/s together; gradient allreduce %.1f ms blocking, %.1f ms per step left after backward: %.0f%% hidden",
-                         result.ranks, global, allreduce * 1e3, exposed * 1e3, 100 * hidden))
+            let megabytes = Double(result.allreduceBytes ?? 0) / 1048576
+            print(String(format: "%d ranks: %.2f img/s together; gradient allreduce (%@, %.1f MiB per rank) %.1f ms blocking, %.1f ms per step left after backward: %.0f%% hidden",
+                         result.ranks, global, result.allreduceDType, megabytes, allreduce * 1e3, exposed * 1e3, 100 * hidden))
         }
         if let peak = result.sgemmPeakGFLOPS, let n = result.sgemmPeakSize, let fraction = result.fractionOfPeak {
             print(String(format: "sgemm peak %.1f GFLOP/s (%dx%dx%d, %d threads): the step achieves %.1f%% of it",

@@ -104,6 +104,8 @@ private final class CollectiveChecks {
         check("allreduce int64 sum", allreduceInt64)
         check("allreduce int64 max/min", allreduceMaxMin)
         check("allreduce float32 sum of \(largeCount) elements", allreduceLarge)
+        check("allreduce bfloat16 sum (blocking and non-blocking)", allreduceBFloat16)
+        check("allreduce bfloat16 max refused", refuseBFloat16Max)
         check("non-blocking allreduce (test)", { try self.nonBlocking(polling: true) })
         check("non-blocking allreduce (wait)", { try self.nonBlocking(polling: false) })
         check("broadcast from rank 0", { try self.broadcast(root: 0) })
@@ -209,6 +211,48 @@ private final class CollectiveChecks {
             if x[i] != expected { return complain("large float32 sum [\(i)] = \(x[i]), expected \(expected)") }
         }
         return true
+    }
+
+    /// bf16 sums (`--allreduce-dtype bf16`) through the shim's own MPI operation, blocking and
+    /// non-blocking: small integers, exact in bf16 whatever the order; with two ranks also a sum at
+    /// a rounding tie (1 + 2⁻⁸ → 1, ties to even) and one above it (1 + 2⁻⁸ + 2⁻¹⁰ → 1 + 2⁻⁷),
+    /// where one addition makes the result independent of MPI's order.
+    func allreduceBFloat16() throws -> Bool {
+        func bits(_ x: Float) -> UInt16 { UInt16(truncatingIfNeeded: x.bitPattern >> 16) }
+        func value(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+        let n = 1001
+        var values = (0..<n).map { Float((rank + 1) * ($0 % 13 + 1)) }
+        var expected = (0..<n).map { Float(triangle * ($0 % 13 + 1)) }
+        if size == 2 {
+            values += rank == 0 ? [1, 1] : [0x1p-8, 0x1p-8 + 0x1p-10]
+            expected += [1, 1 + 0x1p-7]
+        }
+        for nonBlocking in [false, true] {
+            var x = values.map(bits)
+            let count = x.count
+            try x.withUnsafeMutableBytes { buffer in
+                if nonBlocking {
+                    try comm.startAllreduce(buffer.baseAddress!, count: count, type: .bfloat16, op: .sum).wait()
+                } else {
+                    try comm.allreduce(buffer.baseAddress!, count: count, type: .bfloat16, op: .sum)
+                }
+            }
+            for i in 0..<x.count where value(x[i]) != expected[i] {
+                return complain("\(nonBlocking ? "non-blocking " : "")bfloat16 sum [\(i)] = \(value(x[i])), expected \(expected[i])")
+            }
+        }
+        return true
+    }
+
+    /// A bf16 max has no MPI operation: every rank gets an error before anything is sent.
+    func refuseBFloat16Max() throws -> Bool {
+        var x: [UInt16] = [0x3F80]
+        do {
+            try x.withUnsafeMutableBytes { try comm.allreduce($0.baseAddress!, count: 1, type: .bfloat16, op: .max) }
+        } catch {
+            return true
+        }
+        return complain("bfloat16 max returned \(x[0]) instead of an error")
     }
 
     func nonBlocking(polling: Bool) throws -> Bool {

@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import DTrainCore
+import DTrainDistributed
 import DTrainData
 import DTrainTraining
 
@@ -78,6 +79,20 @@ struct PrecisionOptions: ParsableArguments {
         try precision.check(emulated: emulated)
         return precision
     }
+
+    func validate() throws {
+        do { _ = try parsed() } catch let error as PrecisionError { throw ValidationError(error.message) }
+    }
+}
+
+/// `--allreduce-dtype` (train, bench): the element type gradients travel in across ranks.
+struct AllreduceOptions: ParsableArguments {
+    @Option(name: .customLong("allreduce-dtype"),
+            help: ArgumentHelp("Element type of the gradient allreduce under mpirun: float32, or bf16 (half the bytes; each rank rounds its gradients ÷ ranks to bf16, partial sums are rounded to bf16, the result is widened back to float32). Any CPU. Default: fp32.",
+                               valueName: "fp32|bf16"))
+    var allreduceDType: String?
+
+    func parsed() throws -> AllreduceDType { try AllreduceDType.parse(allreduceDType ?? "fp32") }
 
     func validate() throws {
         do { _ = try parsed() } catch let error as PrecisionError { throw ValidationError(error.message) }

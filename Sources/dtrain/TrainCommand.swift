@@ -24,6 +24,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var resources: ResourceOptions
     @OptionGroup var kernelOptions: KernelOptions
     @OptionGroup var precisionOptions: PrecisionOptions
+    @OptionGroup var allreduceOptions: AllreduceOptions
 
     @Option(help: "Epochs to train. Default: 30 for CIFAR models, 90 for ImageNet models.")
     var epochs: Int?
@@ -325,6 +326,7 @@ struct TrainCommand: ParsableCommand {
         c.kernels = try kernelOptions.request()
         c.precision = try precisionOptions.parsed()
         c.bf16Emulated = precisionOptions.emulated
+        c.allreduceDType = try allreduceOptions.parsed()
         c.workers = resources.workers
         c.evalEvery = evalEvery
         c.limitTrainBatches = limitTrainBatches

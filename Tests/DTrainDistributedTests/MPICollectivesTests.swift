@@ -22,6 +22,8 @@ final class MPICollectivesTests: XCTestCase {
             "ok   allreduce int64 sum",
             "ok   allreduce int64 max/min",
             "ok   allreduce float32 sum of 3000000 elements",
+            "ok   allreduce bfloat16 sum (blocking and non-blocking)",
+            "ok   allreduce bfloat16 max refused",
             "ok   non-blocking allreduce (test)",
             "ok   non-blocking allreduce (wait)",
             "ok   broadcast from rank 0",
@@ -29,7 +31,7 @@ final class MPICollectivesTests: XCTestCase {
             "ok   allgather in rank order",
             "ok   barrier",
             "ok   duplicate communicator",
-            "selftest-collectives: passed 12 checks on \(ranks) ranks",
+            "selftest-collectives: passed 14 checks on \(ranks) ranks",
         ]
     }
 
@@ -52,7 +54,7 @@ final class MPICollectivesTests: XCTestCase {
         assertLines([
             "FAIL allreduce float32 sum (wrong on 2 of 2 ranks)",
             "ok   allreduce float64 sum",
-            "selftest-collectives: FAILED 1 of 12 checks on 2 ranks",
+            "selftest-collectives: FAILED 1 of 14 checks on 2 ranks",
         ], in: run)
     }
 

@@ -74,6 +74,21 @@ final class CommandLineTests: XCTestCase {
     /// `--kernels` (or DTRAIN_KERNELS) picks the kernel set: bench reports the set it ran and
     /// training names it in its start line; a value naming no set, or a set this CPU cannot run,
     /// is a one-line error naming the flag and what is missing.
+    /// `--allreduce-dtype` takes fp32 or bf16 on train and bench; anything else is a one-line
+    /// error naming the flag and both values. (Its effect under mpirun: DistributedTrainingTests.)
+    func testAllreduceDTypeFlag() throws {
+        for command in [["bench", "resnet20"], ["train", "resnet20", "--data", "/nonexistent"]] {
+            assertCommandFails(try dtrain(command + ["--allreduce-dtype", "fp16"]), mentioning: ["--allreduce-dtype fp16", "fp32", "bf16"])
+        }
+        let run = try dtrain(["bench", "resnet20", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--peak-size", "0",
+                              "--no-profile", "--json", "--allreduce-dtype", "bf16"])
+        XCTAssertEqual(run.status, 0, run.transcript)
+        let line = try XCTUnwrap(run.lines.last { $0.hasPrefix("{") }, run.transcript)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(json["allreduce_dtype"] as? String, "bf16")
+        XCTAssertNil(json["allreduce_bytes"], "one process sends nothing")
+    }
+
     func testKernelsFlag() throws {
         func benchKernels(_ extra: [String]) throws -> String? {
             let run = try dtrain(["bench", "resnet20", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--peak-size", "0",

@@ -44,14 +44,15 @@ final class TrainingStepAllocationTests: XCTestCase {
     /// The one place that drives `TrainingStep`: builds loss, SGD and gradient averaging for
     /// `setup.model` as the trainer does (the overlapped allreduce fed by backward's ready hook
     /// when there are several ranks) and returns one full training step.
-    private func trainingStep(_ setup: Setup, communicator: Communicator, clipGradNorm: Float? = nil) throws -> () throws -> TrainingStep.Outcome {
+    private func trainingStep(_ setup: Setup, communicator: Communicator, clipGradNorm: Float? = nil,
+                              allreduceDType: AllreduceDType = .fp32) throws -> () throws -> TrainingStep.Outcome {
         let model = setup.model
         let loss = SoftmaxCrossEntropy(classes: model.numClasses)
         loss.build(maxBatch: setup.x.batch)
         let optimizer = SGD(store: model.store, momentum: 0.9, weightDecay: 5e-4)
         let gradients: GradientSynchronizer
         if communicator.size > 1 {
-            let overlapped = try OverlappedGradientAllreduce(store: model.store, communicator: communicator)
+            let overlapped = try OverlappedGradientAllreduce(store: model.store, communicator: communicator, dtype: allreduceDType)
             model.onGradientsReady = { [unowned overlapped] offset in overlapped.gradientsReady(from: offset) }
             gradients = overlapped
         } else {
@@ -145,7 +146,13 @@ final class TrainingStepAllocationTests: XCTestCase {
         try checkTwoRanks(clipGradNorm: 1e-3)
     }
 
-    private func checkTwoRanks(clipGradNorm: Float?) throws {
+    /// Gradients sent as bf16 (`--allreduce-dtype bf16`): rounded into and widened from the staging
+    /// buffer the synchronizer allocated once.
+    func testABF16AllreduceTrainingStepAllocatesNothingOnTwoLoopbackRanks() throws {
+        try checkTwoRanks(clipGradNorm: nil, allreduceDType: .bf16)
+    }
+
+    private func checkTwoRanks(clipGradNorm: Float?, allreduceDType: AllreduceDType = .fp32) throws {
         try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
         Compute.setThreads(1)   // the ranks share the process's thread pool
         let (modelName, batch, warmupSteps, countedSteps) = (self.modelName, self.batch, self.warmupSteps, self.countedSteps)
@@ -153,7 +160,7 @@ final class TrainingStepAllocationTests: XCTestCase {
             // Same weights on both ranks, different data: only averaged gradients keep them equal.
             let setup = try Setup(model: modelName, batch: batch, dataSeed: 10 + UInt64(comm.rank))
             setup.model.synchronizeBatchNorm(over: comm)
-            let step = try self.trainingStep(setup, communicator: comm, clipGradNorm: clipGradNorm)
+            let step = try self.trainingStep(setup, communicator: comm, clipGradNorm: clipGradNorm, allreduceDType: allreduceDType)
             for _ in 0..<warmupSteps { _ = try step() }
             var losses = [Float](repeating: .nan, count: countedSteps)
             var allocations = 0

@@ -180,7 +180,16 @@ public final class LoopbackCommunicator: Communicator {
 
     private func issue(_ operation: Record.Operation, count: Int, type: CollectiveType,
                        buffer: UnsafeMutableRawPointer?, send: UnsafeRawPointer? = nil) throws -> Int {
-        try world.issue(LoopbackContext.Signature(operation: operation, count: count, type: type), rank: rank,
+        switch operation {
+        case .allreduce(let op), .startAllreduce(let op):
+            // As MPICommunicator: bf16 reduces by sum only (MPI_ERR_OP there).
+            if type == .bfloat16 && op != .sum {
+                throw CommunicatorError(operation: "loopback \(operation)", message: "bfloat16 reduces with sum only")
+            }
+        default:
+            break
+        }
+        return try world.issue(LoopbackContext.Signature(operation: operation, count: count, type: type), rank: rank,
                         state: state, context: context, purpose: purpose, buffer: buffer, send: send)
     }
 }

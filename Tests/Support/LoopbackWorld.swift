@@ -1,5 +1,6 @@
 import Foundation
 import DTrainDistributed
+import CDTrainKernels
 
 /// The state every rank of one `LoopbackCommunicator.run` shares: one lock (with its condition)
 /// over every context, the first failure, and each rank's record of collectives.
@@ -228,6 +229,9 @@ final class LoopbackContext {
         case .float64: combine(total, other, count, Double.self, op, +)
         case .int64: combine(total, other, count, Int64.self, op, &+)
         case .byte: combine(total, other, count, UInt8.self, op, &+)
+        case .bfloat16:
+            // Sum only (checked when the collective is issued), with MPICommunicator's operation.
+            dtrain_bf16_sum(other.assumingMemoryBound(to: UInt16.self), total.assumingMemoryBound(to: UInt16.self), count)
         }
     }
 

@@ -56,6 +56,15 @@ uint16_t dtrain_bf16_from_float(float x);
 /// bf16 bits → float (exact: the bits become the high half).
 float dtrain_float_from_bf16(uint16_t h);
 
+/// out[i] = bf16(x[i] · scale) for i < n: the product rounded to float, then to bf16 as above.
+void dtrain_bf16_pack_scaled(const float *x, float scale, uint16_t *out, intptr_t n);
+/// out[i] = float(h[i]) for i < n (exact).
+void dtrain_bf16_unpack(const uint16_t *h, float *out, intptr_t n);
+/// inout[i] = bf16(float(in[i]) + float(inout[i])) for i < n: the reduction of a bf16 allreduce
+/// (each partial sum added in float and rounded once to bf16). Commutative, as MPI's user
+/// operations are declared.
+void dtrain_bf16_sum(const uint16_t *in, uint16_t *inout, intptr_t n);
+
 /// uint16 elements of `pack` that every variant needs for an m × n × k product:
 /// 2 · ceil(k / 2) · (m rounded up to DTRAIN_GEMM_BF16_ROWS_MAX + n rounded up to
 /// DTRAIN_GEMM_BF16_COLUMNS_MAX). 0 for an empty product.

@@ -16,12 +16,15 @@ enum {
     CMPI_SUCCESS = 0,
 };
 
-/// Element types the collectives carry.
-typedef enum { CMPI_FLOAT32 = 0, CMPI_FLOAT64 = 1, CMPI_INT64 = 2, CMPI_BYTE = 3 } cmpi_dtype;
+/// Element types the collectives carry. CMPI_BFLOAT16 is bf16 bits in uint16; it reduces with
+/// CMPI_SUM only (an MPI user operation that adds in float and rounds each partial sum to bf16);
+/// other reductions of it fail with MPI_ERR_OP.
+typedef enum { CMPI_FLOAT32 = 0, CMPI_FLOAT64 = 1, CMPI_INT64 = 2, CMPI_BYTE = 3, CMPI_BFLOAT16 = 4 } cmpi_dtype;
 /// Reductions.
 typedef enum { CMPI_SUM = 0, CMPI_MAX = 1, CMPI_MIN = 2 } cmpi_op;
 
-/// MPI_Init_thread; `provided` receives the thread level granted (0 single .. 3 multiple).
+/// MPI_Init_thread; `provided` receives the thread level granted (0 single .. 3 multiple). Also
+/// creates the bf16 sum operation.
 int cmpi_init(int required, int *provided);
 int cmpi_initialized(void);
 int cmpi_finalize(void);
