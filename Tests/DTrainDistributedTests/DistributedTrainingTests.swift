@@ -21,6 +21,19 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.transcript, file: file, line: line)
     }
 
+    /// ‖a − b‖ ÷ ‖a‖ over the model's parameters in two checkpoints (optimizer state and BatchNorm
+    /// buffers left out), and how many tensors were compared.
+    func weightDifference(_ a: SafeTensorsFile, _ b: SafeTensorsFile) throws -> (relative: Double, compared: Int) {
+        var diff = 0.0, norm = 0.0, compared = 0
+        for name in a.names where !name.hasPrefix("optimizer.") && !name.hasSuffix("num_batches_tracked") && !name.contains("running_") {
+            let x = try a.floats(name), y = try b.floats(name)
+            diff += zip(x, y).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
+            norm += x.map { Double($0) * Double($0) }.reduce(0, +)
+            compared += 1
+        }
+        return ((diff / norm).squareRoot(), compared)
+    }
+
     func testSyncBatchNormMatchesBatchNormOverTheConcatenation() throws {
         for (ranks, sizes) in [(2, "3,1"), (3, "2,0,3"), (3, "1,4,2")] {
             let run = try ProcessRunner.mpirun(ranks: ranks, ["selftest-syncbn", "--sizes", sizes])
@@ -55,15 +68,8 @@ final class DistributedTrainingTests: XCTestCase {
 
         let a = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("np1/checkpoint-last.safetensors"))
         let b = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("np2/checkpoint-last.safetensors"))
-        var diff = 0.0, norm = 0.0, compared = 0
-        for name in a.names where !name.hasPrefix("optimizer.") && !name.hasSuffix("num_batches_tracked") && !name.contains("running_") {
-            let x = try a.floats(name), y = try b.floats(name)
-            diff += zip(x, y).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
-            norm += x.map { Double($0) * Double($0) }.reduce(0, +)
-            compared += 1
-        }
+        let (relative, compared) = try weightDifference(a, b)
         XCTAssertEqual(compared, try ModelZoo.make("resnet20").parameters.count)
-        let relative = (diff / norm).squareRoot()
         XCTAssertLessThan(relative, 1e-4, "np=1 and np=2 weights differ by \(relative) relative")
         XCTAssertEqual(try a.int64s("bn1.num_batches_tracked"), [5])
         XCTAssertEqual(try b.int64s("bn1.num_batches_tracked"), [5])
@@ -101,15 +107,8 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertEqual(b[4], last, accuracy: 1e-2 * last, "final loss fp32 \(last), bf16 allreduce \(b[4])")
         }
 
-        let x = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("fp32/checkpoint-last.safetensors"))
-        let y = try SafeTensorsFile(contentsOf: dir.appendingPathComponent("bf16/checkpoint-last.safetensors"))
-        var diff = 0.0, norm = 0.0
-        for name in x.names where !name.hasPrefix("optimizer.") && !name.hasSuffix("num_batches_tracked") && !name.contains("running_") {
-            let u = try x.floats(name), v = try y.floats(name)
-            diff += zip(u, v).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +)
-            norm += u.map { Double($0) * Double($0) }.reduce(0, +)
-        }
-        let relative = (diff / norm).squareRoot()
+        let (relative, _) = try weightDifference(SafeTensorsFile(contentsOf: dir.appendingPathComponent("fp32/checkpoint-last.safetensors")),
+                                                 SafeTensorsFile(contentsOf: dir.appendingPathComponent("bf16/checkpoint-last.safetensors")))
         XCTAssertLessThan(relative, 2e-4, "fp32 and bf16-allreduce weights differ by \(relative) relative")
         XCTAssertGreaterThan(relative, 0, "the bf16 allreduce changed nothing: were bf16 gradients sent?")
     }
