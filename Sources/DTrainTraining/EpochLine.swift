@@ -27,7 +27,7 @@ extension TrainingPlan {
         let precisionText = config.precision == .bf16 && config.bf16Emulated && !KernelSet.cpuHasBF16
             ? "bf16 precision (emulated in float32 kernels: this CPU lacks \(Precision.bf16Extension))"
             : "\(config.precision.rawValue) precision"
-        let allreduceText = ranks > 1 && config.allreduceDType == .bf16 ? ", bf16 gradient allreduce" : ""
+        let allreduceText = ranks > 1 && config.allreduceDtype == .bf16 ? ", bf16 gradient allreduce" : ""
         let trainable = model.trainableParameterCount
         let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
         return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, \(precisionText)\(allreduceText), batch \(config.batchSize) per rank, \(config.epochs) epochs"

@@ -65,7 +65,7 @@ public struct TrainConfig: Sendable {
     /// bf16 allowed on a CPU without AVX512_BF16 (DTRAIN_BF16_EMULATION=1).
     public var bf16Emulated = false
     /// The element type gradients travel in across ranks (`--allreduce-dtype`); fp32 by default.
-    public var allreduceDType: AllreduceDType = .fp32
+    public var allreduceDtype: AllreduceDType = .fp32
     public var workers: Int?
     public var evalEvery = 1
     public var limitTrainBatches: Int?

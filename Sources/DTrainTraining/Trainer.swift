@@ -64,7 +64,7 @@ public final class Trainer {
     public func start() throws {
         try RankAgreement.check(plan.agreementFields(trainableParameters: model.trainableParameterCount), over: communicator)
         let step = try TrainingStep(model: model, loss: parts.loss, optimizer: optimizer, communicator: communicator,
-                                    accumulation: config.gradAccum, allreduceDType: config.allreduceDType)
+                                    accumulation: config.gradAccum, allreduceDType: config.allreduceDtype)
         step.gradientClipping = config.clipGradNorm.map { GradientClipping(store: model.store, maxNorm: Float($0)) }
         self.step = step
         try ModelSync.broadcastState(of: model, over: communicator)

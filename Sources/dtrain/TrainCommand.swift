@@ -326,7 +326,7 @@ struct TrainCommand: ParsableCommand {
         c.kernels = try kernelOptions.request()
         c.precision = try precisionOptions.parsed()
         c.bf16Emulated = precisionOptions.emulated
-        c.allreduceDType = try allreduceOptions.parsed()
+        c.allreduceDtype = try allreduceOptions.parsed()
         c.workers = resources.workers
         c.evalEvery = evalEvery
         c.limitTrainBatches = limitTrainBatches

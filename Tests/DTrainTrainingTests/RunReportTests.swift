@@ -120,6 +120,20 @@ final class RunReportTests: XCTestCase {
         XCTAssertThrowsError(try RunReport(directory: dir)) { XCTAssertTrue("\($0)".contains("no readable epoch line")) }
     }
 
+    /// run.json names each setting by its command-line flag, acronyms as one word.
+    func testRunRecordNamesSettingsByTheirFlags() {
+        var config = TrainConfig(model: "resnet20", epochs: 1, batchSize: 16, lr: 0.1, schedule: .step, output: URL(fileURLWithPath: "/x"))
+        config.syncBN = true
+        config.allreduceDtype = .bf16
+        let record = RunRecord(config: config, version: "9.9", ranks: 2, threads: 1, kernels: .avx2)
+        XCTAssertEqual(record.settings["batch-size"], "16")
+        XCTAssertEqual(record.settings["sync-bn"], "true")
+        XCTAssertEqual(record.settings["allreduce-dtype"], "bf16")
+        XCTAssertEqual(record.settings["no-bn-weight-decay"], "false")
+        XCTAssertEqual(record.settings["model-ema-steps"], "32")
+        XCTAssertFalse(record.settings.keys.contains { $0.contains("-b-n") || $0.contains("-d-type") }, "\(record.settings.keys.sorted())")
+    }
+
     func testCSVReaderHandlesQuotes() {
         XCTAssertEqual(CSV.rows("a,\"b,c\",\"d\"\"e\"\n1,,3\n"), [["a", "b,c", "d\"e"], ["1", "", "3"]])
     }

@@ -229,6 +229,7 @@ struct WinogradKernel {
 
     /// V = Bᵀ d B for `tiles` of `x` (`channels` channels) into `v`: [ξ][tile][channel], each ξ a
     /// tiles.count × channels matrix.
+    @inline(never)
     func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformInput4(x, channels: c, tiles: tiles, into: v) }
         let h = height, w = width
@@ -265,6 +266,7 @@ struct WinogradKernel {
 
     /// Y = Aᵀ M A (+ bias) for `tiles` from `m` ([ξ][tile][channel]) into the NHWC `y`
     /// (`channels` channels), writing only the outputs inside the image.
+    @inline(never)
     func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutput4(m, channels: o, tiles: tiles, bias: bias, into: y) }
@@ -297,6 +299,7 @@ struct WinogradKernel {
 
     /// dM = A dY Aᵀ for `tiles` of the output gradient `dy` (`outChannels` channels; outputs
     /// outside the image count as zero) into `dm`: [ξ][tile][channel].
+    @inline(never)
     func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutputGradient4(dy, tiles: tiles, into: dm) }
         let h = height, w = width, o = outChannels

@@ -46,13 +46,10 @@ public struct RunRecord: Codable, Equatable, Sendable {
                   kernels: kernels.summary, started: ISO8601DateFormatter().string(from: now), settings: settings)
     }
 
-    /// `batchSize` → `batch-size`.
+    /// `batchSize` → `batch-size`, `syncBN` → `sync-bn`, `modelEMASteps` → `model-ema-steps`: the
+    /// words of `TrainConfig.readableName`, an acronym kept as one word.
     static func flagName(_ property: String) -> String {
-        var out = ""
-        for c in property {
-            if c.isUppercase { out += "-" + c.lowercased() } else { out.append(c) }
-        }
-        return out
+        TrainConfig.readableName(property).lowercased().replacingOccurrences(of: " ", with: "-")
     }
 
     /// The file name in the run directory.
