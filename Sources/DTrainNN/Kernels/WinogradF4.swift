@@ -120,36 +120,50 @@ extension WinogradKernel {
         }
     }
 
-    /// As `transformOutput`, for 4×4 output tiles.
+    /// As `transformOutput`, for 4×4 output tiles. As in `transformInput4`, a whole tile with
+    /// whole eight-lane blocks of channels stores with no row, column or lane checks.
     @inline(never)
     func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                           into y: UnsafeMutablePointer<Float>) {
         let h = height, w = width
         let plane = tiles.count * o
+        let wholeLanes = o % 8 == 0
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
             let image = y + n * h * w * o
             let src = m + local * o
-            forEachLaneBlock(o) { ch, lanes in
-                @inline(__always) func mv(_ i: Int, _ j: Int) -> Float8 { load8(src + (i * 6 + j) * plane + ch, count: lanes) }
+            // One block of channels at `ch`: `mv(i, j)` loads M at position (i, j), `put(i, j, v)`
+            // stores output (i, j) of the tile.
+            @inline(__always) func transform(_ ch: Int, _ mv: (Int, Int) -> Float8, _ put: (Int, Int, Float8) -> Void) {
                 @inline(__always) func column(_ j: Int) -> (Float8, Float8, Float8, Float8) {
                     Self.output6((mv(0, j), mv(1, j), mv(2, j), mv(3, j), mv(4, j), mv(5, j)))
                 }
                 let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
-                let b = bias.map { load8($0 + ch, count: lanes) } ?? .zero
-                @inline(__always) func put(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
-                    guard i < rows else { return }
-                    let base = image + ((y0 + i) * w + x0) * o + ch
-                    store8(r.0 + b, base, count: lanes)
-                    if cols > 1 { store8(r.1 + b, base + o, count: lanes) }
-                    if cols > 2 { store8(r.2 + b, base + 2 * o, count: lanes) }
-                    if cols > 3 { store8(r.3 + b, base + 3 * o, count: lanes) }
+                @inline(__always) func row(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
+                    put(i, 0, r.0); put(i, 1, r.1); put(i, 2, r.2); put(i, 3, r.3)
                 }
-                put(0, Self.output6((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
-                put(1, Self.output6((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
-                put(2, Self.output6((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
-                put(3, Self.output6((c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)))
+                row(0, Self.output6((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
+                row(1, Self.output6((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
+                row(2, Self.output6((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
+                row(3, Self.output6((c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)))
+            }
+            if wholeLanes && rows == 4 && cols == 4 {
+                let corner = image + (y0 * w + x0) * o
+                var ch = 0
+                while ch < o {
+                    let b = bias.map { load8($0 + ch) } ?? .zero
+                    transform(ch, { i, j in load8(src + (i * 6 + j) * plane + ch) },
+                              { i, j, value in store8(value + b, corner + (i * w + j) * o + ch) })
+                    ch += 8
+                }
+            } else {
+                forEachLaneBlock(o) { ch, lanes in
+                    let b = bias.map { load8($0 + ch, count: lanes) } ?? .zero
+                    transform(ch, { i, j in load8(src + (i * 6 + j) * plane + ch, count: lanes) }, { i, j, value in
+                        if i < rows && j < cols { store8(value + b, image + ((y0 + i) * w + x0 + j) * o + ch, count: lanes) }
+                    })
+                }
             }
         }
     }
