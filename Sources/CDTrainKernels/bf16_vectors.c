@@ -8,23 +8,16 @@
 #pragma clang attribute push(__attribute__((target("avx,avx2,fma,f16c,bmi,bmi2"))), apply_to = function)
 #endif
 
-static inline __attribute__((always_inline)) float widened(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &bits, sizeof x);
-    return x;
-}
-
 void dtrain_bf16_pack_scaled(const float *x, float scale, uint16_t *out, intptr_t n) {
     for (intptr_t i = 0; i < n; i++) out[i] = bf16_bits(x[i] * scale);
 }
 
 void dtrain_bf16_unpack(const uint16_t *h, float *out, intptr_t n) {
-    for (intptr_t i = 0; i < n; i++) out[i] = widened(h[i]);
+    for (intptr_t i = 0; i < n; i++) out[i] = bf16_widened(h[i]);
 }
 
 void dtrain_bf16_sum(const uint16_t *in, uint16_t *inout, intptr_t n) {
-    for (intptr_t i = 0; i < n; i++) inout[i] = bf16_bits(widened(in[i]) + widened(inout[i]));
+    for (intptr_t i = 0; i < n; i++) inout[i] = bf16_bits(bf16_widened(in[i]) + bf16_widened(inout[i]));
 }
 
 #if defined(__x86_64__)

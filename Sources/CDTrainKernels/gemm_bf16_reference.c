@@ -6,12 +6,7 @@
 
 uint16_t dtrain_bf16_from_float(float x) { return bf16_bits(x); }
 
-float dtrain_float_from_bf16(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &bits, sizeof x);
-    return x;
-}
+float dtrain_float_from_bf16(uint16_t h) { return bf16_widened(h); }
 
 static intptr_t round_up(intptr_t x, intptr_t step) { return (x + step - 1) / step * step; }
 

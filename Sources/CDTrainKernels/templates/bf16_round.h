@@ -1,5 +1,5 @@
-// float → bf16 rounding, shared by gemm_bf16_reference.c (scalar) and templates/gemm_bf16.h
-// (scalar tails and, with the same arithmetic on vectors, the packing loops).
+// float ↔ bf16 conversions, shared by gemm_bf16_reference.c (scalar), templates/gemm_bf16.h
+// (scalar tails and, with the same arithmetic on vectors, the packing loops) and bf16_vectors.c.
 
 #include <stdint.h>
 #include <string.h>
@@ -17,4 +17,12 @@ static inline __attribute__((always_inline)) uint16_t bf16_bits(float x) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
     return (uint16_t)(bf16_high_half(bits) >> 16);
+}
+
+/// bf16 bits → float (exact: the bits become the high half).
+static inline __attribute__((always_inline)) float bf16_widened(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
 }
