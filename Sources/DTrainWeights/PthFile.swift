@@ -243,6 +243,7 @@ struct ZipPthReader {
     var archiveName: String { String(prefix.dropLast()) }
 
     init(url: URL) throws {
+        try ZipDirectoryBounds.check(url)
         do { archive = try Archive(url: url, accessMode: .read) } catch {
             throw PthError("not a zip archive; expected torch.save's format (PyTorch 1.6 or later)")
         }

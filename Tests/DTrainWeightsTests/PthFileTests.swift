@@ -22,6 +22,17 @@ final class PthFileTests: XCTestCase {
         }
     }
 
+    /// A zip whose ZIP64 end record puts the central directory at an offset above Int64.max (a
+    /// fuzzer's find): a one-line error naming the file, not a trap in the zip library.
+    func testZIP64DirectoryOutsideTheFileIsRefused() throws {
+        XCTAssertThrowsError(try PthFile(contentsOf: try fixture("zip64_directory_offset_overflow.pth"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("zip64_directory_offset_overflow.pth"), text)
+            XCTAssertTrue(text.contains("lies outside the file"), text)
+            XCTAssertFalse(text.contains("\n"), text)
+        }
+    }
+
     func testTwoLayerStateDict() throws {
         try assertSameTensors("two_layer")
         let pth = try PthFile(contentsOf: try fixture("two_layer.pth"))
