@@ -5,6 +5,7 @@
 
 static atomic_int counting;
 static atomic_long counted;
+static _Thread_local int counting_this_thread;
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -21,7 +22,7 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
 static inline void note(void) {
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
+    if (counting_this_thread || atomic_load_explicit(&counting, memory_order_relaxed))
         atomic_fetch_add_explicit(&counted, 1, memory_order_relaxed);
 }
 
@@ -48,7 +49,13 @@ void dtrain_allocations_start(void) {
     atomic_store(&counting, 1);
 }
 
+void dtrain_allocations_start_on_this_thread(void) {
+    atomic_store(&counted, 0);
+    counting_this_thread = 1;
+}
+
 long dtrain_allocations_stop(void) {
     atomic_store(&counting, 0);
+    counting_this_thread = 0;
     return atomic_load(&counted);
 }

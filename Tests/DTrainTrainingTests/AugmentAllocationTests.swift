@@ -4,7 +4,8 @@ import CAllocationCounter
 @testable import DTrainData
 
 /// The augmented transform allocates nothing once a worker's scratch has grown: the uint8 image,
-/// the ops' spare image and AugMix's chains live in `ResampleScratch.augment`.
+/// the ops' spare image and AugMix's chains live in `ResampleScratch.augment`. The transform runs on
+/// one thread, so only this thread's allocations are counted.
 final class AugmentAllocationTests: XCTestCase {
     func testOpsAllocateNothing() throws {
         try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
@@ -16,7 +17,7 @@ final class AugmentAllocationTests: XCTestCase {
                 for op in AugmentOp.allCases {
                     for interpolation in AffineInterpolation.allCases {
                         op.apply(to: a, magnitude: 0.3, interpolation: interpolation, spare: b)
-                        dtrain_allocations_start()
+                        dtrain_allocations_start_on_this_thread()
                         op.apply(to: a, magnitude: 2, interpolation: interpolation, spare: b)
                         op.apply(to: a, magnitude: -0.3, interpolation: interpolation, spare: b)
                         let allocations = dtrain_allocations_stop()
@@ -37,7 +38,7 @@ final class AugmentAllocationTests: XCTestCase {
             let scratch = ResampleScratch()
             let out = Storage(count: t.outputFloats)
             for index in 0..<20 { t.apply(image, seed: 1, epoch: 0, index: index, into: out.pointer, scratch: scratch) }
-            dtrain_allocations_start()
+            dtrain_allocations_start_on_this_thread()
             for index in 20..<120 { t.apply(image, seed: 1, epoch: 0, index: index, into: out.pointer, scratch: scratch) }
             let allocations = dtrain_allocations_stop()
             XCTAssertEqual(allocations, 0, "\(policy): \(allocations) heap allocations in 100 samples")
