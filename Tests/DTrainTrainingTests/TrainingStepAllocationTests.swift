@@ -26,10 +26,10 @@ final class TrainingStepAllocationTests: XCTestCase {
         let labels: UnsafeMutablePointer<Int32>
         let x: Tensor
 
-        init(model name: String, batch: Int, dataSeed: UInt64) throws {
+        init(model name: String, batch: Int, dataSeed: UInt64, resolution: Int? = nil, precision: Precision = .fp32) throws {
             model = try ModelZoo.make(name)
             model.initialize(seed: 7)
-            model.build(batch: batch, seed: 7)
+            model.build(batch: batch, resolution: resolution, seed: 7, precision: precision)
             var rng = SeededRandom(seed: dataSeed)
             images = Storage(count: batch * model.inputShape.count)
             for i in 0..<images.count { images.pointer[i] = Float(rng.normal()) }
@@ -79,11 +79,19 @@ final class TrainingStepAllocationTests: XCTestCase {
         try checkOneRank(clipGradNorm: 1e-3)
     }
 
-    private func checkOneRank(clipGradNorm: Float?) throws {
+    /// resnet50's 2048 × 1000 head is large enough that a multithreaded OpenBLAS call would
+    /// allocate: linear layers cut their products across dtrain's threads instead.
+    func testAResNet50TrainingStepAllocatesNothingOnOneRank() throws {
+        try checkOneRank(clipGradNorm: nil, model: "resnet50", resolution: 64, batch: 4)
+    }
+
+    private func checkOneRank(clipGradNorm: Float?, model name: String? = nil, resolution: Int? = nil, batch: Int? = nil,
+                              precision: Precision = .fp32) throws {
         try XCTSkipUnless(dtrain_allocations_supported() == 1, "allocation counting needs glibc")
         for threads in [1, 2] {
             Compute.setThreads(threads)
-            let setup = try Setup(model: modelName, batch: batch, dataSeed: 1)
+            let setup = try Setup(model: name ?? modelName, batch: batch ?? self.batch, dataSeed: 1, resolution: resolution,
+                                  precision: precision)
             let step = try trainingStep(setup, communicator: SingleProcessCommunicator(), clipGradNorm: clipGradNorm)
             let before = Array(setup.model.store.values.buffer)
             for _ in 0..<warmupSteps { _ = try step() }

@@ -45,4 +45,30 @@ struct LayerGEMM {
                           beta: beta, c: c, ldc: ldc, pack: UnsafeMutableBufferPointer(start: p, count: elements))
         }
     }
+
+    /// `gemm` for a product called outside the layer's own parallel split (linear layers): with
+    /// sgemm its columns are cut across dtrain's threads, one single-threaded sgemm per slice,
+    /// since OpenBLAS's own threading allocates on every call and a training step allocates
+    /// nothing. Each column's sums are the same whatever the cut. The bf16 kernels run as `gemm`.
+    func gemmAcrossThreads(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+                           c: UnsafeMutablePointer<Float>, ldc: Int, pack: UnsafeMutablePointer<Float>?) {
+        guard bf16 == nil else {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, pack: pack)
+            return
+        }
+        let chunks = min(Compute.threads, max(1, n / 64))
+        if chunks == 1 {
+            BLAS.withSingleThreaded {
+                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            }
+            return
+        }
+        parallelChunks(n, chunks: chunks) { _, columns in
+            // op(B)'s columns j are B's rows j when transposed, else its columns.
+            let slice = transB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+            BLAS.gemm(transA: transA, transB: transB, m: m, n: columns.count, k: k, a: a, lda: lda, b: slice, ldb: ldb,
+                      beta: beta, c: c + columns.lowerBound, ldc: ldc)
+        }
+    }
 }

@@ -74,7 +74,7 @@ public final class Linear: Layer {
             px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
             pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
         }
-        products.gemm(transB: true, m: N, n: O, k: I, a: px, lda: I, b: pw, ldb: I,
+        products.gemmAcrossThreads(transB: true, m: N, n: O, k: I, a: px, lda: I, b: pw, ldb: I,
                       beta: bias == nil ? 0 : 1, c: py, ldc: O, pack: pack)
         lastInput = x
         return y
@@ -104,7 +104,7 @@ public final class Linear: Layer {
         }
         if weight.trainable, N > 0 {
             // dW[O×I] += dyᵀ · x
-            products.gemm(transA: true, m: O, n: I, k: N, a: pdy, lda: O, b: px, ldb: I,
+            products.gemmAcrossThreads(transA: true, m: O, n: I, k: N, a: pdy, lda: O, b: px, ldb: I,
                           beta: 1, c: weight.grad, ldc: I, pack: pack)
         }
         if let bias, bias.trainable {
@@ -121,7 +121,7 @@ public final class Linear: Layer {
         guard let inputGradient else { return noGradient }
         let dx = inputGradient.tensor(batch: dy.batch)
         // dx[N×I] = dy · W
-        products.gemm(m: N, n: I, k: O, a: pdy, lda: O, b: pw, ldb: I, beta: 0, c: dx.data, ldc: I, pack: pack)
+        products.gemmAcrossThreads(m: N, n: I, k: O, a: pdy, lda: O, b: pw, ldb: I, beta: 0, c: dx.data, ldc: I, pack: pack)
         return dx
     }
 }
