@@ -2,7 +2,7 @@ import XCTest
 @testable import DTrainCore
 @testable import DTrainNN
 
-/// Input gradients share a few slots of memory (`GradientSlots`): the parameter gradients of two
+/// Input gradients share a few slots of memory (`SharedSlots`): the parameter gradients of two
 /// training steps must be bit-identical to those of the same model with one buffer per layer, for
 /// every kind of container in the zoo (plain and nested Sequentials, residual blocks with and
 /// without the ReLU after the add, with identity, padding and convolution shortcuts, fused and

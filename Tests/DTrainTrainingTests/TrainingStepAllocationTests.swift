@@ -79,6 +79,13 @@ final class TrainingStepAllocationTests: XCTestCase {
         try checkOneRank(clipGradNorm: 1e-3)
     }
 
+    /// bf16 precision with its activation storage (bf16 copies, shared output slots, ReLU bit
+    /// masks) on bottleneck blocks with convolution shortcuts, through the bf16 GEMM path this CPU
+    /// takes (VDPBF16PS kernels with AVX512_BF16, else operands rounded for sgemm).
+    func testABF16TrainingStepAllocatesNothingOnOneRank() throws {
+        try checkOneRank(clipGradNorm: nil, model: "resnet50", resolution: 64, batch: 4, precision: .bf16)
+    }
+
     /// resnet50's 2048 × 1000 head is large enough that a multithreaded OpenBLAS call would
     /// allocate: linear layers cut their products across dtrain's threads instead.
     func testAResNet50TrainingStepAllocatesNothingOnOneRank() throws {

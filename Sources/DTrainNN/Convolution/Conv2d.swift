@@ -39,6 +39,9 @@ public final class Conv2d: Layer {
     /// chooses by width: F(4×4) up to 128 channels, F(2×2) beyond, where F(4×4)'s 36 transformed
     /// weight matrices stop fitting in cache and measured no faster. Read by `build`.
     var winogradTile: Int?
+    /// Whether forward rounds the output to bf16 (nil: with bf16 activation storage, as autocast's
+    /// bf16 convolutions return bf16). Tests set it to compare with storage off. Read by `build`.
+    var roundsOutputToBF16: Bool?
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -49,12 +52,20 @@ public final class Conv2d: Layer {
     private var inputGradient: ActivationBuffer?
     private var workspace: Workspace!
     private var biasPartials: Storage?
-    /// The input of the last forward: a view of memory its producer keeps until backward.
+    /// The input of the last forward: a view of memory its producer keeps until backward (with
+    /// bf16 activation storage only its batch and shape are read there: see `savedInput`).
     private var lastInput: Tensor?
     /// The algorithm the last build chose.
     private var algorithm: ConvolutionAlgorithm!
     /// bf16 copies of x, the weight and dy (`Precision.bf16`); nil in fp32.
     private var roundedOperands: RoundedOperands?
+    /// Whether forward and backward round x, the weight and dy for the float32 kernels (bf16
+    /// without the bf16 GEMM kernels).
+    private var roundsOperands = false
+    /// With bf16 activation storage: x of the last train-mode forward, which backward widens into
+    /// the rounded input's region, since x itself may be overwritten once the next layer has run.
+    private var savedInput: BF16Copy?
+    private var roundsOutput = false
     /// Threads the workspace was reserved for; passes use at most this many.
     private(set) var plannedThreads = 1
     private var macs = 0
@@ -100,7 +111,7 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(input) is too small for kernel \(kernelSize), dilation \(dilation), padding \(padding)")
         geometry = geo
         let out = FeatureShape(height: geo.outHeight, width: geo.outWidth, channels: outChannels)
-        output = ActivationBuffer(shape: out, maxBatch: maxBatch)
+        output = context.outputBuffer(shape: out, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         workspace = context.workspace
         plannedThreads = Compute.threads
@@ -120,7 +131,10 @@ public final class Conv2d: Layer {
                                         bf16: context.precision == .bf16 ? context.bf16GEMM : nil)
         }
         let scratch = algorithm.workspaceFloats(threads: plannedThreads)
-        roundedOperands = context.precision == .bf16 && !algorithm.multipliesInBF16
+        roundsOperands = context.precision == .bf16 && !algorithm.multipliesInBF16
+        savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
+        roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? context.storesActivationsInBF16)
+        roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch, input: input.count * maxBatch, weight: weight.count, outputGradient: out.count * maxBatch)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
@@ -139,16 +153,25 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) differs from the \(geo.height)x\(geo.width)x\(geo.channels) built for")
         let y = output.tensor(batch: x.batch)
         lastInput = x
+        if let savedInput {
+            if mode == .train { savedInput.save(x.data, count: x.count) } else { savedInput.discard() }
+        }
         if y.rows == 0 { return y }
         var px = UnsafePointer(x.data), pw = UnsafePointer(weight.value!)
-        if let rounded = roundedOperands {
+        if roundsOperands, let rounded = roundedOperands {
             px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
             pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
         }
         algorithm.forward(px, weight: pw, bias: bias.map { UnsafePointer($0.value!) },
                           into: y.data, batch: x.batch, workspace: workspace, threads: passThreads)
+        // Stored as bf16, the output is autocast's: a bf16 convolution returns bf16 values, which
+        // the BatchNorm after it then keeps exactly.
+        if roundsOutput { roundToBFloat16(y.data, into: y.data, count: y.count) }
         return y
     }
+
+    /// With bf16 activation storage the layer keeps its own bf16 copy of x.
+    public func readsInputInBackward(_ context: BuildContext) -> Bool { !context.storesActivationsInBF16 }
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = lastInput else { fatalError("Conv2d: backward without a forward") }
@@ -159,9 +182,15 @@ public final class Conv2d: Layer {
         var px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data), pw = UnsafePointer(weight.value!)
         let rows = dy.rows
         if let rounded = roundedOperands, rows > 0 {
-            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
-            pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
-            pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+            if let savedInput {
+                px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))
+            } else {
+                px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            }
+            if roundsOperands {
+                pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
+                pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+            }
         }
 
         // The bias is added, not multiplied: its gradient sums the float32 dy at either precision.

@@ -85,6 +85,9 @@ public class ClampActivation: Layer {
         return y
     }
 
+    /// Backward reads the output, which the layer keeps, not the input.
+    public func readsInputInBackward(_ context: BuildContext) -> Bool { false }
+
     // dy: [N, H, W, C] → dx = dy where 0 < y < upper, else 0
     public func backward(_ dy: Tensor) -> Tensor {
         if isFusedIntoPrevious { return passesGradient ? dy : noGradient }

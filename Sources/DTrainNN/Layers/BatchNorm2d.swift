@@ -23,7 +23,10 @@ import Foundation
 /// allreduce sums them), as in torch's SyncBatchNorm.
 ///
 /// Backward needs the input of the last forward: as every layer's output, it stays valid until the
-/// layer before this one runs forward again. Only per-channel values are kept here.
+/// layer before this one runs forward again. Only per-channel values are kept here, except with
+/// bf16 activation storage, where the input is kept as a `BF16Copy` (exact: the convolution
+/// before rounds its output to bf16) and widened into the workspace for backward, and the output
+/// may live in shared memory.
 public final class BatchNorm2d: Layer {
     public let channels: Int
     public let eps: Float
@@ -69,6 +72,9 @@ public final class BatchNorm2d: Layer {
     private var maxChunks = 1
 
     private var lastInput: Tensor?
+    /// With bf16 activation storage: the input of the last train-mode forward.
+    private var savedInput: BF16Copy?
+    private var workspace: Workspace?
     private var lastMode: Mode = .train
     private var lastFused = false
     /// Rows the last train-mode statistics were taken over (all processes together).
@@ -99,8 +105,11 @@ public final class BatchNorm2d: Layer {
 
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         precondition(input.channels == channels, "BatchNorm2d(\(channels)) built for input \(input)")
-        output = ActivationBuffer(shape: input, maxBatch: maxBatch)
+        output = context.outputBuffer(shape: input, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
+        savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
+        workspace = savedInput != nil ? context.workspace : nil
+        workspace?.reserve(input.count * maxBatch)
         maxChunks = max(1, Compute.threads)
         partials = ScratchBuffer(count: maxChunks * 2 * channels, fill: 0)
         blockSums = Storage(count: maxChunks * 2 * channels)
@@ -172,6 +181,7 @@ public final class BatchNorm2d: Layer {
         let pm = mean.pointer, ps = invstd.pointer, pscale = scale.pointer, pshift = shift.pointer
         let gamma = weight.value!, beta = bias.value!
         let rm = runningMean.pointer, rv = runningVar.pointer
+        let outerMode = mode
         let mode: Mode = frozenStatistics ? .eval : mode
 
         if mode == .train {
@@ -227,8 +237,14 @@ public final class BatchNorm2d: Layer {
         lastInput = x
         lastMode = mode
         lastFused = fused
+        if let savedInput {
+            if outerMode == .train { savedInput.save(x.data, count: x.count) } else { savedInput.discard() }
+        }
         return y
     }
+
+    /// With bf16 activation storage the layer keeps its own bf16 copy of x.
+    public func readsInputInBackward(_ context: BuildContext) -> Bool { !context.storesActivationsInBF16 }
 
     /// y = (x − mean)·scale + shift, clamped at 0 when `relu`. Backward recomputes the same
     /// expression (`preActivation8`/`preActivation`) to mask a fused ReLU's gradient.
@@ -296,7 +312,8 @@ public final class BatchNorm2d: Layer {
         let wantInput = inputGradient != nil
         let train = lastMode == .train
         let pm = UnsafePointer(mean.pointer), ps = invstd.pointer
-        let px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data)
+        let px = savedInput.map { $0.restore(into: workspace!.pointer(count: x.count)) } ?? UnsafePointer(x.data)
+        let pdy = UnsafePointer(dy.data)
         let fscale = UnsafePointer(scale.pointer), fshift = UnsafePointer(shift.pointer)
 
         // Σdy and Σdy·x̂ (local) are needed for the parameter gradients, and in train mode for dx.

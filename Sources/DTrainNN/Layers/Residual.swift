@@ -4,8 +4,9 @@ import DTrainCore
 ///
 /// `main`'s children are named directly under the block (torchvision: "layer1.0.conv1"); the
 /// shortcut under `shortcutName` ("downsample" in torchvision). The add and the optional ReLU are
-/// fused into one pass, and backward masks with the stored output. The block's dx is main's dx with
-/// the shortcut's gradient added in place.
+/// fused into one pass, and backward masks with the stored output (with bf16 activation storage,
+/// with a bit per output: `ReLUMask`). The block's dx is main's dx with the shortcut's gradient
+/// added in place.
 public final class Residual: Layer, LayerContainer {
     public let main: Sequential
     public let shortcut: Layer?
@@ -16,6 +17,9 @@ public final class Residual: Layer, LayerContainer {
     private var dsum: ActivationBuffer?
     private var needsInputGradient = false
     private var lastOutput: Tensor?
+    /// With bf16 activation storage: which outputs the ReLU passed, one bit each, since the
+    /// output itself may live in shared memory.
+    private var reluMask: ReLUMask?
 
     public init(main: Sequential, shortcut: Layer? = nil, shortcutName: String = "downsample", reluAfterAdd: Bool = true) {
         self.main = main
@@ -26,11 +30,28 @@ public final class Residual: Layer, LayerContainer {
 
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
         needsInputGradient = inputNeedsGradient
+        // Shared activation memory: x stays in its slot while main runs (the shortcut reads it
+        // next), and main's output in its own while the shortcut runs (the add reads both).
+        let a = context.activationSlots
+        let aIn = a?.incoming ?? -1, aOut = a?.current ?? -1, aOuter = a?.reserved ?? []
+        let mainOut = a?.free(excluding: [aIn, aOut]) ?? -1
+        let shortcutOut = a?.free(excluding: [aIn, aOut, mainOut]) ?? -1
+        func buildMain() -> FeatureShape {
+            context.withActivationSlots(current: mainOut, incoming: aIn, reserved: aOuter.union([aIn])) {
+                main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
+            }
+        }
+        func buildShortcut() -> FeatureShape {
+            context.withActivationSlots(current: shortcutOut, incoming: aIn, reserved: aOuter.union([mainOut])) {
+                shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
+            } ?? input
+        }
         guard let slots = context.gradientSlots else {
-            let out = main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
-            let sc = shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context) ?? input
+            let out = buildMain()
+            let sc = buildShortcut()
             precondition(sc == out, "residual branches disagree: main gives \(out), shortcut \(sc)")
-            return finishBuild(out, maxBatch: maxBatch, dsum: reluAfterAdd ? ActivationBuffer(shape: out, maxBatch: maxBatch) : nil)
+            return finishBuild(out, maxBatch: maxBatch, context: context,
+                               dsum: reluAfterAdd ? ActivationBuffer(shape: out, maxBatch: maxBatch) : nil)
         }
         // Gradient slots: dx in `current` (main's dx, to which the shortcut's is added); with the
         // ReLU, the masked dy (dsum) in a slot of its own; both branches read the branch dy, so it
@@ -38,24 +59,27 @@ public final class Residual: Layer, LayerContainer {
         let dxSlot = slots.current, dySlot = slots.incoming, outer = slots.reserved
         let dsumSlot = reluAfterAdd ? slots.free(excluding: [dxSlot, dySlot]) : -1
         let branchDy = reluAfterAdd ? dsumSlot : dySlot
-        let out = slots.with(current: dxSlot, incoming: branchDy, reserved: outer.union([branchDy])) {
-            main.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
-        }
-        let sc = slots.with(current: slots.free(excluding: [dxSlot, branchDy]), incoming: branchDy, reserved: outer.union([dxSlot])) {
-            shortcut?.build(input: input, maxBatch: maxBatch, inputNeedsGradient: inputNeedsGradient, context: context)
-        } ?? input
+        let out = slots.with(current: dxSlot, incoming: branchDy, reserved: outer.union([branchDy]), buildMain)
+        let sc = slots.with(current: slots.free(excluding: [dxSlot, branchDy]), incoming: branchDy, reserved: outer.union([dxSlot]),
+                            buildShortcut)
         precondition(sc == out, "residual branches disagree: main gives \(out), shortcut \(sc)")
         let dsum = reluAfterAdd ? slots.with(current: dsumSlot, incoming: dySlot, reserved: outer) {
             context.inputGradientBuffer(shape: out, maxBatch: maxBatch)
         } : nil
-        return finishBuild(out, maxBatch: maxBatch, dsum: dsum)
+        return finishBuild(out, maxBatch: maxBatch, context: context, dsum: dsum)
     }
 
-    private func finishBuild(_ out: FeatureShape, maxBatch: Int, dsum: ActivationBuffer?) -> FeatureShape {
-        output = ActivationBuffer(shape: out, maxBatch: maxBatch)
+    private func finishBuild(_ out: FeatureShape, maxBatch: Int, context: BuildContext, dsum: ActivationBuffer?) -> FeatureShape {
+        output = context.outputBuffer(shape: out, maxBatch: maxBatch)
+        reluMask = reluAfterAdd && context.storesActivationsInBF16 ? ReLUMask(capacity: out.count * maxBatch) : nil
         self.dsum = dsum
         lastOutput = nil
         return out
+    }
+
+    /// Whether main's or the shortcut's first layer reads the block's input in backward.
+    public func readsInputInBackward(_ context: BuildContext) -> Bool {
+        main.readsInputInBackward(context) || (shortcut?.readsInputInBackward(context) ?? false)
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
@@ -64,6 +88,10 @@ public final class Residual: Layer, LayerContainer {
         let y = output.tensor(batch: x.batch)
         let pa = a.data, pb = b.data, py = y.data, relu = reluAfterAdd
         Profiler.measure(.elementwise) {
+            if let reluMask {
+                reluMask.addReLU(pa, pb, into: py, count: y.count)
+                return
+            }
             parallelFor(y.count, minChunk: 8192) { r in
                 if relu { for i in r { py[i] = max(pa[i] + pb[i], 0) } }
                 else { for i in r { py[i] = pa[i] + pb[i] } }
@@ -79,6 +107,7 @@ public final class Residual: Layer, LayerContainer {
             d = dsum.tensor(batch: dy.batch)
             let pd = d.data, pdy = dy.data, py = y.data
             Profiler.measure(.elementwise) {
+                if let reluMask { reluMask.mask(pdy, into: pd, count: d.count); return }
                 parallelFor(d.count, minChunk: 8192) { r in for i in r { pd[i] = py[i] > 0 ? pdy[i] : 0 } }
             }
         }

@@ -40,6 +40,7 @@ public final class Sequential: Layer, LayerContainer {
             relu?.isFusedIntoPrevious = fuse
         }
         let gradientSlots = context.gradientSlots.map(planGradientSlots)
+        let activationSlots = context.activationSlots.map { planActivationSlots($0, context: context) }
         var shape = input
         // A child needs its input gradient once the sequence's input does or a trainable child precedes it.
         var needsGradient = inputNeedsGradient
@@ -47,13 +48,17 @@ public final class Sequential: Layer, LayerContainer {
         for (i, child) in children.enumerated() {
             let trainable = child.layer.parameters.contains { $0.trainable }
             if firstBackward == children.count && (needsGradient || trainable) { firstBackward = i }
-            let needs = needsGradient
-            if let slots = context.gradientSlots, let plan = gradientSlots {
-                shape = slots.with(current: plan[i].dx, incoming: plan[i].dy, reserved: slots.reserved) {
-                    child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
+            let needs = needsGradient, inShape = shape
+            let buildChild = {
+                context.withActivationSlots(current: activationSlots?[i].output ?? -1, incoming: activationSlots?[i].input ?? -1,
+                                            reserved: context.activationSlots?.reserved ?? []) {
+                    child.layer.build(input: inShape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
                 }
+            }
+            if let slots = context.gradientSlots, let plan = gradientSlots {
+                shape = slots.with(current: plan[i].dx, incoming: plan[i].dy, reserved: slots.reserved, buildChild)
             } else {
-                shape = child.layer.build(input: shape, maxBatch: maxBatch, inputNeedsGradient: needs, context: context)
+                shape = buildChild()
             }
             needsGradient = needsGradient || trainable
         }
@@ -65,7 +70,7 @@ public final class Sequential: Layer, LayerContainer {
     /// Other children take the lowest slot that is neither their dy's, the container's nor
     /// reserved, so consecutive gradients alternate between two slots. A ReLU applied by the
     /// BatchNorm before it returns its dy as its dx, so its dx slot is its dy's.
-    private func planGradientSlots(_ slots: GradientSlots) -> [(dx: Int, dy: Int)] {
+    private func planGradientSlots(_ slots: SharedSlots) -> [(dx: Int, dy: Int)] {
         var plan = [(dx: Int, dy: Int)](repeating: (0, 0), count: children.count)
         var dy = slots.incoming
         for i in children.indices.reversed() {
@@ -75,6 +80,39 @@ public final class Sequential: Layer, LayerContainer {
             dy = dx
         }
         return plan
+    }
+
+    /// The activation slot of each child's input and output, in forward order (shared activation
+    /// memory, `BuildContext.activationSlots`). The last child's output is the container's
+    /// (`current`). Another child's output gets a slot only when the next child that computes
+    /// does not read its input in backward, else its own memory (−1); the slot is the lowest that
+    /// is neither the child's input's, the container's output's nor reserved, so consecutive
+    /// outputs alternate between two slots. A ReLU applied by the BatchNorm before it passes its
+    /// input through: its output slot is its input's, and the BatchNorm's consumer is the layer
+    /// after the ReLU.
+    private func planActivationSlots(_ slots: SharedSlots, context: BuildContext) -> [(input: Int, output: Int)] {
+        let passes = children.map { ($0.layer as? ClampActivation)?.isFusedIntoPrevious == true }
+        var plan = [(input: Int, output: Int)](repeating: (-1, -1), count: children.count)
+        var input = slots.incoming
+        for i in children.indices {
+            var output = input
+            if !passes[i] {
+                var next = i + 1
+                while next < children.count && passes[next] { next += 1 }
+                if next == children.count { output = slots.current }
+                else if children[next].layer.readsInputInBackward(context) { output = -1 }
+                else { output = slots.free(excluding: [input, slots.current]) }
+            }
+            plan[i] = (input, output)
+            input = output
+        }
+        return plan
+    }
+
+    /// Whether the first child reads the sequence's input in backward (a sequence whose backward
+    /// stops before its first child never reads it, but the plan does not rely on that).
+    public func readsInputInBackward(_ context: BuildContext) -> Bool {
+        children.first?.layer.readsInputInBackward(context) ?? true
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {

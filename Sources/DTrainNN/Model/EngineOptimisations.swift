@@ -1,6 +1,6 @@
 /// The engine's optimisations that can be switched off: to measure what each gives (`dtrain bench
 /// --without`), or to keep every layer's own output for inspection. Results are the same either
-/// way (Winograd's to float rounding). Given to `Model.build(batch:resolution:seed:engine:)`, they
+/// way (Winograd's to float rounding; bf16 activation storage's to bf16 rounding). Given to `Model.build(batch:resolution:seed:engine:)`, they
 /// travel in the `BuildContext` to every layer, which reads them when it is built.
 public struct EngineOptimisations: OptionSet, Sendable {
     public let rawValue: Int
@@ -13,11 +13,17 @@ public struct EngineOptimisations: OptionSet, Sendable {
     public static let directGroupedConvolution = EngineOptimisations(rawValue: 1 << 1)
     /// Dense 3×3 stride-1 convolutions run as Winograd F(4×4, 3×3) or F(2×2, 3×3) (`WinogradKernel`).
     public static let winograd = EngineOptimisations(rawValue: 1 << 2)
-    /// Layers whose input gradients are never alive together share their memory (`GradientSlots`);
+    /// Layers whose input gradients are never alive together share their memory (`SharedSlots`);
     /// off, every layer owns its dx buffer.
     public static let sharedGradientMemory = EngineOptimisations(rawValue: 1 << 3)
 
-    public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory]
+    /// With bf16 precision, what backward reads of activations is kept as bf16 (`BF16Copy`) and
+    /// float32 outputs share memory (`BuildContext.activationSlots`), as autocast stores bf16
+    /// activations; convolutions then give bf16-rounded outputs, as autocast's do. No effect at fp32.
+    public static let bf16ActivationStorage = EngineOptimisations(rawValue: 1 << 4)
+
+    public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory,
+                                                  .bf16ActivationStorage]
 
     /// The names `dtrain bench --without` takes.
     public static let names: [(name: String, option: EngineOptimisations)] = [
@@ -25,5 +31,6 @@ public struct EngineOptimisations: OptionSet, Sendable {
         ("direct-grouped", .directGroupedConvolution),
         ("winograd", .winograd),
         ("shared-gradients", .sharedGradientMemory),
+        ("bf16-activations", .bf16ActivationStorage),
     ]
 }

@@ -14,7 +14,12 @@ public final class BuildContext {
     /// The engine optimisations layers may use (BatchNorm+ReLU fusion, the convolution algorithms).
     public let engine: EngineOptimisations
     /// Where input gradients live, when they share memory (see `inputGradientBuffer`).
-    public let gradientSlots: GradientSlots?
+    public let gradientSlots: SharedSlots?
+    /// Where layer outputs live when they share memory (see `outputBuffer`): only with bf16
+    /// activation storage (`storesActivationsInBF16`), where a layer that needs its input in
+    /// backward keeps a bf16 copy of it, so that a float32 output is only read by the next
+    /// layer's forward. Slot −1 is a layer's own memory.
+    public let activationSlots: SharedSlots?
     /// The instruction set of the kernels layers call (CDTrainKernels' variants).
     public let kernels: KernelSet
     /// The arithmetic of convolutions and linear layers (bf16: `RoundedOperands`).
@@ -26,13 +31,16 @@ public final class BuildContext {
 
     /// - Parameters:
     ///   - engine: what layers built with this context may use; all by default.
-    ///   - sharesGradients: plan shared input-gradient memory (`GradientSlots`); the builder then
+    ///   - sharesGradients: plan shared input-gradient memory (`SharedSlots`); the builder then
     ///     calls `allocateSharedMemory()` once every layer is built. `Model.build` sets it from
     ///     `engine.contains(.sharedGradientMemory)`; a single layer built on its own owns its dx.
     ///   - kernels: the kernel variants layers use; this CPU's best by default.
     ///   - precision: fp32, or bf16 operands for convolutions and linear layers.
+    ///   - storesActivationsInBF16: with bf16 precision, keep what backward reads of activations as
+    ///     bf16 and share the float32 outputs' memory (`activationSlots`); the builder then calls
+    ///     `allocateSharedMemory()`. `Model.build` sets it from `engine.contains(.bf16ActivationStorage)`.
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
-                kernels: KernelSet = .best, precision: Precision = .fp32) {
+                kernels: KernelSet = .best, precision: Precision = .fp32, storesActivationsInBF16: Bool = false) {
         self.precision = precision
         // Only the VDPBF16PS variant beats rounding copies for sgemm; the emulated ones are for tests.
         let variant = BF16GEMM.Variant(kernels)
@@ -41,23 +49,46 @@ public final class BuildContext {
         self.seed = seed
         self.engine = engine
         self.kernels = kernels
-        gradientSlots = sharesGradients ? GradientSlots() : nil
+        gradientSlots = sharesGradients ? SharedSlots() : nil
+        activationSlots = precision == .bf16 && storesActivationsInBF16 ? SharedSlots(current: -1) : nil
+    }
+
+    /// Whether layers keep the activations backward reads as bf16 copies (`BF16Copy`) and their
+    /// float32 outputs in shared slots.
+    public var storesActivationsInBF16: Bool { activationSlots != nil }
+
+    /// The buffer a layer writes its output into: its own, or, with shared activation memory, a
+    /// view of the slot its container assigned to it (`activationSlots.current`), which the
+    /// container only does when nothing reads the output after the next layer's forward. Layers
+    /// whose own backward reads their output keep their own buffer instead.
+    public func outputBuffer(shape: FeatureShape, maxBatch: Int) -> ActivationBuffer {
+        guard let slots = activationSlots, slots.current >= 0 else { return ActivationBuffer(shape: shape, maxBatch: maxBatch) }
+        return ActivationBuffer(shape: shape, maxBatch: maxBatch, in: slots.slab(slots.current))
+    }
+
+    /// Runs `body` with the activation plan set to (current, incoming, reserved) when outputs share
+    /// memory, else just runs it.
+    public func withActivationSlots<T>(current: Int, incoming: Int, reserved: Set<Int>, _ body: () -> T) -> T {
+        guard let slots = activationSlots else { return body() }
+        return slots.with(current: current, incoming: incoming, reserved: reserved, body)
     }
 
     /// The buffer a layer writes its input gradient dx into: its own, or, when gradients share
-    /// memory, a view of the slot its container assigned to it (`GradientSlots.current`).
+    /// memory, a view of the slot its container assigned to it (`SharedSlots.current`).
     public func inputGradientBuffer(shape: FeatureShape, maxBatch: Int) -> ActivationBuffer {
         guard let slots = gradientSlots else { return ActivationBuffer(shape: shape, maxBatch: maxBatch) }
         return ActivationBuffer(shape: shape, maxBatch: maxBatch, in: slots.slab(slots.current))
     }
 
-    /// Allocates the shared gradient memory once every layer is built.
+    /// Allocates the shared gradient and activation memory once every layer is built.
     public func allocateSharedMemory() {
         gradientSlots?.slabs.forEach { $0.allocate() }
+        activationSlots?.slabs.forEach { $0.allocate() }
     }
 }
 
-/// Input-gradient memory shared between layers whose gradients are never alive together.
+/// Memory shared between buffers that are never alive together: layers' input gradients, and with
+/// bf16 activation storage their outputs.
 ///
 /// During backward a layer's dx is read only by the layer before it, so gradients need a few
 /// slots, not one buffer per layer. Containers assign the slots while building: `current` is the
@@ -65,11 +96,18 @@ public final class BuildContext {
 /// the plan), and `reserved` the slots an enclosing container still needs while the layer runs
 /// (a residual block's dy, read by both branches). A layer's dx slot is never its dy's slot or a
 /// reserved one. Each slot is a `SharedSlab` sized to its largest user.
-public final class GradientSlots {
-    public var current = 0
+///
+/// Forward outputs are planned the same way, in forward order: `current` is where the layer's
+/// output goes (−1: its own memory), `incoming` the slot of its input, and `reserved` the slots
+/// still read later (a residual block's input, read again by its shortcut).
+public final class SharedSlots {
+    public var current: Int
     public var incoming = -1
     public var reserved: Set<Int> = []
     public private(set) var slabs: [SharedSlab] = []
+
+    /// A plan whose first layer's memory is slot `current`.
+    public init(current: Int = 0) { self.current = current }
 
     /// The memory of slot `i`.
     public func slab(_ i: Int) -> SharedSlab {
@@ -126,12 +164,18 @@ public protocol Layer: AnyObject {
 
     /// Calls `body` on this layer and every layer inside it, depth first.
     func visit(_ body: (Layer) -> Void)
+
+    /// Whether backward reads the float32 input of the last forward, so that its producer must
+    /// keep it (true unless the layer says otherwise): containers give a layer's output shared
+    /// memory (`BuildContext.outputBuffer`) only when the layer after it answers false.
+    func readsInputInBackward(_ context: BuildContext) -> Bool
 }
 
 extension Layer {
     public func collectState(prefix: String, into entries: inout [StateEntry]) {}
     public var macsPerSample: Int { 0 }
     public func visit(_ body: (Layer) -> Void) { body(self) }
+    public func readsInputInBackward(_ context: BuildContext) -> Bool { true }
 
     /// Every parameter, in state order.
     public var parameters: [Parameter] {

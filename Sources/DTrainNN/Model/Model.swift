@@ -58,7 +58,7 @@ public final class Model {
             && precision == builtPrecision { return }
         let context = BuildContext(workspace: workspace, seed: seed, engine: engine,
                                    sharesGradients: engine.contains(.sharedGradientMemory), kernels: kernels,
-                                   precision: precision)
+                                   precision: precision, storesActivationsInBF16: engine.contains(.bf16ActivationStorage))
         outputShape = root.build(input: FeatureShape(height: res, width: res, channels: spec.inputChannels),
                                  maxBatch: batch, inputNeedsGradient: false, context: context)
         context.allocateSharedMemory()

@@ -8,7 +8,8 @@ import DTrainCore
 /// are left as they are (other layers read them, and master weights stay float32).
 ///
 /// The copies live in the model's workspace after the layer's own scratch (`offset` floats), for
-/// one pass: a forward rounds x and the weight, a backward rounds all three again.
+/// one pass: a forward rounds x and the weight, a backward rounds all three again (or, with bf16
+/// activation storage, widens the layer's `BF16Copy` of x into x's region).
 struct RoundedOperands {
     enum Operand: Int { case input, weight, outputGradient }
 
@@ -26,9 +27,14 @@ struct RoundedOperands {
 
     /// `count` floats of `operand` from `source`, rounded to bf16 into the operand's region.
     func rounded(_ operand: Operand, _ source: UnsafePointer<Float>, count: Int, workspace: Workspace) -> UnsafePointer<Float> {
+        let target = region(operand, count: count, workspace: workspace)
+        roundToBFloat16(source, into: target, count: count)
+        return UnsafePointer(target)
+    }
+
+    /// The operand's region, for `count` floats.
+    func region(_ operand: Operand, count: Int, workspace: Workspace) -> UnsafeMutablePointer<Float> {
         precondition(count <= counts[operand.rawValue], "RoundedOperands: \(count) floats for a region of \(counts[operand.rawValue])")
-        let region = workspace.pointer(count: workspaceFloats) + offset + counts[..<operand.rawValue].reduce(0, +)
-        roundToBFloat16(source, into: region, count: count)
-        return UnsafePointer(region)
+        return workspace.pointer(count: workspaceFloats) + offset + counts[..<operand.rawValue].reduce(0, +)
     }
 }
