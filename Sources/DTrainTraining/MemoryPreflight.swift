@@ -25,13 +25,15 @@ public enum MemoryPreflight {
         }
     }
 
-    /// Estimates what training `spec` with `options` takes at `batch` images of `resolution`².
-    public static func estimate(spec: ModelSpec, options: ModelOptions, batch: Int, resolution: Int, loaderBatches: Int) -> Estimate {
+    /// Estimates what training `spec` with `options` takes at `batch` images of `resolution`² and
+    /// `precision` (bf16 stores activations in less memory).
+    public static func estimate(spec: ModelSpec, options: ModelOptions, batch: Int, resolution: Int, loaderBatches: Int,
+                                precision: Precision = .fp32) -> Estimate {
         let probeResolution = min(resolution, spec.defaultResolution)
         func built(_ b: Int) -> Double {
             let before = Storage.liveBytes
             let model = Model(spec: spec, options: options)
-            model.build(batch: b, resolution: probeResolution)
+            model.build(batch: b, resolution: probeResolution, precision: precision)
             return Double(Storage.liveBytes - before)
         }
         let one = built(1), two = built(2)

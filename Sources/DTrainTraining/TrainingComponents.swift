@@ -56,7 +56,8 @@ struct TrainingComponents {
 
         let workers = config.workers ?? BatchLoader.defaultWorkers(computeThreads: threads)
         try MemoryPreflight.check(MemoryPreflight.estimate(spec: spec, options: plan.modelOptions, batch: config.batchSize,
-                                                           resolution: plan.resolution, loaderBatches: workers + 2),
+                                                           resolution: plan.resolution, loaderBatches: workers + 2,
+                                                           precision: config.precision),
                                   model: config.model, ranksOnNode: NodeRanks.current.localSize)
         let (model, transferLines) = try TrainingSetup.model(plan, resuming: resumed != nil, communicator: communicator)
         self.model = model
