@@ -43,7 +43,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: .customLong("peak-size"), help: "n of the n×n×n sgemm whose GFLOP/s is taken as the peak (0: skip).")
     var peakSize: Int = 2048
-    @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: fuse-bn-relu, direct-grouped, winograd, shared-gradients (comma-separated).", valueName: "list"))
+    @Option(help: ArgumentHelp("Switch optimisations off to measure what each gives: \(EngineOptimisations.names.map(\.name).joined(separator: ", ")) (comma-separated; bf16-activations only matters with --precision bf16).", valueName: "list"))
     var without: String?
 
     @Option(help: ArgumentHelp("Comma-separated --freeze settings to time one after the other in this run, e.g. none,backbone (GFLOP/s counts a full training step's work).", valueName: "none|backbone|until=LAYER,…"))

@@ -68,7 +68,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotNil(result["median_step_seconds"] as? Double)
         XCTAssertNil(result["imagesPerSecond"], "bench --json keys are snake_case")
         assertCommandFails(try dtrain(["bench", "resnet20", "--without", "winograd,im2col"]),
-                    mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients"])
+                    mentioning: ["--without im2col", "fuse-bn-relu", "direct-grouped", "winograd", "shared-gradients", "bf16-activations"])
     }
 
     /// `--kernels` (or DTRAIN_KERNELS) picks the kernel set: bench reports the set it ran and
