@@ -33,6 +33,18 @@ final class PthFileTests: XCTestCase {
         }
     }
 
+    /// A zip whose central directory gives an entry's local header, in its ZIP64 extra field, at
+    /// 2^63 + 5 (Tests/FixtureScripts/zip_entry_fixtures.py): a one-line error naming the file and
+    /// the entry, not a trap in the zip library.
+    func testZIP64EntryOutsideTheFileIsRefused() throws {
+        XCTAssertThrowsError(try PthFile(contentsOf: try fixture("zip64_entry_offset_overflow.pth"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("zip64_entry_offset_overflow.pth"), text)
+            XCTAssertTrue(text.contains("zip entry 0 (local header at offset 9223372036854775813"), text)
+            XCTAssertFalse(text.contains("\n"), text)
+        }
+    }
+
     func testTwoLayerStateDict() throws {
         try assertSameTensors("two_layer")
         let pth = try PthFile(contentsOf: try fixture("two_layer.pth"))
