@@ -23,6 +23,39 @@ public enum AllreduceDType: String, CaseIterable, Codable, Sendable {
     public var bytesPerElement: Int { self == .bf16 ? 2 : 4 }
 }
 
+/// How gradient buckets travel in the allreduce, the one place both synchronizers take it from:
+/// in fp32, a bucket's gradients are summed in place and then scaled by 1/ranks; in bf16, they are
+/// scaled and rounded into `BF16GradientStaging`, the staging is summed, and widened back.
+final class BucketTransfer {
+    let dtype: AllreduceDType
+    private let grads: UnsafeMutablePointer<Float>
+    private let ranges: [Range<Int>]
+    private let scale: Float
+    private let staging: BF16GradientStaging?
+
+    init(buckets: GradientBuckets, grads: UnsafeMutablePointer<Float>, ranks: Int, dtype: AllreduceDType) {
+        self.dtype = dtype
+        self.grads = grads
+        ranges = buckets.ranges
+        scale = 1 / Float(ranks)
+        staging = dtype == .bf16 ? BF16GradientStaging(buckets: buckets, grads: grads) : nil
+    }
+
+    /// What bucket `i`'s allreduce sums (in place), ready to send: its `count` elements of `type`.
+    func prepare(_ i: Int) -> (buffer: UnsafeMutableRawPointer, count: Int, type: CollectiveType) {
+        guard let staging else { return (UnsafeMutableRawPointer(grads + ranges[i].lowerBound), ranges[i].count, .float32) }
+        staging.pack(i, scale: scale)
+        return (staging.bucket(i), ranges[i].count, .bfloat16)
+    }
+
+    /// Bucket `i`'s gradients averaged, once its allreduce is done.
+    func finish(_ i: Int) {
+        if let staging { staging.unpack(i); return }
+        let base = grads + ranges[i].lowerBound, scale = scale
+        parallelFor(ranges[i].count, minChunk: 65536) { c in for j in c { base[j] *= scale } }
+    }
+}
+
 /// The bf16 copy of the gradient buckets that a bf16 allreduce sends: one buffer for all buckets,
 /// allocated once (2 bytes per covered gradient), bucket `i` at `offsets[i]`.
 final class BF16GradientStaging {

@@ -78,7 +78,7 @@ public final class AllreduceGradients: GradientSynchronizer {
     public let dtype: AllreduceDType
     /// The communicator once per bucket, labelled with the bucket for diagnostics.
     private let bucketCommunicators: [Communicator]
-    private let staging: BF16GradientStaging?
+    private let transfer: BucketTransfer
 
     public init(store: ParameterStore, communicator: Communicator, bucketBytes: Int = 25 << 20, dtype: AllreduceDType = .fp32) {
         self.store = store
@@ -86,7 +86,7 @@ public final class AllreduceGradients: GradientSynchronizer {
         self.dtype = dtype
         buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(communicator)
-        staging = dtype == .bf16 ? BF16GradientStaging(buckets: buckets, grads: store.grads.pointer) : nil
+        transfer = BucketTransfer(buckets: buckets, grads: store.grads.pointer, ranks: communicator.size, dtype: dtype)
     }
 
     public func beginBackward() {}
@@ -97,17 +97,10 @@ public final class AllreduceGradients: GradientSynchronizer {
     }
 
     private func average() throws {
-        let scale = 1 / Float(communicator.size)
-        for (i, r) in buckets.ranges.enumerated() {
-            if let staging {
-                staging.pack(i, scale: scale)
-                try bucketCommunicators[i].allreduce(staging.bucket(i), count: r.count, type: .bfloat16, op: .sum)
-                staging.unpack(i)
-                continue
-            }
-            let base = store.grads.pointer + r.lowerBound
-            try bucketCommunicators[i].allreduce(UnsafeMutableRawPointer(base), count: r.count, type: .float32, op: .sum)
-            parallelFor(r.count, minChunk: 65536) { c in for i in c { base[i] *= scale } }
+        for i in buckets.ranges.indices {
+            let send = transfer.prepare(i)
+            try bucketCommunicators[i].allreduce(send.buffer, count: send.count, type: send.type, op: .sum)
+            transfer.finish(i)
         }
     }
 }
@@ -127,7 +120,7 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     public let dtype: AllreduceDType
     /// The duplicate once per bucket, labelled with the bucket for diagnostics.
     private let bucketCommunicators: [Communicator]
-    private let staging: BF16GradientStaging?
+    private let transfer: BucketTransfer
     private var pending: [PendingCollective?]
     private var started = 0
     private var armed = false
@@ -141,7 +134,7 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
         self.dtype = dtype
         buckets = GradientBuckets(trainableOf: store, bucketBytes: bucketBytes)
         bucketCommunicators = buckets.labelled(self.communicator)
-        staging = dtype == .bf16 ? BF16GradientStaging(buckets: buckets, grads: store.grads.pointer) : nil
+        transfer = BucketTransfer(buckets: buckets, grads: store.grads.pointer, ranks: communicator.size, dtype: dtype)
         pending = [PendingCollective?](repeating: nil, count: buckets.ranges.count)
     }
 
@@ -151,15 +144,9 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
     }
 
     private func start(_ i: Int) {
-        let r = buckets.ranges[i]
         do {
-            if let staging {
-                staging.pack(i, scale: 1 / Float(communicator.size))
-                pending[i] = try bucketCommunicators[i].startAllreduce(staging.bucket(i), count: r.count, type: .bfloat16, op: .sum)
-                return
-            }
-            pending[i] = try bucketCommunicators[i].startAllreduce(UnsafeMutableRawPointer(store.grads.pointer + r.lowerBound),
-                                                          count: r.count, type: .float32, op: .sum)
+            let send = transfer.prepare(i)
+            pending[i] = try bucketCommunicators[i].startAllreduce(send.buffer, count: send.count, type: send.type, op: .sum)
         } catch {
             failure = failure ?? error
             pending[i] = .completed
@@ -183,16 +170,10 @@ public final class OverlappedGradientAllreduce: GradientSynchronizer {
         if !armed { beginBackward() }
         while started < buckets.ranges.count { start(started); started += 1 }
         let begin = DispatchTime.now().uptimeNanoseconds
-        let scale = 1 / Float(communicator.size)
-        for (i, r) in buckets.ranges.enumerated() {
+        for i in buckets.ranges.indices {
             do { try pending[i]?.wait() } catch { failure = failure ?? error }
             pending[i] = nil
-            if let staging {
-                staging.unpack(i)
-                continue
-            }
-            let base = store.grads.pointer + r.lowerBound
-            parallelFor(r.count, minChunk: 65536) { c in for j in c { base[j] *= scale } }
+            transfer.finish(i)
         }
         lastWaitSeconds = Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9
         armed = false
