@@ -41,47 +41,18 @@ public final class SoftmaxCrossEntropy {
     }
 
     private func forwardPass(logits: Tensor, labels: UnsafePointer<Int32>) -> Float {
-        precondition(gradient != nil, "SoftmaxCrossEntropy.forward before build(maxBatch:)")
-        precondition(logits.shape.count == classes, "SoftmaxCrossEntropy(\(classes)) got logits \(logits.shape)")
-        let N = logits.batch, K = classes
-        precondition(N <= gradient.maxBatch, "batch \(N) exceeds the \(gradient.maxBatch) the loss was built for")
-        lastBatch = N
-        lastShape = logits.shape
-        if N == 0 { return 0 }
-        let eps = Double(labelSmoothing), invN = 1 / Double(N)
-        let onTarget = Float(1 - eps), offTarget = Float(eps / Double(K)), scale = Float(invN)
-        let pz = logits.data, pg = gradient.storage.pointer, pl = losses.pointer, pr = rank.pointer
-        parallelFor(N, minChunk: max(1, 4096 / K)) { r in
-            for n in r {
-                let label = Int(labels[n])
-                precondition(label >= 0 && label < K, "label \(label) of sample \(n) is not a class in 0..<\(K)")
-                let z = pz + n * K, g = pg + n * K
-                var m = -Float.infinity
-                for k in 0..<K { m = max(m, z[k]) }
-                var sumExp = 0.0, sumZ = 0.0
-                for k in 0..<K {
-                    let e = expf(z[k] - m)
-                    g[k] = e
-                    sumExp += Double(e)
-                    sumZ += Double(z[k])
-                }
-                let lse = Double(m) + log(sumExp)
-                // −log p_y and mean_k(−log p_k) = lse − mean_k z_k.
-                pl[n] = (1 - eps) * (lse - Double(z[label])) + eps * (lse - sumZ / Double(K))
-                let inv = Float(1 / sumExp)
-                var above: Int32 = 0
-                let target = z[label]
-                for k in 0..<K {
-                    g[k] = (g[k] * inv - offTarget) * scale
-                    if z[k] > target { above += 1 }
-                }
-                g[label] -= onTarget * scale
-                pr[n] = above
-            }
-        }
-        var total = 0.0
-        for n in 0..<N { total += pl[n] }
-        return Float(total * invN)
+        let K = classes, eps = Double(labelSmoothing)
+        let onTarget = Float(1 - eps), offTarget = Float(eps / Double(K))
+        return pass(logits: logits, label: { n in
+            let label = Int(labels[n])
+            precondition(label >= 0 && label < K, "label \(label) of sample \(n) is not a class in 0..<\(K)")
+            return label
+        }, loss: { n, z, lse in
+            // −log p_y and mean_k(−log p_k) = lse − mean_k z_k.
+            var sumZ = 0.0
+            for k in 0..<K { sumZ += Double(z[k]) }
+            return (1 - eps) * (lse - Double(z[Int(labels[n])])) + eps * (lse - sumZ / Double(K))
+        }, target: { n, k in k == Int(labels[n]) ? onTarget + offTarget : offTarget })
     }
 
     /// Mean loss over the batch for class-probability targets (MixUp's and CutMix's mixed one-hot
@@ -94,6 +65,28 @@ public final class SoftmaxCrossEntropy {
     }
 
     private func forwardPass(logits: Tensor, targets: UnsafePointer<Float>) -> Float {
+        let K = classes, eps = Double(labelSmoothing)
+        let keep = Float(1 - eps), spread = Float(eps / Double(K))
+        return pass(logits: logits, label: { n in
+            let t = targets + n * K
+            var label = 0
+            for k in 0..<K where t[k] > t[label] { label = k }
+            return label
+        }, loss: { n, z, lse in
+            let t = targets + n * K
+            var loss = 0.0
+            for k in 0..<K { loss += ((1 - eps) * Double(t[k]) + eps / Double(K)) * (lse - Double(z[k])) }
+            return loss
+        }, target: { n, k in keep * targets[n * K + k] + spread })
+    }
+
+    /// What both forwards share, per sample n of logits z: the max-shifted softmax p, the loss
+    /// `loss(n, z, lse)` given log Σ exp z, dL/dz = (p_k − `target(n, k)`) / N into the gradient
+    /// buffer, and how many logits beat that of class `label(n)`. Returns the batch's mean loss,
+    /// summed in sample order.
+    @inline(__always)
+    private func pass(logits: Tensor, label: (Int) -> Int,
+                      loss: (Int, UnsafePointer<Float>, Double) -> Double, target: (Int, Int) -> Float) -> Float {
         precondition(gradient != nil, "SoftmaxCrossEntropy.forward before build(maxBatch:)")
         precondition(logits.shape.count == classes, "SoftmaxCrossEntropy(\(classes)) got logits \(logits.shape)")
         let N = logits.batch, K = classes
@@ -101,37 +94,27 @@ public final class SoftmaxCrossEntropy {
         lastBatch = N
         lastShape = logits.shape
         if N == 0 { return 0 }
-        let eps = Double(labelSmoothing), invN = 1 / Double(N)
-        let keep = Float(1 - eps), spread = Float(eps / Double(K)), scale = Float(invN)
-        let pz = logits.data, pg = gradient.storage.pointer, pl = losses.pointer, pr = rank.pointer
+        let invN = 1 / Double(N), scale = Float(invN)
+        let pz = UnsafePointer(logits.data), pg = gradient.storage.pointer, pl = losses.pointer, pr = rank.pointer
         parallelFor(N, minChunk: max(1, 4096 / K)) { r in
             for n in r {
-                let z = pz + n * K, g = pg + n * K, t = targets + n * K
+                let z = pz + n * K, g = pg + n * K
+                let y = label(n)
                 var m = -Float.infinity
-                var label = 0
-                for k in 0..<K {
-                    m = max(m, z[k])
-                    if t[k] > t[label] { label = k }
-                }
+                for k in 0..<K { m = max(m, z[k]) }
                 var sumExp = 0.0
                 for k in 0..<K {
                     let e = expf(z[k] - m)
                     g[k] = e
                     sumExp += Double(e)
                 }
-                let lse = Double(m) + log(sumExp)
-                var loss = 0.0
-                for k in 0..<K {
-                    let smoothed = (1 - eps) * Double(t[k]) + eps / Double(K)
-                    loss += smoothed * (lse - Double(z[k]))
-                }
-                pl[n] = loss
+                pl[n] = loss(n, z, Double(m) + log(sumExp))
                 let inv = Float(1 / sumExp)
                 var above: Int32 = 0
-                let target = z[label]
+                let labelLogit = z[y]
                 for k in 0..<K {
-                    g[k] = (g[k] * inv - (keep * t[k] + spread)) * scale
-                    if z[k] > target { above += 1 }
+                    g[k] = (g[k] * inv - target(n, k)) * scale
+                    if z[k] > labelLogit { above += 1 }
                 }
                 pr[n] = above
             }
