@@ -39,8 +39,9 @@ public final class Conv2d: Layer {
     /// chooses by width: F(4×4) up to 128 channels, F(2×2) beyond, where F(4×4)'s 36 transformed
     /// weight matrices stop fitting in cache and measured no faster. Read by `build`.
     var winogradTile: Int?
-    /// Whether forward rounds the output to bf16 (nil: with bf16 activation storage, as autocast's
-    /// bf16 convolutions return bf16). Tests set it to compare with storage off. Read by `build`.
+    /// Whether forward rounds the output to bf16 at bf16 precision (nil: no). With bf16 activation
+    /// storage the BatchNorm after a convolution reads its input rounded, as autocast's bf16
+    /// convolution returns it; tests set this to get the same values with storage off. Read by `build`.
     var roundsOutputToBF16: Bool?
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
@@ -133,7 +134,7 @@ public final class Conv2d: Layer {
         let scratch = algorithm.workspaceFloats(threads: plannedThreads)
         roundsOperands = context.precision == .bf16 && !algorithm.multipliesInBF16
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
-        roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? context.storesActivationsInBF16)
+        roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch, input: input.count * maxBatch, weight: weight.count, outputGradient: out.count * maxBatch)
             : nil
@@ -164,8 +165,6 @@ public final class Conv2d: Layer {
         }
         algorithm.forward(px, weight: pw, bias: bias.map { UnsafePointer($0.value!) },
                           into: y.data, batch: x.batch, workspace: workspace, threads: passThreads)
-        // Stored as bf16, the output is autocast's: a bf16 convolution returns bf16 values, which
-        // the BatchNorm after it then keeps exactly.
         if roundsOutput { roundToBFloat16(y.data, into: y.data, count: y.count) }
         return y
     }

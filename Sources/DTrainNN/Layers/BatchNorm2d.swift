@@ -24,9 +24,9 @@ import Foundation
 ///
 /// Backward needs the input of the last forward: as every layer's output, it stays valid until the
 /// layer before this one runs forward again. Only per-channel values are kept here, except with
-/// bf16 activation storage, where the input is kept as a `BF16Copy` (exact: the convolution
-/// before rounds its output to bf16) and widened into the workspace for backward, and the output
-/// may live in shared memory.
+/// bf16 activation storage: then forward reads x rounded to bf16 (as autocast's bf16 convolution
+/// returns it), keeps those bf16 values in a `BF16Copy` as it normalises, and backward reads that
+/// copy, so the output may live in shared memory.
 public final class BatchNorm2d: Layer {
     public let channels: Int
     public let eps: Float
@@ -74,7 +74,6 @@ public final class BatchNorm2d: Layer {
     private var lastInput: Tensor?
     /// With bf16 activation storage: the input of the last train-mode forward.
     private var savedInput: BF16Copy?
-    private var workspace: Workspace?
     private var lastMode: Mode = .train
     private var lastFused = false
     /// Rows the last train-mode statistics were taken over (all processes together).
@@ -108,8 +107,6 @@ public final class BatchNorm2d: Layer {
         output = context.outputBuffer(shape: input, maxBatch: maxBatch)
         inputGradient = inputNeedsGradient ? context.inputGradientBuffer(shape: input, maxBatch: maxBatch) : nil
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
-        workspace = savedInput != nil ? context.workspace : nil
-        workspace?.reserve(input.count * maxBatch)
         maxChunks = max(1, Compute.threads)
         partials = ScratchBuffer(count: maxChunks * 2 * channels, fill: 0)
         blockSums = Storage(count: maxChunks * 2 * channels)
@@ -171,29 +168,35 @@ public final class BatchNorm2d: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        Profiler.measure(.batchNorm) { forwardPass(x, mode: mode) }
+        Profiler.measure(.batchNorm) {
+            guard let savedInput else { return forwardPass(x, mode: mode, input: Float32Rows(pointer: x.data), save: nil) }
+            // bf16 activation storage: x as autocast's bf16 convolution returns it, kept for backward.
+            let save = mode == .train ? savedInput.saving(count: x.count) : nil
+            if save == nil { savedInput.discard() }
+            return forwardPass(x, mode: mode, input: RoundedRows(pointer: x.data), save: save)
+        }
     }
 
-    private func forwardPass(_ x: Tensor, mode: Mode) -> Tensor {
+    @inline(__always)
+    private func forwardPass<X: ActivationRows>(_ x: Tensor, mode: Mode, input: X, save: UnsafeMutablePointer<UInt16>?) -> Tensor {
         precondition(x.shape == output.shape, "BatchNorm2d built for \(output.shape), got \(x.shape)")
         let C = channels, rows = x.rows
         let y = output.tensor(batch: x.batch)
         let pm = mean.pointer, ps = invstd.pointer, pscale = scale.pointer, pshift = shift.pointer
         let gamma = weight.value!, beta = bias.value!
         let rm = runningMean.pointer, rv = runningVar.pointer
-        let outerMode = mode
         let mode: Mode = frozenStatistics ? .eval : mode
 
         if mode == .train {
-            let px = UnsafePointer(x.data), k = pivot.pointer
-            if rows > 0 { k.update(from: px, count: C) } else { k.update(repeating: 0, count: C) }
+            let k = pivot.pointer
+            for c in 0..<C { k[c] = rows > 0 ? input.load(c) : 0 }
             let pk = UnsafePointer(k)
             reduceRows(rows: rows, vector: { row, c, s, q in
-                let d = load8(px + row * C + c) - load8(pk + c)
+                let d = input.load8(row * C + c) - load8(pk + c)
                 store8(load8(s + c) + d, s + c)
                 store8(load8(q + c) + d * d, q + c)
             }, scalar: { row, c, s, q in
-                let d = px[row * C + c] - pk[c]
+                let d = input.load(row * C + c) - pk[c]
                 s[c] += d
                 q[c] += d * d
             })
@@ -233,37 +236,39 @@ public final class BatchNorm2d: Layer {
         }
 
         let fused = fusesReLU
-        if fused { normalize(x, into: y, relu: true) } else { normalize(x, into: y, relu: false) }
+        if fused { normalize(input, rows: rows, into: y, relu: true, save: save) } else { normalize(input, rows: rows, into: y, relu: false, save: save) }
         lastInput = x
         lastMode = mode
         lastFused = fused
-        if let savedInput {
-            if outerMode == .train { savedInput.save(x.data, count: x.count) } else { savedInput.discard() }
-        }
         return y
     }
 
     /// With bf16 activation storage the layer keeps its own bf16 copy of x.
     public func readsInputInBackward(_ context: BuildContext) -> Bool { !context.storesActivationsInBF16 }
 
-    /// y = (x − mean)·scale + shift, clamped at 0 when `relu`. Backward recomputes the same
-    /// expression (`preActivation8`/`preActivation`) to mask a fused ReLU's gradient.
+    /// y = (x − mean)·scale + shift, clamped at 0 when `relu`, with x's bf16 bits kept in `save`
+    /// when given (x is then already rounded). Backward recomputes the same expression
+    /// (`preActivation8`/`preActivation`) to mask a fused ReLU's gradient.
     @inline(__always)
-    private func normalize(_ x: Tensor, into y: Tensor, relu: Bool) {
+    private func normalize<X: ActivationRows>(_ input: X, rows: Int, into y: Tensor, relu: Bool, save: UnsafeMutablePointer<UInt16>?) {
         let C = channels
-        let px = UnsafePointer(x.data), py = y.data
+        let py = y.data
         let pm = UnsafePointer(mean.pointer), pscale = UnsafePointer(scale.pointer), pshift = UnsafePointer(shift.pointer)
-        parallelFor(x.rows, minChunk: max(1, 8192 / C)) { r in
+        parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
             for row in r {
-                let src = px + row * C, dst = py + row * C
+                let base = row * C, dst = py + base
                 var c = 0
                 while c + 8 <= C {
-                    let v = BatchNorm2d.preActivation8(src, c, pm, pscale, pshift)
+                    let x = input.load8(base + c)
+                    if let save { UnsafeMutableRawPointer(save + base + c).storeBytes(of: bf16Bits(ofRounded: x), as: SIMD8<UInt16>.self) }
+                    let v = BatchNorm2d.preActivation8(x, c, pm, pscale, pshift)
                     store8(relu ? relu8(v) : v, dst + c)
                     c += 8
                 }
                 while c < C {
-                    let v = BatchNorm2d.preActivation(src, c, pm, pscale, pshift)
+                    let x = input.load(base + c)
+                    if let save { save[base + c] = UInt16(truncatingIfNeeded: x.bitPattern >> 16) }
+                    let v = BatchNorm2d.preActivation(x, c, pm, pscale, pshift)
                     dst[c] = relu ? max(v, 0) : v
                     c += 1
                 }
@@ -271,40 +276,49 @@ public final class BatchNorm2d: Layer {
         }
     }
 
+    /// (x − mean)·scale + shift for x of channels c..<c+8.
     @inline(__always)
-    private static func preActivation8(_ row: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+    private static func preActivation8(_ x: Float8, _ c: Int, _ m: UnsafePointer<Float>,
                                        _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
-        (load8(row + c) - load8(m + c)) * load8(scale + c) + load8(shift + c)
+        (x - load8(m + c)) * load8(scale + c) + load8(shift + c)
     }
 
     @inline(__always)
-    private static func preActivation(_ row: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+    private static func preActivation(_ x: Float, _ c: Int, _ m: UnsafePointer<Float>,
                                       _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
-        (row[c] - m[c]) * scale[c] + shift[c]
+        (x - m[c]) * scale[c] + shift[c]
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        Profiler.measure(.batchNorm) { lastFused ? backwardPass(dy, fused: true) : backwardPass(dy, fused: false) }
+        Profiler.measure(.batchNorm) {
+            guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
+            if let savedInput {
+                let input = savedInput.saved
+                return lastFused ? backwardPass(dy, fused: true, input: input) : backwardPass(dy, fused: false, input: input)
+            }
+            let input = Float32Rows(pointer: x.data)
+            return lastFused ? backwardPass(dy, fused: true, input: input) : backwardPass(dy, fused: false, input: input)
+        }
     }
 
-    /// dy masked where a fused ReLU clamped the output (eight channels).
+    /// dy masked where a fused ReLU clamped the output (eight channels of input x).
     @inline(__always)
-    private static func masked8(_ d: Float8, fused: Bool, _ xr: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+    private static func masked8(_ d: Float8, fused: Bool, _ x: Float8, _ c: Int, _ m: UnsafePointer<Float>,
                                 _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
         if !fused { return d }
-        let v = preActivation8(xr, c, m, scale, shift)
+        let v = preActivation8(x, c, m, scale, shift)
         return Float8.zero.replacing(with: d, where: v .> 0)
     }
 
     @inline(__always)
-    private static func masked(_ d: Float, fused: Bool, _ xr: UnsafePointer<Float>, _ c: Int, _ m: UnsafePointer<Float>,
+    private static func masked(_ d: Float, fused: Bool, _ x: Float, _ c: Int, _ m: UnsafePointer<Float>,
                                _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
         if !fused { return d }
-        return preActivation(xr, c, m, scale, shift) > 0 ? d : 0
+        return preActivation(x, c, m, scale, shift) > 0 ? d : 0
     }
 
     @inline(__always)
-    private func backwardPass(_ dy: Tensor, fused: Bool) -> Tensor {
+    private func backwardPass<X: ActivationRows>(_ dy: Tensor, fused: Bool, input: X) -> Tensor {
         guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape == x.shape, "BatchNorm2d.backward: dy \(dy.batch)x\(dy.shape) for input \(x.batch)x\(x.shape)")
         let C = channels, rows = x.rows
@@ -312,7 +326,6 @@ public final class BatchNorm2d: Layer {
         let wantInput = inputGradient != nil
         let train = lastMode == .train
         let pm = UnsafePointer(mean.pointer), ps = invstd.pointer
-        let px = savedInput.map { $0.restore(into: workspace!.pointer(count: x.count)) } ?? UnsafePointer(x.data)
         let pdy = UnsafePointer(dy.data)
         let fscale = UnsafePointer(scale.pointer), fshift = UnsafePointer(shift.pointer)
 
@@ -320,15 +333,15 @@ public final class BatchNorm2d: Layer {
         if wantWeight || wantBias || (train && wantInput) {
             // Σdy and Σdy·(x − μ), then ·1/σ per channel.
             reduceRows(rows: rows, vector: { row, c, s, q in
-                let xr = px + row * C
-                let d = BatchNorm2d.masked8(load8(pdy + row * C + c), fused: fused, xr, c, pm, fscale, fshift)
+                let x = input.load8(row * C + c)
+                let d = BatchNorm2d.masked8(load8(pdy + row * C + c), fused: fused, x, c, pm, fscale, fshift)
                 store8(load8(s + c) + d, s + c)
-                store8(load8(q + c) + d * (load8(xr + c) - load8(pm + c)), q + c)
+                store8(load8(q + c) + d * (x - load8(pm + c)), q + c)
             }, scalar: { row, c, s, q in
-                let xr = px + row * C
-                let d = BatchNorm2d.masked(pdy[row * C + c], fused: fused, xr, c, pm, fscale, fshift)
+                let x = input.load(row * C + c)
+                let d = BatchNorm2d.masked(pdy[row * C + c], fused: fused, x, c, pm, fscale, fshift)
                 s[c] += d
-                q[c] += d * (xr[c] - pm[c])
+                q[c] += d * (x - pm[c])
             })
             let st = stats.pointer
             for c in 0..<C { st[C + c] *= Double(ps[c]) }
@@ -362,16 +375,18 @@ public final class BatchNorm2d: Layer {
         let ga = UnsafePointer(pa), gs = UnsafePointer(pslope), go = UnsafePointer(poffset)
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
             for row in r {
-                let xr = px + row * C, dr = pdy + row * C, out = pdx + row * C
+                let base = row * C, dr = pdy + base, out = pdx + base
                 var c = 0
                 while c + 8 <= C {
-                    let d = BatchNorm2d.masked8(load8(dr + c), fused: fused, xr, c, pm, fscale, fshift)
-                    store8(d * load8(ga + c) + (load8(xr + c) - load8(pm + c)) * load8(gs + c) + load8(go + c), out + c)
+                    let x = input.load8(base + c)
+                    let d = BatchNorm2d.masked8(load8(dr + c), fused: fused, x, c, pm, fscale, fshift)
+                    store8(d * load8(ga + c) + (x - load8(pm + c)) * load8(gs + c) + load8(go + c), out + c)
                     c += 8
                 }
                 while c < C {
-                    let d = BatchNorm2d.masked(dr[c], fused: fused, xr, c, pm, fscale, fshift)
-                    out[c] = d * ga[c] + (xr[c] - pm[c]) * gs[c] + go[c]
+                    let x = input.load(base + c)
+                    let d = BatchNorm2d.masked(dr[c], fused: fused, x, c, pm, fscale, fshift)
+                    out[c] = d * ga[c] + (x - pm[c]) * gs[c] + go[c]
                     c += 1
                 }
             }

@@ -29,6 +29,19 @@ final class BF16Copy {
         self.count = count
     }
 
+    /// Where a pass that saves `count` values as it goes writes their bf16 bits.
+    func saving(count: Int) -> UnsafeMutablePointer<UInt16> {
+        precondition(count <= capacity, "BF16Copy: \(count) values for \(capacity)")
+        self.count = count
+        return halves
+    }
+
+    /// The saved values, for a pass that reads them as it goes (`BF16Rows`).
+    var saved: BF16Rows {
+        guard count != nil else { preconditionFailure("BF16Copy: backward without a train-mode forward") }
+        return BF16Rows(pointer: UnsafePointer(halves))
+    }
+
     /// Forgets the saved values (a forward that did not save them ran since).
     func discard() { count = nil }
 

@@ -19,7 +19,8 @@ public struct EngineOptimisations: OptionSet, Sendable {
 
     /// With bf16 precision, what backward reads of activations is kept as bf16 (`BF16Copy`) and
     /// float32 outputs share memory (`BuildContext.activationSlots`), as autocast stores bf16
-    /// activations; convolutions then give bf16-rounded outputs, as autocast's do. No effect at fp32.
+    /// activations; a BatchNorm then reads its input rounded to bf16, as autocast's bf16 convolution
+    /// returns it. No effect at fp32.
     public static let bf16ActivationStorage = EngineOptimisations(rawValue: 1 << 4)
 
     public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory,
