@@ -22,18 +22,35 @@ final class ActivationStorageKernelTests: XCTestCase {
         }
     }
 
+    /// Saved alone, or while writing the rounded float32 values for a layer's kernels.
     func testBF16CopyKeepsTheRoundedValues() {
         var rng = SeededRandom(seed: 3)
         for n in [0, 1, 7, 8, 9, 100, 40_003] {
             let x = values(n, &rng)
-            let copy = BF16Copy(capacity: n + 5)
-            x.withUnsafeBufferPointer { copy.save($0.baseAddress!, count: n) }
-            var back = [Float](repeating: 1, count: n)
-            back.withUnsafeMutableBufferPointer { _ = copy.restore(into: $0.baseAddress!) }
-            for i in 0..<n {
-                let want = roundedToBFloat16(x[i])
-                if want.isNaN { XCTAssertTrue(back[i].isNaN, "n \(n), \(i)") } else {
-                    XCTAssertEqual(back[i].bitPattern, want.bitPattern, "n \(n), \(i): \(x[i])")
+            for alsoRounding in [false, true] {
+                let copy = BF16Copy(capacity: n + 5)
+                var rounded = [Float](repeating: 1, count: n)
+                x.withUnsafeBufferPointer { px in rounded.withUnsafeMutableBufferPointer { pr in
+                    if alsoRounding { copy.save(px.baseAddress!, count: n, rounding: pr.baseAddress!) } else { copy.save(px.baseAddress!, count: n) }
+                } }
+                var back = [Float](repeating: 1, count: n)
+                back.withUnsafeMutableBufferPointer { _ = copy.restore(into: $0.baseAddress!) }
+                let rows = copy.saved
+                for i in 0..<n {
+                    let want = roundedToBFloat16(x[i])
+                    var got = [back[i], rows.load(i)]
+                    if alsoRounding { got.append(rounded[i]) }
+                    for value in got {
+                        if want.isNaN { XCTAssertTrue(value.isNaN, "n \(n), \(i)") } else {
+                            XCTAssertEqual(value.bitPattern, want.bitPattern, "n \(n), \(i): \(x[i])")
+                        }
+                    }
+                    if i + 8 <= n {
+                        let lanes = rows.load8(i)
+                        for j in 0..<8 {
+                            XCTAssertEqual(lanes[j].bitPattern, back[i + j].bitPattern, "n \(n), \(i + j): eight-lane load")
+                        }
+                    }
                 }
             }
         }

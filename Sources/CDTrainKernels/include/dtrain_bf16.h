@@ -58,6 +58,9 @@ float dtrain_float_from_bf16(uint16_t h);
 
 /// out[i] = bf16(x[i] · scale) for i < n: the product rounded to float, then to bf16 as above.
 void dtrain_bf16_pack_scaled(const float *x, float scale, uint16_t *out, intptr_t n);
+/// bits[i] = bf16(x[i]) and rounded[i] = float(bits[i]) for i < n: a layer's input rounded for
+/// its float32 kernels and kept as bf16 for backward, in one pass.
+void dtrain_bf16_round_pack(const float *x, float *rounded, uint16_t *bits, intptr_t n);
 /// out[i] = float(h[i]) for i < n (exact).
 void dtrain_bf16_unpack(const uint16_t *h, float *out, intptr_t n);
 /// inout[i] = bf16(float(in[i]) + float(inout[i])) for i < n: the reduction of a bf16 allreduce

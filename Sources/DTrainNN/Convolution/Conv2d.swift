@@ -154,15 +154,22 @@ public final class Conv2d: Layer {
                      "Conv2d: input \(x.shape) differs from the \(geo.height)x\(geo.width)x\(geo.channels) built for")
         let y = output.tensor(batch: x.batch)
         lastInput = x
-        if let savedInput {
-            if mode == .train { savedInput.save(x.data, count: x.count) } else { savedInput.discard() }
-        }
-        if y.rows == 0 { return y }
         var px = UnsafePointer(x.data), pw = UnsafePointer(weight.value!)
         if roundsOperands, let rounded = roundedOperands {
-            px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            if let savedInput, mode == .train {
+                // One pass rounds x for the float32 kernels and keeps it for backward.
+                let region = rounded.region(.input, count: x.count, workspace: workspace)
+                savedInput.save(px, count: x.count, rounding: region)
+                px = UnsafePointer(region)
+            } else {
+                savedInput?.discard()
+                px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
+            }
             pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
+        } else if let savedInput {
+            if mode == .train { savedInput.save(px, count: x.count) } else { savedInput.discard() }
         }
+        if y.rows == 0 { return y }
         algorithm.forward(px, weight: pw, bias: bias.map { UnsafePointer($0.value!) },
                           into: y.data, batch: x.batch, workspace: workspace, threads: passThreads)
         if roundsOutput { roundToBFloat16(y.data, into: y.data, count: y.count) }

@@ -29,6 +29,16 @@ final class BF16Copy {
         self.count = count
     }
 
+    /// Keeps bf16(x[i]) for i < count and writes the same values as float32 into `rounded`.
+    func save(_ x: UnsafePointer<Float>, count: Int, rounding rounded: UnsafeMutablePointer<Float>) {
+        precondition(count <= capacity, "BF16Copy: \(count) values for \(capacity)")
+        let out = halves
+        parallelFor(count, minChunk: 16384) { r in
+            dtrain_bf16_round_pack(x + r.lowerBound, rounded + r.lowerBound, out + r.lowerBound, r.count)
+        }
+        self.count = count
+    }
+
     /// Where a pass that saves `count` values as it goes writes their bf16 bits.
     func saving(count: Int) -> UnsafeMutablePointer<UInt16> {
         precondition(count <= capacity, "BF16Copy: \(count) values for \(capacity)")
