@@ -38,7 +38,7 @@ public struct PrecisionError: Error, CustomStringConvertible, Sendable {
 /// Rounds float32 `x` to the nearest bfloat16 (ties to even), as PyTorch's `.bfloat16()`: the
 /// result is a float32 whose low 16 bits are zero. A NaN keeps its sign and high payload and
 /// becomes quiet, as VCVTNEPS2BF16 and CDTrainKernels' bf16 packing do (PyTorch writes 0xFFFF).
-@inline(__always)
+@inlinable @inline(__always)
 public func roundedToBFloat16(_ x: Float) -> Float {
     if x.isNaN { return Float(bitPattern: (x.bitPattern | 0x0040_0000) & 0xFFFF_0000) }
     let bits = x.bitPattern
@@ -46,7 +46,7 @@ public func roundedToBFloat16(_ x: Float) -> Float {
 }
 
 /// `roundedToBFloat16` on eight lanes.
-@inline(__always)
+@inlinable @inline(__always)
 public func roundedToBFloat16(_ v: SIMD8<Float>) -> SIMD8<Float> {
     let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
     var rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) & 0xFFFF_0000

@@ -25,8 +25,11 @@ struct RoundedRows: ActivationRows {
 struct BF16Rows: ActivationRows {
     let pointer: UnsafePointer<UInt16>
     @inline(__always) func load8(_ i: Int) -> Float8 {
-        let bits = UnsafeRawPointer(pointer + i).loadUnaligned(as: SIMD8<UInt16>.self)
-        return unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: bits) &<< 16, to: Float8.self)
+        let h = UnsafeRawPointer(pointer + i).loadUnaligned(as: SIMD8<UInt16>.self)
+        // Lane by lane: the standard library's generic conversion is not inlined here.
+        let wide = SIMD8<UInt32>(UInt32(h[0]), UInt32(h[1]), UInt32(h[2]), UInt32(h[3]),
+                                 UInt32(h[4]), UInt32(h[5]), UInt32(h[6]), UInt32(h[7]))
+        return unsafeBitCast(wide &<< 16, to: Float8.self)
     }
     @inline(__always) func load(_ i: Int) -> Float { Float(bitPattern: UInt32(pointer[i]) << 16) }
 }
@@ -34,5 +37,8 @@ struct BF16Rows: ActivationRows {
 /// The bf16 bits of eight values already rounded to bf16 (their low halves are zero).
 @inline(__always)
 func bf16Bits(ofRounded v: Float8) -> SIMD8<UInt16> {
-    SIMD8<UInt16>(truncatingIfNeeded: unsafeBitCast(v, to: SIMD8<UInt32>.self) &>> 16)
+    let w = unsafeBitCast(v, to: SIMD8<UInt32>.self) &>> 16
+    return SIMD8<UInt16>(UInt16(truncatingIfNeeded: w[0]), UInt16(truncatingIfNeeded: w[1]), UInt16(truncatingIfNeeded: w[2]),
+                         UInt16(truncatingIfNeeded: w[3]), UInt16(truncatingIfNeeded: w[4]), UInt16(truncatingIfNeeded: w[5]),
+                         UInt16(truncatingIfNeeded: w[6]), UInt16(truncatingIfNeeded: w[7]))
 }
