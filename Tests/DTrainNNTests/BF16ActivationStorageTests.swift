@@ -9,37 +9,13 @@ import XCTest
 /// bf16 model with storage off and convolution outputs rounded, for every kind of container in the
 /// zoo. A slot reused too early would change them. The model with storage must hold less memory.
 final class BF16ActivationStorageTests: XCTestCase {
-    /// Gradients and running statistics after two steps on different batches, and the bytes the
-    /// build allocated (activations, gradients, workspace; not the parameters).
+    /// `twoTrainingSteps` at bf16 with storage on or off; off, convolutions round their outputs.
     func run(_ name: String, batch: Int, resolution: Int, stored: Bool, engine: EngineOptimisations) throws -> (state: [Float], bytes: Int) {
         var engine = engine
         if stored { engine.insert(.bf16ActivationStorage) } else { engine.remove(.bf16ActivationStorage) }
-        Compute.setThreads(2)
-        let model = try ModelZoo.make(name)
-        model.initialize(seed: 3)
-        if !stored { model.visitLayers { ($0 as? Conv2d)?.roundsOutputToBF16 = true } }
-        let before = Storage.liveBytes
-        model.build(batch: batch, resolution: resolution, seed: 5, engine: engine, precision: .bf16)
-        let bytes = Storage.liveBytes - before
-        let loss = SoftmaxCrossEntropy(classes: model.numClasses)
-        loss.build(maxBatch: batch)
-        var rng = SeededRandom(seed: 7)
-        let images = Storage(count: batch * model.inputShape.count)
-        model.store.zeroGrads()
-        for step in 0..<2 {
-            for i in 0..<images.count { images.pointer[i] = Float(rng.normal()) }
-            var labels = (0..<batch).map { Int32(($0 + step) % model.numClasses) }
-            // The second step runs a smaller batch than built for, after an eval-mode forward.
-            let n = step == 0 ? batch : batch - 1
-            let x = Tensor(storage: images, batch: n, shape: model.inputShape)
-            if step == 1 { _ = model.forward(x, mode: .eval) }
-            let logits = model.forward(x, mode: .train)
-            _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
-            model.backward(loss.backward())
+        return try twoTrainingSteps(name, batch: batch, resolution: resolution, engine: engine, precision: .bf16) { model in
+            if !stored { model.visitLayers { ($0 as? Conv2d)?.roundsOutputToBF16 = true } }
         }
-        var state = Array(model.store.grads.buffer)
-        for entry in model.state { if case .buffer(let b) = entry.kind { state += Array(b.storage.buffer) } }
-        return (state, bytes)
     }
 
     @discardableResult

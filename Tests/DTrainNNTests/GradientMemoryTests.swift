@@ -8,33 +8,12 @@ import XCTest
 /// without the ReLU after the add, with identity, padding and convolution shortcuts, fused and
 /// unfused ReLUs, dropout), and the shared model must hold less memory.
 final class GradientMemoryTests: XCTestCase {
-    /// Gradients after two steps on different batches (the second step runs over memory the first
-    /// left behind), and the bytes the built model holds.
+    /// `twoTrainingSteps` with shared gradient memory on or off.
     func run(_ name: String, batch: Int, resolution: Int, shared: Bool, engine: EngineOptimisations) throws -> (grads: [Float], bytes: Int) {
         var engine = engine
         if shared { engine.insert(.sharedGradientMemory) } else { engine.remove(.sharedGradientMemory) }
-        Compute.setThreads(2)
-        let before = Storage.liveBytes
-        let model = try ModelZoo.make(name)
-        model.initialize(seed: 3)
-        model.build(batch: batch, resolution: resolution, seed: 5, engine: engine)
-        let bytes = Storage.liveBytes - before
-        let loss = SoftmaxCrossEntropy(classes: model.numClasses)
-        loss.build(maxBatch: batch)
-        var rng = SeededRandom(seed: 7)
-        let images = Storage(count: batch * model.inputShape.count)
-        model.store.zeroGrads()
-        for step in 0..<2 {
-            for i in 0..<images.count { images.pointer[i] = Float(rng.normal()) }
-            var labels = (0..<batch).map { Int32(($0 + step) % model.numClasses) }
-            // The second step runs a smaller batch than built for.
-            let n = step == 0 ? batch : batch - 1
-            let x = Tensor(storage: images, batch: n, shape: model.inputShape)
-            let logits = model.forward(x, mode: .train)
-            _ = labels.withUnsafeMutableBufferPointer { loss.forward(logits: logits, labels: $0.baseAddress!) }
-            model.backward(loss.backward())
-        }
-        return (Array(model.store.grads.buffer), bytes)
+        let run = try twoTrainingSteps(name, batch: batch, resolution: resolution, engine: engine)
+        return (run.state, run.bytes)
     }
 
     func check(_ name: String, batch: Int = 3, resolution: Int, engine: EngineOptimisations = .all) throws {
