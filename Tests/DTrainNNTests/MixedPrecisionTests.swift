@@ -96,6 +96,48 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertGreaterThan(ran, 0, "no bf16 GEMM variant runs on this CPU")
     }
 
+    /// With bf16 activation storage a layer keeps x as bf16 and widens it for backward; the bf16
+    /// GEMM kernels (here through the variants this CPU runs) round x while packing anyway, so
+    /// output and gradients are bit-identical to the layer without storage.
+    func testBF16KernelsWithActivationStorage() throws {
+        let cases: [(String, FeatureShape, () -> Conv2d)] = [
+            ("im2col 3x3 stride 2", FeatureShape(height: 9, width: 10, channels: 8),
+             { Conv2d(inChannels: 8, outChannels: 16, kernelSize: 3, stride: 2, padding: 1) }),
+            ("pointwise", FeatureShape(height: 9, width: 10, channels: 24),
+             { Conv2d(inChannels: 24, outChannels: 16, kernelSize: 1, bias: true) }),
+        ]
+        var ran = 0
+        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16] where variant.missingExtension == nil {
+            for (name, input, make) in cases {
+                var rng = SeededRandom(seed: 17)
+                func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
+                let layers = [make(), make()]
+                let stores = layers.map { ParameterStore(layer: $0) }
+                defer { withExtendedLifetime(stores) {} }
+                let weights = randoms(stores[0].count)
+                for store in stores { for i in 0..<store.count { store.values.pointer[i] = weights[i] } }
+                var out = FeatureShape(features: 0)
+                for (layer, stored) in zip(layers, [false, true]) {
+                    let workspace = Workspace()
+                    let context = BuildContext(workspace: workspace, precision: .bf16, storesActivationsInBF16: stored)
+                    context.bf16GEMM = variant
+                    out = layer.build(input: input, maxBatch: 3, inputNeedsGradient: true, context: context)
+                    context.allocateSharedMemory()
+                    workspace.allocate()
+                }
+                let x = randoms(3 * input.count), dy = randoms(3 * out.count)
+                let plain = Pass(layers[0], stores[0], input: input, out: out, batch: 3, x: x, dy: dy)
+                let stored = Pass(layers[1], stores[1], input: input, out: out, batch: 3, x: x, dy: dy)
+                XCTAssertEqual(layers.map(\.multipliesInBF16), [true, true], "\(name), \(variant.rawValue)")
+                for (what, a, b) in [("y", stored.y, plain.y), ("dx", stored.dx, plain.dx), ("weight gradient", stored.weight, plain.weight)] {
+                    XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "\(name), \(variant.rawValue): \(what)")
+                }
+            }
+            ran += 1
+        }
+        XCTAssertGreaterThan(ran, 0, "no bf16 GEMM variant runs on this CPU")
+    }
+
     private func checkBF16Kernels(_ name: String, input: FeatureShape, batch: Int, variant: BF16GEMM.Variant,
                                   make: () -> Layer, file: StaticString = #filePath, line: UInt = #line) throws {
         var rng = SeededRandom(seed: 13)
