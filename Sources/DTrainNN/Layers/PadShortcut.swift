@@ -61,6 +61,9 @@ public final class PadShortcut: Layer {
         return y
     }
 
+    /// Backward only slices dy: the input is not read.
+    public func readsInputInBackward(_ context: BuildContext) -> Bool { false }
+
     public func backward(_ dy: Tensor) -> Tensor {
         Profiler.measure(.elementwise) { backwardPass(dy) }
     }
