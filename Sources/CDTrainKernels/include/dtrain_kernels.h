@@ -6,6 +6,8 @@
 
 // The bf16 GEMM (its own header; included here so that a module built before it existed is rebuilt).
 #include "dtrain_bf16.h"
+// The Winograd F(4×4, 3×3) tile transforms.
+#include "dtrain_winograd.h"
 
 // Kernels with one variant per instruction set, named by suffix: _avx2 (eight-lane AVX2 + FMA)
 // and _avx512 (sixteen-lane AVX-512 F/BW/VL). Each variant is the same source text

@@ -1,3 +1,4 @@
+import CDTrainKernels
 import DTrainCore
 
 /// The transforms of Winograd F(4×4, 3×3) (Lavin & Gray 2015, interpolation points 0, ±1, ±2, ∞):
@@ -5,6 +6,12 @@ import DTrainCore
 /// channel pair for 16 outputs (4× fewer than direct convolution, against 2.25× for F(2×2)), and
 /// its input transform writes 2.25 values per output instead of 4. The passes over tiles are
 /// `WinogradKernel`'s; these replace its 4×4 transforms when `tile` is 4.
+///
+/// The input, output and output-gradient transforms, which run on every tile of every pass, are
+/// CDTrainKernels' dtrain_winograd4_* (templates/winograd_f4.h), one variant per `KernelSet`: C
+/// vectors with all 36 loads of a tile at fixed offsets, so no bounds check depends on what the
+/// Swift optimizer hoists, and sixteen lanes with AVX-512. The portable Swift transforms below
+/// define them (the tests hold every variant to their bits) and run the other channel counts.
 ///
 /// Backward-data reads the flipped kernel's taps (G does not commute with the flip here, so the
 /// F(2×2) position swap does not apply).
@@ -55,30 +62,80 @@ extension WinogradKernel {
 
     // MARK: - Transforms over tiles
 
+    /// The tiles `tiles` of this kernel's images with `channels` channels, as the C transforms take them.
+    func cTiles(_ tiles: Range<Int>, channels: Int) -> dtrain_winograd_tiles {
+        dtrain_winograd_tiles(height: height, width: width, tiles_high: tilesHigh, tiles_wide: tilesWide,
+                              channels: channels, first_tile: tiles.lowerBound, tile_count: tiles.count)
+    }
+
+    /// Whether the C transforms (CDTrainKernels' dtrain_winograd4_*, one variant per `KernelSet`)
+    /// take a tensor of `channels` channels: whole eight-lane blocks, as in all of the ResNets'
+    /// layers. Other counts (a first layer's three) take the portable Swift transforms below,
+    /// which compute the same values bit for bit.
+    static func transformsInC(channels: Int) -> Bool {
+        channels % 8 == 0 && channels > 0 && channels <= Int(DTRAIN_WINOGRAD_MAX_CHANNELS)
+    }
+
     /// As `transformInput`, for 6×6 patches at (4·ty − 1, 4·tx − 1).
-    ///
-    /// With whole eight-lane blocks of channels (all of the ResNets' layers), a tile wholly inside
-    /// the image loads with no bounds or lane checks, and a border tile with no branches (masked
-    /// loads); only other channel counts take the checked path. Whether the optimizer would hoist
-    /// those checks out of the 36 loads itself depends on how it happens to order the module's
-    /// functions: resnet20's step ran 1.3× slower when it did not.
     @inline(never)
     func transformInput4(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        guard Self.transformsInC(channels: c) else { return transformInput4Portable(x, channels: c, tiles: tiles, into: v) }
+        var g = cTiles(tiles, channels: c)
+        switch kernels {
+        case .avx2: dtrain_winograd4_input_avx2(x, &g, v)
+        case .avx512: dtrain_winograd4_input_avx512(x, &g, v)
+        }
+    }
+
+    /// As `transformOutput`, for 4×4 output tiles.
+    @inline(never)
+    func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
+                          into y: UnsafeMutablePointer<Float>) {
+        guard Self.transformsInC(channels: o) else {
+            return transformOutput4Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
+        }
+        var g = cTiles(tiles, channels: o)
+        switch kernels {
+        case .avx2: dtrain_winograd4_output_avx2(m, &g, bias, y)
+        case .avx512: dtrain_winograd4_output_avx512(m, &g, bias, y)
+        }
+    }
+
+    /// As `transformOutputGradient`, for 4×4 output tiles.
+    @inline(never)
+    func transformOutputGradient4(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+        guard Self.transformsInC(channels: outChannels) else { return transformOutputGradient4Portable(dy, tiles: tiles, into: dm) }
+        var g = cTiles(tiles, channels: outChannels)
+        switch kernels {
+        case .avx2: dtrain_winograd4_output_gradient_avx2(dy, &g, dm)
+        case .avx512: dtrain_winograd4_output_gradient_avx512(dy, &g, dm)
+        }
+    }
+
+    // MARK: - Portable transforms over tiles (any channel count; the C variants' definition)
+
+    /// `transformInput4` for any channel count, in Swift: element by element, with bounds and lane checks.
+    func transformInput4Portable(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>,
+                                 into v: UnsafeMutablePointer<Float>) {
         let h = height, w = width
         let plane = tiles.count * c
-        let wholeLanes = c % 8 == 0
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy - 1, x0 = ox - 1
             let image = x + n * h * w * c
             let dst = v + local * c
-            // One block of channels at `ch`: `d(i, j)` loads patch element (i, j), `put` stores.
-            @inline(__always) func transform(_ ch: Int, _ d: (Int, Int) -> Float8, _ put: (Float8, UnsafeMutablePointer<Float>) -> Void) {
+            forEachLaneBlock(c) { ch, lanes in
+                @inline(__always) func d(_ i: Int, _ j: Int) -> Float8 {
+                    let yy = y0 + i, xx = x0 + j
+                    if yy < 0 || yy >= h || xx < 0 || xx >= w { return .zero }
+                    return load8(image + (yy * w + xx) * c + ch, count: lanes)
+                }
                 @inline(__always) func column(_ j: Int) -> Six { Self.input6((d(0, j), d(1, j), d(2, j), d(3, j), d(4, j), d(5, j))) }
                 let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
                 @inline(__always) func row(_ i: Int, _ r: Six) {
                     let base = dst + i * 6 * plane + ch
-                    put(r.0, base); put(r.1, base + plane); put(r.2, base + 2 * plane)
-                    put(r.3, base + 3 * plane); put(r.4, base + 4 * plane); put(r.5, base + 5 * plane)
+                    store8(r.0, base, count: lanes); store8(r.1, base + plane, count: lanes)
+                    store8(r.2, base + 2 * plane, count: lanes); store8(r.3, base + 3 * plane, count: lanes)
+                    store8(r.4, base + 4 * plane, count: lanes); store8(r.5, base + 5 * plane, count: lanes)
                 }
                 row(0, Self.input6((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
                 row(1, Self.input6((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
@@ -87,90 +144,42 @@ extension WinogradKernel {
                 row(4, Self.input6((c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)))
                 row(5, Self.input6((c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)))
             }
-            if wholeLanes && y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w {
-                let corner = image + (y0 * w + x0) * c
-                var ch = 0
-                while ch < c {
-                    transform(ch, { i, j in load8(corner + (i * w + j) * c + ch) }, { value, p in store8(value, p) })
-                    ch += 8
-                }
-            } else if wholeLanes {
-                // A border tile, without branches: an element outside the image reads its clamped
-                // neighbour and is masked to +0 (bitwise, so an inf or NaN there cannot leak in).
-                var ch = 0
-                while ch < c {
-                    transform(ch, { i, j in
-                        let yy = y0 + i, xx = x0 + j
-                        let cy = min(max(yy, 0), h - 1), cx = min(max(xx, 0), w - 1)
-                        let keep: UInt32 = yy == cy && xx == cx ? .max : 0
-                        let value = load8(image + (cy * w + cx) * c + ch)
-                        return unsafeBitCast(unsafeBitCast(value, to: SIMD8<UInt32>.self) & SIMD8(repeating: keep), to: Float8.self)
-                    }, { value, p in store8(value, p) })
-                    ch += 8
-                }
-            } else {
-                forEachLaneBlock(c) { ch, lanes in
-                    transform(ch, { i, j in
-                        let yy = y0 + i, xx = x0 + j
-                        if yy < 0 || yy >= h || xx < 0 || xx >= w { return .zero }
-                        return load8(image + (yy * w + xx) * c + ch, count: lanes)
-                    }, { value, p in store8(value, p, count: lanes) })
-                }
-            }
         }
     }
 
-    /// As `transformOutput`, for 4×4 output tiles. As in `transformInput4`, a whole tile with
-    /// whole eight-lane blocks of channels stores with no row, column or lane checks.
-    @inline(never)
-    func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
-                          into y: UnsafeMutablePointer<Float>) {
+    /// `transformOutput4` for any channel count, in Swift.
+    func transformOutput4Portable(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
+                                  into y: UnsafeMutablePointer<Float>) {
         let h = height, w = width
         let plane = tiles.count * o
-        let wholeLanes = o % 8 == 0
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
             let image = y + n * h * w * o
             let src = m + local * o
-            // One block of channels at `ch`: `mv(i, j)` loads M at position (i, j), `put(i, j, v)`
-            // stores output (i, j) of the tile.
-            @inline(__always) func transform(_ ch: Int, _ mv: (Int, Int) -> Float8, _ put: (Int, Int, Float8) -> Void) {
+            forEachLaneBlock(o) { ch, lanes in
+                let b = bias.map { load8($0 + ch, count: lanes) } ?? .zero
+                @inline(__always) func mv(_ i: Int, _ j: Int) -> Float8 { load8(src + (i * 6 + j) * plane + ch, count: lanes) }
                 @inline(__always) func column(_ j: Int) -> (Float8, Float8, Float8, Float8) {
                     Self.output6((mv(0, j), mv(1, j), mv(2, j), mv(3, j), mv(4, j), mv(5, j)))
                 }
                 let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3), c4 = column(4), c5 = column(5)
                 @inline(__always) func row(_ i: Int, _ r: (Float8, Float8, Float8, Float8)) {
-                    put(i, 0, r.0); put(i, 1, r.1); put(i, 2, r.2); put(i, 3, r.3)
+                    @inline(__always) func put(_ j: Int, _ value: Float8) {
+                        if i < rows && j < cols { store8(value + b, image + ((y0 + i) * w + x0 + j) * o + ch, count: lanes) }
+                    }
+                    put(0, r.0); put(1, r.1); put(2, r.2); put(3, r.3)
                 }
                 row(0, Self.output6((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
                 row(1, Self.output6((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
                 row(2, Self.output6((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
                 row(3, Self.output6((c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)))
             }
-            if wholeLanes && rows == 4 && cols == 4 {
-                let corner = image + (y0 * w + x0) * o
-                var ch = 0
-                while ch < o {
-                    let b = bias.map { load8($0 + ch) } ?? .zero
-                    transform(ch, { i, j in load8(src + (i * 6 + j) * plane + ch) },
-                              { i, j, value in store8(value + b, corner + (i * w + j) * o + ch) })
-                    ch += 8
-                }
-            } else {
-                forEachLaneBlock(o) { ch, lanes in
-                    let b = bias.map { load8($0 + ch, count: lanes) } ?? .zero
-                    transform(ch, { i, j in load8(src + (i * 6 + j) * plane + ch, count: lanes) }, { i, j, value in
-                        if i < rows && j < cols { store8(value + b, image + ((y0 + i) * w + x0 + j) * o + ch, count: lanes) }
-                    })
-                }
-            }
         }
     }
 
-    /// As `transformOutputGradient`, for 4×4 output tiles.
-    @inline(never)
-    func transformOutputGradient4(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
+    /// `transformOutputGradient4` for any channel count, in Swift.
+    func transformOutputGradient4Portable(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         let h = height, w = width, o = outChannels
         let plane = tiles.count * o
         forEachTile(tiles) { local, n, oy, ox in

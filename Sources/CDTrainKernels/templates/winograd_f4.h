@@ -1,0 +1,133 @@
+// dtrain_winograd4_{input,output,output_gradient} for one instruction set (see
+// dtrain_winograd.h); included by winograd_f4_<set>.c after vector.h.
+//
+// Channels go across the lanes: a tile's 36 (or 16) values of one block of channels are whole
+// vectors, so the transforms are additions and multiplications by constants, lane by lane. Blocks
+// of LANES channels first and, in the sixteen-lane variants, a last block of eight (the channel
+// count is a multiple of 8). winograd_f4_block.h holds the per-block code and is included once per
+// vector width.
+//
+// The arithmetic is that of DTrainNN's WinogradKernel (the portable Swift path, which the tests
+// compare these with bit for bit): the same operations in the same order, none fused.
+#pragma clang fp contract(off)
+
+/// Read for the elements of a border tile outside the image: as many zeros as a block reads.
+static const float winograd_zeros[DTRAIN_WINOGRAD_MAX_CHANNELS] __attribute__((aligned(64)));
+
+/// Splits tile index t into its image, and the row and column of its top-left output pixel.
+static inline __attribute__((always_inline)) void winograd_locate(const dtrain_winograd_tiles *g, intptr_t t,
+                                                                   intptr_t *n, intptr_t *oy, intptr_t *ox) {
+    intptr_t per_image = g->tiles_high * g->tiles_wide;
+    *n = t / per_image;
+    intptr_t r = t - *n * per_image;
+    intptr_t ty = r / g->tiles_wide;
+    *oy = 4 * ty;
+    *ox = 4 * (r - ty * g->tiles_wide);
+}
+
+#define VT vec
+#define VLANES LANES
+#define VLOAD load
+#define VSTORE store
+#define BLOCK(name) DTRAIN_CONCAT(name, wide)
+#include "winograd_f4_block.h"
+#undef VT
+#undef VLANES
+#undef VLOAD
+#undef VSTORE
+#undef BLOCK
+
+#if LANES > 8
+#define VT vec8
+#define VLANES 8
+#define VLOAD load8
+#define VSTORE store8
+#define BLOCK(name) DTRAIN_CONCAT(name, eight)
+#include "winograd_f4_block.h"
+#undef VT
+#undef VLANES
+#undef VLOAD
+#undef VSTORE
+#undef BLOCK
+#endif
+
+/// Calls `step(ch)` for the channel blocks of `c` (a multiple of 8): LANES at a time, then eight.
+#if LANES > 8
+#define FOR_CHANNEL_BLOCKS(c, wide_step, eight_step) \
+    do { intptr_t ch_ = 0; \
+         for (; ch_ + LANES <= (c); ch_ += LANES) { wide_step(ch_); } \
+         for (; ch_ < (c); ch_ += 8) { eight_step(ch_); } } while (0)
+#else
+#define FOR_CHANNEL_BLOCKS(c, wide_step, eight_step) \
+    do { for (intptr_t ch_ = 0; ch_ < (c); ch_ += LANES) { wide_step(ch_); } } while (0)
+#endif
+
+void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
+    const intptr_t h = g->height, w = g->width, c = g->channels;
+    const intptr_t plane = g->tile_count * c;
+    const float *p[36];
+    for (intptr_t local = 0; local < g->tile_count; local++) {
+        intptr_t n, oy, ox;
+        winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
+        const intptr_t y0 = oy - 1, x0 = ox - 1;
+        const float *image = x + n * h * w * c;
+        float *dst = v + local * c;
+        // The 36 elements of the 6×6 patch: a pointer to each one's channels, or to zeros outside
+        // the image. Built once per tile; every block of channels reads through it.
+        if (y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w) {
+            const float *corner = image + (y0 * w + x0) * c;
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) p[i * 6 + j] = corner + (i * w + j) * c;
+        } else {
+            for (int i = 0; i < 6; i++) {
+                const intptr_t yy = y0 + i;
+                const int row_inside = yy >= 0 && yy < h;
+                for (int j = 0; j < 6; j++) {
+                    const intptr_t xx = x0 + j;
+                    p[i * 6 + j] = row_inside && xx >= 0 && xx < w ? image + (yy * w + xx) * c : winograd_zeros;
+                }
+            }
+        }
+#define INPUT_WIDE(ch) winograd_block_input_wide(p, ch, dst, plane)
+#define INPUT_EIGHT(ch) winograd_block_input_eight(p, ch, dst, plane)
+        FOR_CHANNEL_BLOCKS(c, INPUT_WIDE, INPUT_EIGHT);
+#undef INPUT_WIDE
+#undef INPUT_EIGHT
+    }
+}
+
+void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
+    const intptr_t h = g->height, w = g->width, o = g->channels;
+    const intptr_t plane = g->tile_count * o;
+    for (intptr_t local = 0; local < g->tile_count; local++) {
+        intptr_t n, oy, ox;
+        winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
+        const intptr_t rows = h - oy < 4 ? h - oy : 4, cols = w - ox < 4 ? w - ox : 4;
+        float *corner = y + ((n * h + oy) * w + ox) * o;
+        const float *src = m + local * o;
+#define OUTPUT_WIDE(ch) winograd_block_output_wide(src, plane, bias, ch, corner, w * o, o, rows, cols)
+#define OUTPUT_EIGHT(ch) winograd_block_output_eight(src, plane, bias, ch, corner, w * o, o, rows, cols)
+        FOR_CHANNEL_BLOCKS(o, OUTPUT_WIDE, OUTPUT_EIGHT);
+#undef OUTPUT_WIDE
+#undef OUTPUT_EIGHT
+    }
+}
+
+void KERNEL(dtrain_winograd4_output_gradient)(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
+    const intptr_t h = g->height, w = g->width, o = g->channels;
+    const intptr_t plane = g->tile_count * o;
+    for (intptr_t local = 0; local < g->tile_count; local++) {
+        intptr_t n, oy, ox;
+        winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
+        const intptr_t rows = h - oy < 4 ? h - oy : 4, cols = w - ox < 4 ? w - ox : 4;
+        const float *corner = dy + ((n * h + oy) * w + ox) * o;
+        float *dst = dm + local * o;
+#define GRADIENT_WIDE(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane)
+#define GRADIENT_EIGHT(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane)
+        FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE, GRADIENT_EIGHT);
+#undef GRADIENT_WIDE
+#undef GRADIENT_EIGHT
+    }
+}
+
+#undef FOR_CHANNEL_BLOCKS

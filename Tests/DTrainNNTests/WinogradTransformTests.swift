@@ -1,0 +1,149 @@
+import XCTest
+import CDTrainKernels
+@testable import DTrainCore
+@testable import DTrainNN
+
+/// The C variants of the Winograd F(4×4, 3×3) tile transforms (CDTrainKernels'
+/// dtrain_winograd4_*) against WinogradKernel's portable Swift transforms, which define them:
+/// bit for bit, on images whose sides are and are not multiples of the tile, with interior and
+/// border tiles, channel counts that leave a last eight-lane block in the sixteen-lane variants,
+/// and ranges of tiles that start inside the batch and straddle images. The output transform must
+/// write exactly the range's pixels.
+///
+/// Conv2dReferenceTests checks the convolutions these make against a direct reference; this pins
+/// each variant to the same bits, so the avx512 variant computes what the avx2 one does. A kernel
+/// set this CPU cannot run is reported as skipped, naming the missing extension; its sixteen-lane
+/// source is still checked here compiled for AVX2 (`testSixteenLaneSourceCompiledForAVX2`).
+final class WinogradTransformTests: XCTestCase {
+    /// One variant's three transforms.
+    struct Variant {
+        let input: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
+        let output: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafePointer<Float>?,
+                     UnsafeMutablePointer<Float>) -> Void
+        let outputGradient: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
+    }
+
+    static let geometries: [(height: Int, width: Int, channels: Int)] = [
+        (8, 8, 16), (7, 9, 8), (5, 5, 24), (1, 1, 16), (13, 6, 40), (32, 32, 32), (12, 4, 64), (2, 11, 8),
+    ]
+    static let batch = 3
+
+    func testAVX2Variant() throws {
+        try skipUnlessSupported(.avx2)
+        check(Variant(input: { dtrain_winograd4_input_avx2($0, $1, $2) },
+                      output: { dtrain_winograd4_output_avx2($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd4_output_gradient_avx2($0, $1, $2) }))
+    }
+
+    func testAVX512Variant() throws {
+        try skipUnlessSupported(.avx512)
+        check(Variant(input: { dtrain_winograd4_input_avx512($0, $1, $2) },
+                      output: { dtrain_winograd4_output_avx512($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd4_output_gradient_avx512($0, $1, $2) }))
+    }
+
+    /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
+    func testSixteenLaneSourceCompiledForAVX2() throws {
+        try skipUnlessSupported(.avx2)
+        check(Variant(input: { dtrain_winograd4_input_lanes16_avx2($0, $1, $2) },
+                      output: { dtrain_winograd4_output_lanes16_avx2($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd4_output_gradient_lanes16_avx2($0, $1, $2) }))
+    }
+
+    /// The kernel's own dispatch takes the C transforms exactly for whole eight-lane blocks.
+    func testWhichChannelCountsRunInC() {
+        XCTAssertTrue(WinogradKernel.transformsInC(channels: 8))
+        XCTAssertTrue(WinogradKernel.transformsInC(channels: 128))
+        XCTAssertTrue(WinogradKernel.transformsInC(channels: Int(DTRAIN_WINOGRAD_MAX_CHANNELS)))
+        XCTAssertFalse(WinogradKernel.transformsInC(channels: 3))
+        XCTAssertFalse(WinogradKernel.transformsInC(channels: 20))
+        XCTAssertFalse(WinogradKernel.transformsInC(channels: Int(DTRAIN_WINOGRAD_MAX_CHANNELS) + 8))
+    }
+
+    private func skipUnlessSupported(_ set: KernelSet) throws {
+        if let missing = set.missingExtension {
+            throw XCTSkip("\(set.rawValue) Winograd transforms not run: this CPU lacks \(missing)")
+        }
+    }
+
+    private func random(_ count: Int, seed: UInt64) -> [Float] {
+        var rng = SeededRandom(seed: seed)
+        return (0..<count).map { _ in Float(rng.normal()) }
+    }
+
+    private func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
+
+    private func check(_ variant: Variant, file: StaticString = #filePath, line: UInt = #line) {
+        for (h, w, c) in Self.geometries {
+            let geo = ConvGeometry(input: FeatureShape(height: h, width: w, channels: c), kernel: 3, stride: 1, padding: 1,
+                                   dilation: 1, groups: 1)
+            // Output channels = input channels, so every transform runs at `c` channels.
+            guard let kernel = WinogradKernel(geo: geo, outChannels: c, tile: 4, maxBatch: Self.batch, threads: 1,
+                                              blockFloats: 1 << 16, minBlockTiles: 1, kernels: .avx2) else {
+                return XCTFail("no F(4×4) kernel for \(h)×\(w)×\(c)", file: file, line: line)
+            }
+            let total = Self.batch * kernel.tilesPerImage
+            var ranges = [0..<total]
+            if total > 2 { ranges.append(total / 3 ..< total - 1) }
+            let pixels = Self.batch * h * w * c
+            for tiles in ranges {
+                let label = "\(h)×\(w)×\(c), tiles \(tiles)"
+                var g = kernel.cTiles(tiles, channels: c)
+                let transformed = 36 * tiles.count * c
+
+                // Input: every transformed value; the image has no NaNs, so none may appear.
+                let x = random(pixels, seed: UInt64(h * 100 + c))
+                var expected = [Float](repeating: .nan, count: transformed), got = expected
+                x.withUnsafeBufferPointer { px in
+                    expected.withUnsafeMutableBufferPointer {
+                        kernel.transformInput4Portable(px.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                    }
+                    got.withUnsafeMutableBufferPointer { variant.input(px.baseAddress!, &g, $0.baseAddress!) }
+                }
+                XCTAssertFalse(expected.contains { $0.isNaN }, "\(label): portable input transform left values unwritten",
+                               file: file, line: line)
+                XCTAssertEqual(bits(got), bits(expected), "\(label): input transform", file: file, line: line)
+
+                // Output gradient: the same, from dy.
+                expected = [Float](repeating: .nan, count: transformed)
+                got = expected
+                x.withUnsafeBufferPointer { pdy in
+                    expected.withUnsafeMutableBufferPointer {
+                        kernel.transformOutputGradient4Portable(pdy.baseAddress!, tiles: tiles, into: $0.baseAddress!)
+                    }
+                    got.withUnsafeMutableBufferPointer { variant.outputGradient(pdy.baseAddress!, &g, $0.baseAddress!) }
+                }
+                XCTAssertFalse(expected.contains { $0.isNaN }, "\(label): portable gradient transform left values unwritten",
+                               file: file, line: line)
+                XCTAssertEqual(bits(got), bits(expected), "\(label): output-gradient transform", file: file, line: line)
+
+                // Output, with and without bias: exactly the range's pixels written, the rest left as they were.
+                let m = random(transformed, seed: 7), bias = random(c, seed: 8)
+                for withBias in [false, true] {
+                    var expectedY = [Float](repeating: .nan, count: pixels), gotY = expectedY
+                    m.withUnsafeBufferPointer { pm in bias.withUnsafeBufferPointer { pb in
+                        let b = withBias ? pb.baseAddress : nil
+                        expectedY.withUnsafeMutableBufferPointer {
+                            kernel.transformOutput4Portable(pm.baseAddress!, channels: c, tiles: tiles, bias: b, into: $0.baseAddress!)
+                        }
+                        gotY.withUnsafeMutableBufferPointer { variant.output(pm.baseAddress!, &g, b, $0.baseAddress!) }
+                    } }
+                    XCTAssertEqual(bits(gotY), bits(expectedY), "\(label), bias \(withBias): output transform", file: file, line: line)
+                    var misplaced = 0
+                    for n in 0..<Self.batch {
+                        for yy in 0..<h {
+                            for xx in 0..<w {
+                                let t = n * kernel.tilesPerImage + (yy / 4) * kernel.tilesWide + xx / 4
+                                for ch in 0..<c where gotY[((n * h + yy) * w + xx) * c + ch].isNaN == tiles.contains(t) {
+                                    misplaced += 1
+                                }
+                            }
+                        }
+                    }
+                    XCTAssertEqual(misplaced, 0, "\(label): outputs written outside the range's tiles or left unwritten inside",
+                                   file: file, line: line)
+                }
+            }
+        }
+    }
+}
