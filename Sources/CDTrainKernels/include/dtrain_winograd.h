@@ -23,10 +23,11 @@
 /// image by image, row by row (tiles_high = ceil(height / 4), tiles_wide = ceil(width / 4)).
 /// `channels` is that of the NHWC tensor read (input) or written (output), a multiple of 8 from 8
 /// to DTRAIN_WINOGRAD_MAX_CHANNELS. The transformed side is [ξ][local tile][channel]: 36
-/// positions ξ, each a tile_count × channels matrix.
+/// positions ξ, each a tile_count × channels matrix, `plane` floats apart (at least
+/// tile_count × channels).
 typedef struct {
     intptr_t height, width, tiles_high, tiles_wide, channels;
-    intptr_t first_tile, tile_count;
+    intptr_t first_tile, tile_count, plane;
 } dtrain_winograd_tiles;
 
 /// V = Bᵀ d B per tile and channel, d the 6×6 patch at (4·ty − 1, 4·tx − 1) of x, zero outside

@@ -64,7 +64,7 @@ static inline __attribute__((always_inline)) void winograd_locate(const dtrain_w
 
 void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
     const intptr_t h = g->height, w = g->width, c = g->channels;
-    const intptr_t plane = g->tile_count * c;
+    const intptr_t plane = g->plane;
     const float *p[36];
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t n, oy, ox;
@@ -98,7 +98,7 @@ void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles 
 
 void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
     const intptr_t h = g->height, w = g->width, o = g->channels;
-    const intptr_t plane = g->tile_count * o;
+    const intptr_t plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t n, oy, ox;
         winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
@@ -115,7 +115,7 @@ void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles
 
 void KERNEL(dtrain_winograd4_output_gradient)(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
     const intptr_t h = g->height, w = g->width, o = g->channels;
-    const intptr_t plane = g->tile_count * o;
+    const intptr_t plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t n, oy, ox;
         winograd_locate(g, g->first_tile + local, &n, &oy, &ox);

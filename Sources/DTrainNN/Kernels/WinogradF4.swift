@@ -65,7 +65,8 @@ extension WinogradKernel {
     /// The tiles `tiles` of this kernel's images with `channels` channels, as the C transforms take them.
     func cTiles(_ tiles: Range<Int>, channels: Int) -> dtrain_winograd_tiles {
         dtrain_winograd_tiles(height: height, width: width, tiles_high: tilesHigh, tiles_wide: tilesWide,
-                              channels: channels, first_tile: tiles.lowerBound, tile_count: tiles.count)
+                              channels: channels, first_tile: tiles.lowerBound, tile_count: tiles.count,
+                              plane: Self.planeStride(tiles: tiles.count, channels: channels))
     }
 
     /// Whether the C transforms (CDTrainKernels' dtrain_winograd4_*, one variant per `KernelSet`)
@@ -118,7 +119,7 @@ extension WinogradKernel {
     func transformInput4Portable(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>,
                                  into v: UnsafeMutablePointer<Float>) {
         let h = height, w = width
-        let plane = tiles.count * c
+        let plane = Self.planeStride(tiles: tiles.count, channels: c)
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy - 1, x0 = ox - 1
             let image = x + n * h * w * c
@@ -151,7 +152,7 @@ extension WinogradKernel {
     func transformOutput4Portable(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                                   into y: UnsafeMutablePointer<Float>) {
         let h = height, w = width
-        let plane = tiles.count * o
+        let plane = Self.planeStride(tiles: tiles.count, channels: o)
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
@@ -181,7 +182,7 @@ extension WinogradKernel {
     /// `transformOutputGradient4` for any channel count, in Swift.
     func transformOutputGradient4Portable(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         let h = height, w = width, o = outChannels
-        let plane = tiles.count * o
+        let plane = Self.planeStride(tiles: tiles.count, channels: o)
         forEachTile(tiles) { local, n, oy, ox in
             let y0 = oy, x0 = ox
             let rows = min(4, h - y0), cols = min(4, w - x0)
