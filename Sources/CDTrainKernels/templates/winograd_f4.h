@@ -8,7 +8,8 @@
 // vector width.
 //
 // The arithmetic is that of DTrainNN's WinogradKernel (the portable Swift path, which the tests
-// compare these with bit for bit): the same operations in the same order, none fused.
+// compare these with bit for bit): the same operations in the same order, fused multiply-adds
+// where it fuses them and nowhere else.
 #pragma clang fp contract(off)
 
 /// Read for the elements of a border tile outside the image: as many zeros as a block reads.

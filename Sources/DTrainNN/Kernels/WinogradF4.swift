@@ -19,20 +19,24 @@ typealias Six = (Float8, Float8, Float8, Float8, Float8, Float8)
 
 extension WinogradKernel {
     // MARK: - One-dimensional transforms
+    //
+    // A multiplication by a constant and the addition after it are one fused multiply-add
+    // (`addingProduct`, fused on every CPU), as in the C variants: fewer operations, one rounding.
 
     /// Bᵀ d: rows [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
     @inline(__always)
     static func input6(_ d: Six) -> Six {
-        let a = d.4 - 4 * d.2, b = d.3 - 4 * d.1
+        let a = d.4.addingProduct(-4, d.2), b = d.3.addingProduct(-4, d.1)
         let e = d.4 - d.2, f = 2 * (d.3 - d.1)
-        return (4 * d.0 - 5 * d.2 + d.4, a + b, a - b, e + f, e - f, 4 * d.1 - 5 * d.3 + d.5)
+        return (d.4.addingProduct(-5, d.2).addingProduct(4, d.0), a + b, a - b, e + f, e - f,
+                d.5.addingProduct(-5, d.3).addingProduct(4, d.1))
     }
 
     /// Aᵀ m: rows [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].
     @inline(__always)
     static func output6(_ m: Six) -> (Float8, Float8, Float8, Float8) {
         let s12 = m.1 + m.2, d12 = m.1 - m.2, s34 = m.3 + m.4, d34 = m.3 - m.4
-        return (m.0 + s12 + s34, d12 + 2 * d34, s12 + 4 * s34, d12 + 8 * d34 + m.5)
+        return (m.0 + s12 + s34, d12.addingProduct(2, d34), s12.addingProduct(4, s34), d12.addingProduct(8, d34) + m.5)
     }
 
     /// G g: rows [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1].
@@ -46,7 +50,7 @@ extension WinogradKernel {
     /// A e: A = (Aᵀ)ᵀ, 6×4.
     @inline(__always)
     static func gradient6(_ e0: Float8, _ e1: Float8, _ e2: Float8, _ e3: Float8) -> Six {
-        let s02 = e0 + e2, s13 = e1 + e3, t02 = e0 + 4 * e2, t13 = 2 * e1 + 8 * e3
+        let s02 = e0 + e2, s13 = e1 + e3, t02 = e0.addingProduct(4, e2), t13 = (2 * e1).addingProduct(8, e3)
         return (e0, s02 + s13, s02 - s13, t02 + t13, t02 - t13, e3)
     }
 
