@@ -1,6 +1,6 @@
-// dtrain_gemm_bf16 for one instruction set (see dtrain_bf16.h); included by gemm_bf16_<set>.c
-// after vector.h (with <string.h>, and <immintrin.h> for the native set, included before the
-// target attribute), with ROWS (rows of a block) defined, and DTRAIN_BF16_NATIVE defined to 1
+// dtrain_gemm_bf16 for one instruction set (see dtrain_bf16.h); included by kernels_<set>.c and
+// gemm_bf16_avx512bf16.c after vector.h (with <string.h>, and <immintrin.h> for the native set,
+// included before the target attribute), with ROWS (rows of a block) defined, and DTRAIN_BF16_NATIVE defined to 1
 // where the set has VDPBF16PS. The one line that differs between the emulated and the native
 // variants is `dot_pairs`; packing, blocking and the edges are this same text in all of them, so
 // the emulated sixteen-lane build (tested on every machine) checks what the native one runs.

@@ -1,5 +1,5 @@
 // dtrain_small_gemm for one instruction set (see dtrain_kernels.h); included by
-// small_gemm_<set>.c after vector.h.
+// kernels_<set>.c after vector.h.
 //
 // The result is covered in blocks of 4 rows × 2 vectors (4 × 16 floats for AVX2, 4 × 32 for
 // AVX-512) held in eight accumulators while the inner dimension streams through them: per step

@@ -1,5 +1,5 @@
 // dtrain_winograd4_{input,output,output_gradient} for one instruction set (see
-// dtrain_winograd.h); included by winograd_f4_<set>.c after vector.h.
+// dtrain_winograd.h); included by kernels_<set>.c after vector.h, last.
 //
 // Channels go across the lanes: a tile's 36 (or 16) values of one block of channels are whole
 // vectors, so the transforms are additions and multiplications by constants, lane by lane. Blocks
@@ -24,6 +24,17 @@ static inline __attribute__((always_inline)) void winograd_locate(const dtrain_w
     intptr_t ty = r / g->tiles_wide;
     *oy = 4 * ty;
     *ox = 4 * (r - ty * g->tiles_wide);
+}
+
+/// Output tile `local` of the range: the offset of its top-left pixel in an NHWC tensor of g's
+/// images, and how many of its 4 rows and columns lie inside the image.
+static inline __attribute__((always_inline)) intptr_t winograd_output_corner(const dtrain_winograd_tiles *g, intptr_t local,
+                                                                             intptr_t *rows, intptr_t *cols) {
+    intptr_t n, oy, ox;
+    winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
+    *rows = g->height - oy < 4 ? g->height - oy : 4;
+    *cols = g->width - ox < 4 ? g->width - ox : 4;
+    return ((n * g->height + oy) * g->width + ox) * g->channels;
 }
 
 #define VT vec
@@ -98,13 +109,10 @@ void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles 
 }
 
 void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
-    const intptr_t h = g->height, w = g->width, o = g->channels;
-    const intptr_t plane = g->plane;
+    const intptr_t w = g->width, o = g->channels, plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
-        intptr_t n, oy, ox;
-        winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
-        const intptr_t rows = h - oy < 4 ? h - oy : 4, cols = w - ox < 4 ? w - ox : 4;
-        float *corner = y + ((n * h + oy) * w + ox) * o;
+        intptr_t rows, cols;
+        float *corner = y + winograd_output_corner(g, local, &rows, &cols);
         const float *src = m + local * o;
 #define OUTPUT_WIDE(ch) winograd_block_output_wide(src, plane, bias, ch, corner, w * o, o, rows, cols)
 #define OUTPUT_EIGHT(ch) winograd_block_output_eight(src, plane, bias, ch, corner, w * o, o, rows, cols)
@@ -115,13 +123,10 @@ void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles
 }
 
 void KERNEL(dtrain_winograd4_output_gradient)(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
-    const intptr_t h = g->height, w = g->width, o = g->channels;
-    const intptr_t plane = g->plane;
+    const intptr_t w = g->width, o = g->channels, plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
-        intptr_t n, oy, ox;
-        winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
-        const intptr_t rows = h - oy < 4 ? h - oy : 4, cols = w - ox < 4 ? w - ox : 4;
-        const float *corner = dy + ((n * h + oy) * w + ox) * o;
+        intptr_t rows, cols;
+        const float *corner = dy + winograd_output_corner(g, local, &rows, &cols);
         float *dst = dm + local * o;
 #define GRADIENT_WIDE(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane)
 #define GRADIENT_EIGHT(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane)

@@ -1,0 +1,21 @@
+// CDTrainKernels' templated kernels for AVX2 + FMA, eight lanes (suffix _avx2): the small GEMM
+// (templates/small_gemm.h), the bf16 GEMM with products emulated by fused multiply-adds
+// (templates/gemm_bf16.h) and the Winograd F(4×4) transforms (templates/winograd_f4.h, last: it
+// switches off the contraction of multiply-adds for the rest of the file).
+#include "dtrain_kernels.h"
+
+#include <string.h>
+
+#define LANES 8
+#define SUFFIX avx2
+#define ROWS DTRAIN_GEMM_BF16_ROWS_AVX2
+#if defined(__x86_64__)
+#pragma clang attribute push(__attribute__((target("avx,avx2,fma,f16c,bmi,bmi2"))), apply_to = function)
+#endif
+#include "templates/vector.h"
+#include "templates/small_gemm.h"
+#include "templates/gemm_bf16.h"
+#include "templates/winograd_f4.h"
+#if defined(__x86_64__)
+#pragma clang attribute pop
+#endif
