@@ -138,6 +138,49 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertGreaterThan(ran, 0, "no bf16 GEMM variant runs on this CPU")
     }
 
+    /// A bf16 Winograd F(4×4) convolution whose transforms round x and dy as they read them gives
+    /// output and gradients bit-identical to the same layer rounding them in passes first, with
+    /// and without bf16 activation storage, on a shape with partial tiles; with a channel count
+    /// the C transforms do not take, it rounds in passes.
+    func testWinogradRoundingOnReadEqualsRoundingPasses() throws {
+        let input = FeatureShape(height: 9, width: 10, channels: 16)
+        for stored in [false, true] {
+            var rng = SeededRandom(seed: 23)
+            func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
+            let layers = [Conv2d(inChannels: 16, outChannels: 24, kernelSize: 3, padding: 1, bias: true),
+                          Conv2d(inChannels: 16, outChannels: 24, kernelSize: 3, padding: 1, bias: true)]
+            layers[1].roundsOnRead = false
+            let stores = layers.map { ParameterStore(layer: $0) }
+            defer { withExtendedLifetime(stores) {} }
+            let weights = randoms(stores[0].count)
+            for store in stores { for i in 0..<store.count { store.values.pointer[i] = weights[i] } }
+            var out = FeatureShape(features: 0)
+            for layer in layers {
+                let workspace = Workspace()
+                let context = BuildContext(workspace: workspace, precision: .bf16, storesActivationsInBF16: stored)
+                out = layer.build(input: input, maxBatch: 3, inputNeedsGradient: true, context: context)
+                context.allocateSharedMemory()
+                workspace.allocate()
+            }
+            XCTAssertEqual(layers.map(\.winogradOutputTile), [4, 4])
+            XCTAssertEqual(layers.map(\.roundsActivationsWhileReading), [true, false], "storage \(stored)")
+            let x = randoms(3 * input.count), dy = randoms(3 * out.count)
+            let onRead = Pass(layers[0], stores[0], input: input, out: out, batch: 3, x: x, dy: dy)
+            let inPasses = Pass(layers[1], stores[1], input: input, out: out, batch: 3, x: x, dy: dy)
+            for (what, a, b) in [("y", onRead.y, inPasses.y), ("dx", onRead.dx, inPasses.dx),
+                                 ("weight gradient", onRead.weight, inPasses.weight)] {
+                XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "storage \(stored): \(what)")
+            }
+        }
+        let narrow = Conv2d(inChannels: 12, outChannels: 24, kernelSize: 3, padding: 1)
+        narrow.winogradMinChannels = 8
+        let workspace = Workspace()
+        _ = narrow.build(input: FeatureShape(height: 8, width: 8, channels: 12), maxBatch: 2, inputNeedsGradient: true,
+                         context: BuildContext(workspace: workspace, precision: .bf16))
+        XCTAssertEqual(narrow.winogradOutputTile, 4)
+        XCTAssertFalse(narrow.roundsActivationsWhileReading, "12 channels take the portable transforms, which do not round")
+    }
+
     private func checkBF16Kernels(_ name: String, input: FeatureShape, batch: Int, variant: BF16GEMM.Variant,
                                   make: () -> Layer, file: StaticString = #filePath, line: UInt = #line) throws {
         var rng = SeededRandom(seed: 13)

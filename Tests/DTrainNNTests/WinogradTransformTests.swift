@@ -115,6 +115,38 @@ final class WinogradTransformTests: XCTestCase {
                                "\(label): portable input transform left values unwritten or wrote the padding", file: file, line: line)
                 XCTAssertEqual(bits(got), bits(expected), "\(label): input transform", file: file, line: line)
 
+                // Rounding to bf16 as they read: the same as rounding the whole tensor first, ties
+                // to even included (element 0 a tie that stays, element 1 one that rounds up).
+                var ties = x
+                ties[0] = Float(bitPattern: 0x3F80_8000)
+                if ties.count > 1 { ties[1] = Float(bitPattern: 0x3F81_8000) }
+                let rounded = ties.map(roundedToBFloat16)
+                var roundingTiles = g
+                roundingTiles.round_to_bf16 = 1
+                for transform in ["input", "output gradient"] {
+                    var expected = [Float](repeating: .nan, count: transformed), got = expected
+                    rounded.withUnsafeBufferPointer { pr in
+                        expected.withUnsafeMutableBufferPointer {
+                            if transform == "input" {
+                                kernel.transformInput4Portable(pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                            } else {
+                                kernel.transformOutputGradient4Portable(pr.baseAddress!, tiles: tiles, into: $0.baseAddress!)
+                            }
+                        }
+                    }
+                    ties.withUnsafeBufferPointer { pt in
+                        got.withUnsafeMutableBufferPointer {
+                            if transform == "input" {
+                                variant.input(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
+                            } else {
+                                variant.outputGradient(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
+                            }
+                        }
+                    }
+                    XCTAssertEqual(bits(got), bits(expected), "\(label): \(transform) transform rounding to bf16 as it reads",
+                                   file: file, line: line)
+                }
+
                 // Output gradient: the same, from dy.
                 expected = [Float](repeating: .nan, count: transformed)
                 got = expected

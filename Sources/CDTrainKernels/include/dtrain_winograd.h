@@ -24,10 +24,14 @@
 /// `channels` is that of the NHWC tensor read (input) or written (output), a multiple of 8 from 8
 /// to DTRAIN_WINOGRAD_MAX_CHANNELS. The transformed side is [ξ][local tile][channel]: 36
 /// positions ξ, each a tile_count × channels matrix, `plane` floats apart (at least
-/// tile_count × channels).
+/// tile_count × channels). With `round_to_bf16` nonzero, the input and output-gradient transforms
+/// round each value they read to bf16 first (to nearest even, as dtrain_bf16_from_float; a NaN
+/// stays a NaN): a bf16 convolution's operands, rounded where they are read instead of in a pass
+/// of their own. The output transform ignores it.
 typedef struct {
     intptr_t height, width, tiles_high, tiles_wide, channels;
     intptr_t first_tile, tile_count, plane;
+    intptr_t round_to_bf16;
 } dtrain_winograd_tiles;
 
 /// V = Bᵀ d B per tile and channel, d the 6×6 patch at (4·ty − 1, 4·tx − 1) of x, zero outside

@@ -100,11 +100,16 @@ void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles 
                 }
             }
         }
-#define INPUT_WIDE(ch) winograd_block_input_wide(p, ch, dst, plane)
-#define INPUT_EIGHT(ch) winograd_block_input_eight(p, ch, dst, plane)
-        FOR_CHANNEL_BLOCKS(c, INPUT_WIDE, INPUT_EIGHT);
+#define INPUT_WIDE(ch) winograd_block_input_wide(p, ch, dst, plane, 0)
+#define INPUT_EIGHT(ch) winograd_block_input_eight(p, ch, dst, plane, 0)
+#define INPUT_WIDE_ROUNDED(ch) winograd_block_input_wide(p, ch, dst, plane, 1)
+#define INPUT_EIGHT_ROUNDED(ch) winograd_block_input_eight(p, ch, dst, plane, 1)
+        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(c, INPUT_WIDE_ROUNDED, INPUT_EIGHT_ROUNDED);
+        else FOR_CHANNEL_BLOCKS(c, INPUT_WIDE, INPUT_EIGHT);
 #undef INPUT_WIDE
 #undef INPUT_EIGHT
+#undef INPUT_WIDE_ROUNDED
+#undef INPUT_EIGHT_ROUNDED
     }
 }
 
@@ -128,11 +133,16 @@ void KERNEL(dtrain_winograd4_output_gradient)(const float *dy, const dtrain_wino
         intptr_t rows, cols;
         const float *corner = dy + winograd_output_corner(g, local, &rows, &cols);
         float *dst = dm + local * o;
-#define GRADIENT_WIDE(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane)
-#define GRADIENT_EIGHT(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane)
-        FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE, GRADIENT_EIGHT);
+#define GRADIENT_WIDE(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, 0)
+#define GRADIENT_EIGHT(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, 0)
+#define GRADIENT_WIDE_ROUNDED(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, 1)
+#define GRADIENT_EIGHT_ROUNDED(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, 1)
+        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE_ROUNDED, GRADIENT_EIGHT_ROUNDED);
+        else FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE, GRADIENT_EIGHT);
 #undef GRADIENT_WIDE
 #undef GRADIENT_EIGHT
+#undef GRADIENT_WIDE_ROUNDED
+#undef GRADIENT_EIGHT_ROUNDED
     }
 }
 

@@ -3,6 +3,24 @@
 // block of channels of one tile; the one-dimensional transforms are DTrainNN's WinogradF4.swift
 // (input6, output6, gradient6), with the same operations in the same order, the same ones fused.
 
+/// Lanes as unsigned integers, for the bf16 rounding.
+typedef uint32_t BLOCK(winograd_bits) __attribute__((ext_vector_type(VLANES)));
+
+/// x rounded to bf16 on every lane: to nearest even; a NaN keeps its sign and high payload and
+/// gets the quiet bit (DTrainCore's roundedToBFloat16, bf16_round.h's bf16_high_half).
+static inline __attribute__((always_inline)) VT BLOCK(winograd_bf16)(VT x) {
+    const BLOCK(winograd_bits) bits = (BLOCK(winograd_bits))x;
+    const BLOCK(winograd_bits) nan = (BLOCK(winograd_bits))((bits & 0x7FFFFFFFu) > 0x7F800000u);
+    const BLOCK(winograd_bits) rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
+    return (VT)(((rounded & ~nan) | ((bits | 0x00400000u) & nan)) & 0xFFFF0000u);
+}
+
+/// The vector at p, rounded to bf16 when `round` (a constant where the callers inline this).
+static inline __attribute__((always_inline)) VT BLOCK(winograd_operand)(const float *p, int round) {
+    const VT x = VLOAD(p);
+    return round ? BLOCK(winograd_bf16)(x) : x;
+}
+
 /// x + a·y, fused (one rounding), with the constant a.
 #define FMA_C(a, y, x) __builtin_elementwise_fma((VT)(a), (y), (x))
 
@@ -38,14 +56,14 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_gradient6)(cons
     r[5] = e[3];
 }
 
-/// V = Bᵀ d B of channels ch ..< ch + VLANES: patch element (i, j) at p[6i + j] + ch; position
-/// ξ = 6i + j to dst + ξ·plane + ch.
+/// V = Bᵀ d B of channels ch ..< ch + VLANES: patch element (i, j) at p[6i + j] + ch (rounded to
+/// bf16 when `round`); position ξ = 6i + j to dst + ξ·plane + ch.
 static inline __attribute__((always_inline)) void BLOCK(winograd_block_input)(const float *const p[36], intptr_t ch,
-                                                                              float *dst, intptr_t plane) {
+                                                                              float *dst, intptr_t plane, int round) {
     VT t[6][6];
     for (int j = 0; j < 6; j++) {
         VT d[6], r[6];
-        for (int i = 0; i < 6; i++) d[i] = VLOAD(p[i * 6 + j] + ch);
+        for (int i = 0; i < 6; i++) d[i] = BLOCK(winograd_operand)(p[i * 6 + j] + ch, round);
         BLOCK(winograd_input6)(d, r);
         for (int i = 0; i < 6; i++) t[i][j] = r[i];
     }
@@ -88,15 +106,16 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_output)(
 }
 
 /// dM = A dY Aᵀ of channels ch ..< ch + VLANES: dY (i, j) at corner + i·row_stride + j·o + ch for
-/// i < rows and j < cols, zero beyond; position ξ to dst + ξ·plane + ch.
+/// i < rows and j < cols (rounded to bf16 when `round`), zero beyond; position ξ to
+/// dst + ξ·plane + ch.
 static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)(
     const float *corner, intptr_t row_stride, intptr_t o, intptr_t rows, intptr_t cols, intptr_t ch,
-    float *dst, intptr_t plane) {
+    float *dst, intptr_t plane, int round) {
     VT t[6][4];
     if (rows == 4 && cols == 4) {
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
-            for (int i = 0; i < 4; i++) e[i] = VLOAD(corner + i * row_stride + j * o + ch);
+            for (int i = 0; i < 4; i++) e[i] = BLOCK(winograd_operand)(corner + i * row_stride + j * o + ch, round);
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];
         }
@@ -104,7 +123,8 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
             for (int i = 0; i < 4; i++)
-                e[i] = i < rows && j < cols ? VLOAD(corner + i * row_stride + j * o + ch) : (VT)0.0f;
+                e[i] = i < rows && j < cols ? BLOCK(winograd_operand)(corner + i * row_stride + j * o + ch, round)
+                                            : (VT)0.0f;
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];
         }

@@ -43,6 +43,10 @@ public final class Conv2d: Layer {
     /// storage the BatchNorm after a convolution reads its input rounded, as autocast's bf16
     /// convolution returns it; tests set this to get the same values with storage off. Read by `build`.
     var roundsOutputToBF16: Bool?
+    /// Whether a bf16 Winograd F(4×4) convolution rounds x and dy as its transforms read them
+    /// (`WinogradKernel.roundsToBF16`) rather than in passes of their own first; the values are
+    /// the same. Tests switch it off to compare the two. Read by `build`.
+    var roundsOnRead = true
 
     /// Fixed number of partial sums the bias gradient is reduced over (at most; fewer threads use
     /// fewer), combined in chunk order so the result is deterministic for a thread count.
@@ -63,6 +67,9 @@ public final class Conv2d: Layer {
     /// Whether forward and backward round x, the weight and dy for the float32 kernels (bf16
     /// without the bf16 GEMM kernels).
     private var roundsOperands = false
+    /// Whether, of those, the algorithm rounds x and dy itself as it reads them
+    /// (`ConvolutionAlgorithm.roundsActivationsToBF16`), leaving only the weight to round here.
+    private var roundsActivationsOnRead = false
     /// With bf16 activation storage: x of the last train-mode forward, which backward widens into
     /// the rounded input's region, since x itself may be overwritten once the next layer has run.
     private var savedInput: BF16Copy?
@@ -98,6 +105,8 @@ public final class Conv2d: Layer {
     var usesWinograd: Bool { algorithm is WinogradConvolution }
     /// The output tile side of the Winograd transform the last build chose (nil without Winograd).
     var winogradOutputTile: Int? { (algorithm as? WinogradConvolution)?.kernel.tile }
+    /// Whether the last build's algorithm rounds x and dy to bf16 as it reads them.
+    var roundsActivationsWhileReading: Bool { algorithm?.roundsActivationsToBF16 ?? false }
     /// Whether the last build multiplies with the bf16 GEMM kernels (`BuildContext.bf16GEMM`).
     var multipliesInBF16: Bool { algorithm?.multipliesInBF16 ?? false }
     /// Rows of one im2col column tile for the batch built for (0 for the pointwise path and for
@@ -124,7 +133,8 @@ public final class Conv2d: Layer {
                   let winograd = WinogradKernel(geo: geo, outChannels: outChannels,
                                                 tile: winogradTile ?? (max(inChannels, outChannels) <= 128 ? 4 : 2), maxBatch: maxBatch, threads: plannedThreads,
                                                 blockFloats: columnTileFloats, minBlockTiles: max(1, minTileRows / 2),
-                                                kernels: context.kernels) {
+                                                kernels: context.kernels,
+                                                roundingToBF16: context.precision == .bf16 && roundsOnRead) {
             algorithm = WinogradConvolution(kernel: winograd, outChannels: outChannels)
         } else {
             algorithm = GEMMConvolution(geo: geo, outChannels: outChannels, maxBatch: maxBatch,
@@ -133,10 +143,14 @@ public final class Conv2d: Layer {
         }
         let scratch = algorithm.workspaceFloats(threads: plannedThreads)
         roundsOperands = context.precision == .bf16 && !algorithm.multipliesInBF16
+        roundsActivationsOnRead = roundsOperands && algorithm.roundsActivationsToBF16
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
+        // Rounding on read needs no rounded x or dy; x's region still takes the widened bf16 copy.
         roundedOperands = roundsOperands || savedInput != nil
-            ? RoundedOperands(offset: scratch, input: input.count * maxBatch, weight: weight.count, outputGradient: out.count * maxBatch)
+            ? RoundedOperands(offset: scratch,
+                              input: roundsActivationsOnRead && savedInput == nil ? 0 : input.count * maxBatch,
+                              weight: weight.count, outputGradient: roundsActivationsOnRead ? 0 : out.count * maxBatch)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
         biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
@@ -156,7 +170,10 @@ public final class Conv2d: Layer {
         lastInput = x
         var px = UnsafePointer(x.data), pw = UnsafePointer(weight.value!)
         if roundsOperands, let rounded = roundedOperands {
-            if let savedInput, mode == .train {
+            if roundsActivationsOnRead {
+                // The algorithm rounds x as it reads it: only the bf16 copy is written here.
+                if let savedInput, mode == .train { savedInput.save(px, count: x.count) } else { savedInput?.discard() }
+            } else if let savedInput, mode == .train {
                 // One pass rounds x for the float32 kernels and keeps it for backward.
                 let region = rounded.region(.input, count: x.count, workspace: workspace)
                 savedInput.save(px, count: x.count, rounding: region)
@@ -190,11 +207,11 @@ public final class Conv2d: Layer {
         if let rounded = roundedOperands, rows > 0 {
             if let savedInput {
                 px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))
-            } else {
+            } else if !roundsActivationsOnRead {
                 px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
             }
             if roundsOperands {
-                pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
+                if !roundsActivationsOnRead { pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace) }
                 pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
             }
         }

@@ -16,6 +16,10 @@ protocol ConvolutionAlgorithm {
     /// a bf16 `Conv2d` rounds them first (`RoundedOperands`).
     var multipliesInBF16: Bool { get }
 
+    /// Whether the passes round x and dy to bf16 as they read them (the Winograd F(4×4)
+    /// transforms), so that a bf16 `Conv2d` rounds only the weight; x and dy are passed as they are.
+    var roundsActivationsToBF16: Bool { get }
+
     /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
@@ -29,6 +33,7 @@ protocol ConvolutionAlgorithm {
 
 extension ConvolutionAlgorithm {
     var multipliesInBF16: Bool { false }
+    var roundsActivationsToBF16: Bool { false }
 }
 
 /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.

@@ -16,6 +16,8 @@ struct WinogradConvolution: ConvolutionAlgorithm {
         scratchSlice = workspaceAligned(kernel.scratchFloats)
     }
 
+    var roundsActivationsToBF16: Bool { kernel.roundsToBF16 }
+
     func workspaceFloats(threads: Int) -> Int { weightSlice + threads * (weightSlice + scratchSlice) }
 
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,

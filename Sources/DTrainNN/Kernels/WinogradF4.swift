@@ -70,7 +70,8 @@ extension WinogradKernel {
     func cTiles(_ tiles: Range<Int>, channels: Int) -> dtrain_winograd_tiles {
         dtrain_winograd_tiles(height: height, width: width, tiles_high: tilesHigh, tiles_wide: tilesWide,
                               channels: channels, first_tile: tiles.lowerBound, tile_count: tiles.count,
-                              plane: Self.planeStride(tiles: tiles.count, channels: channels))
+                              plane: Self.planeStride(tiles: tiles.count, channels: channels),
+                              round_to_bf16: roundsToBF16 ? 1 : 0)
     }
 
     /// Whether the C transforms (CDTrainKernels' dtrain_winograd4_*, one variant per `KernelSet`)
@@ -119,7 +120,8 @@ extension WinogradKernel {
 
     // MARK: - Portable transforms over tiles (any channel count; the C variants' definition)
 
-    /// `transformInput4` for any channel count, in Swift: element by element, with bounds and lane checks.
+    /// `transformInput4` for any channel count, in Swift: element by element, with bounds and lane
+    /// checks. It does not round (`roundsToBF16` is only set where the C transforms run).
     func transformInput4Portable(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>,
                                  into v: UnsafeMutablePointer<Float>) {
         let h = height, w = width

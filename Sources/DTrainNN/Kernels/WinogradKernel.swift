@@ -39,6 +39,10 @@ struct WinogradKernel {
     let blockTiles: Int
     /// The variants of the small GEMMs.
     let kernels: KernelSet
+    /// Whether the input and output-gradient transforms round what they read to bf16 (a bf16
+    /// convolution's x and dy, rounded where they are read rather than in passes of their own).
+    /// Only the C transforms do: F(4×4) with both channel counts in whole eight-lane blocks.
+    let roundsToBF16: Bool
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
     /// Floats of the transformed weights U: 16·O·C (also the size of a dU).
@@ -70,10 +74,12 @@ struct WinogradKernel {
     /// tiles (GEMMs thinner than that re-pack U too often) and at most what a thread gets of
     /// `maxBatch` images.
     init?(geo: ConvGeometry, outChannels: Int, tile: Int = 2, maxBatch: Int, threads: Int, blockFloats: Int,
-          minBlockTiles: Int, kernels: KernelSet = .best) {
+          minBlockTiles: Int, kernels: KernelSet = .best, roundingToBF16: Bool = false) {
         guard Self.applies(to: geo), tile == 2 || tile == 4 else { return nil }
         self.tile = tile
         self.kernels = kernels
+        roundsToBF16 = roundingToBF16 && tile == 4 && Self.transformsInC(channels: geo.channels) &&
+            Self.transformsInC(channels: outChannels)
         positions = (tile + 2) * (tile + 2)
         height = geo.height
         width = geo.width
