@@ -63,15 +63,17 @@ static inline __attribute__((always_inline)) intptr_t winograd_output_corner(con
 #undef BLOCK
 #endif
 
-/// Calls `step(ch)` for the channel blocks of `c` (a multiple of 8): LANES at a time, then eight.
+/// Calls `wide_step(ch, round)` and then `eight_step(ch, round)` for the channel blocks of `c` (a
+/// multiple of 8): LANES at a time, then eight. `round` is passed through as written, so a literal
+/// 0 or 1 gives each block function one inlined copy per value.
 #if LANES > 8
-#define FOR_CHANNEL_BLOCKS(c, wide_step, eight_step) \
+#define FOR_CHANNEL_BLOCKS(c, round, wide_step, eight_step) \
     do { intptr_t ch_ = 0; \
-         for (; ch_ + LANES <= (c); ch_ += LANES) { wide_step(ch_); } \
-         for (; ch_ < (c); ch_ += 8) { eight_step(ch_); } } while (0)
+         for (; ch_ + LANES <= (c); ch_ += LANES) { wide_step(ch_, round); } \
+         for (; ch_ < (c); ch_ += 8) { eight_step(ch_, round); } } while (0)
 #else
-#define FOR_CHANNEL_BLOCKS(c, wide_step, eight_step) \
-    do { for (intptr_t ch_ = 0; ch_ < (c); ch_ += LANES) { wide_step(ch_); } } while (0)
+#define FOR_CHANNEL_BLOCKS(c, round, wide_step, eight_step) \
+    do { for (intptr_t ch_ = 0; ch_ < (c); ch_ += LANES) { wide_step(ch_, round); } } while (0)
 #endif
 
 void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
@@ -100,16 +102,12 @@ void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles 
                 }
             }
         }
-#define INPUT_WIDE(ch) winograd_block_input_wide(p, ch, dst, plane, 0)
-#define INPUT_EIGHT(ch) winograd_block_input_eight(p, ch, dst, plane, 0)
-#define INPUT_WIDE_ROUNDED(ch) winograd_block_input_wide(p, ch, dst, plane, 1)
-#define INPUT_EIGHT_ROUNDED(ch) winograd_block_input_eight(p, ch, dst, plane, 1)
-        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(c, INPUT_WIDE_ROUNDED, INPUT_EIGHT_ROUNDED);
-        else FOR_CHANNEL_BLOCKS(c, INPUT_WIDE, INPUT_EIGHT);
+#define INPUT_WIDE(ch, round) winograd_block_input_wide(p, ch, dst, plane, round)
+#define INPUT_EIGHT(ch, round) winograd_block_input_eight(p, ch, dst, plane, round)
+        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(c, 1, INPUT_WIDE, INPUT_EIGHT);
+        else FOR_CHANNEL_BLOCKS(c, 0, INPUT_WIDE, INPUT_EIGHT);
 #undef INPUT_WIDE
 #undef INPUT_EIGHT
-#undef INPUT_WIDE_ROUNDED
-#undef INPUT_EIGHT_ROUNDED
     }
 }
 
@@ -119,9 +117,9 @@ void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles
         intptr_t rows, cols;
         float *corner = y + winograd_output_corner(g, local, &rows, &cols);
         const float *src = m + local * o;
-#define OUTPUT_WIDE(ch) winograd_block_output_wide(src, plane, bias, ch, corner, w * o, o, rows, cols)
-#define OUTPUT_EIGHT(ch) winograd_block_output_eight(src, plane, bias, ch, corner, w * o, o, rows, cols)
-        FOR_CHANNEL_BLOCKS(o, OUTPUT_WIDE, OUTPUT_EIGHT);
+#define OUTPUT_WIDE(ch, unused) winograd_block_output_wide(src, plane, bias, ch, corner, w * o, o, rows, cols)
+#define OUTPUT_EIGHT(ch, unused) winograd_block_output_eight(src, plane, bias, ch, corner, w * o, o, rows, cols)
+        FOR_CHANNEL_BLOCKS(o, 0, OUTPUT_WIDE, OUTPUT_EIGHT);
 #undef OUTPUT_WIDE
 #undef OUTPUT_EIGHT
     }
@@ -133,16 +131,12 @@ void KERNEL(dtrain_winograd4_output_gradient)(const float *dy, const dtrain_wino
         intptr_t rows, cols;
         const float *corner = dy + winograd_output_corner(g, local, &rows, &cols);
         float *dst = dm + local * o;
-#define GRADIENT_WIDE(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, 0)
-#define GRADIENT_EIGHT(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, 0)
-#define GRADIENT_WIDE_ROUNDED(ch) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, 1)
-#define GRADIENT_EIGHT_ROUNDED(ch) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, 1)
-        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE_ROUNDED, GRADIENT_EIGHT_ROUNDED);
-        else FOR_CHANNEL_BLOCKS(o, GRADIENT_WIDE, GRADIENT_EIGHT);
+#define GRADIENT_WIDE(ch, round) winograd_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, round)
+#define GRADIENT_EIGHT(ch, round) winograd_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, round)
+        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(o, 1, GRADIENT_WIDE, GRADIENT_EIGHT);
+        else FOR_CHANNEL_BLOCKS(o, 0, GRADIENT_WIDE, GRADIENT_EIGHT);
 #undef GRADIENT_WIDE
 #undef GRADIENT_EIGHT
-#undef GRADIENT_WIDE_ROUNDED
-#undef GRADIENT_EIGHT_ROUNDED
     }
 }
 
