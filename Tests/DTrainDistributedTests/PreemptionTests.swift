@@ -16,8 +16,8 @@ final class PreemptionTests: XCTestCase {
     }
 
     /// Two epochs of 10 steps, a progress line every step, checkpoints only at epoch ends.
-    func trainArguments(output: URL) -> [String] {
-        ["train", "resnet20", "--epochs", "2", "--batch-size", "16", "--limit-train-batches", "10", "--limit-val-batches", "1",
+    func trainArguments(output: URL, batchSize: Int = 16) -> [String] {
+        ["train", "resnet20", "--epochs", "2", "--batch-size", String(batchSize), "--limit-train-batches", "10", "--limit-val-batches", "1",
          "--threads", "1", "--workers", "1", "--print-freq", "1", "--lr-schedule", "constant", "--lr", "0.05",
          "--output", output.path]
     }
@@ -118,9 +118,14 @@ final class PreemptionTests: XCTestCase {
     }
 
     /// A second stop signal ends the process at once, without waiting for the step.
+    ///
+    /// Both signals must land within one step: batches of 128 on one thread take a few hundred
+    /// milliseconds a step, against 20 ms between the signals (at 16 a step took 40 ms, and the
+    /// first stop sometimes finished, checkpoint and all, before the second signal came).
     func testASecondSignalExitsAtOnce() throws {
         let dir = scratch()
-        let run = try Started(try ProcessRunner.locateExecutable(), trainArguments(output: dir.appendingPathComponent("run")),
+        let run = try Started(try ProcessRunner.locateExecutable(),
+                              trainArguments(output: dir.appendingPathComponent("run"), batchSize: 128),
                               log: dir.appendingPathComponent("log"))
         XCTAssertTrue(run.waitForOutput("epoch 1/2 step 1/10"), "no progress line: \(run.output)")
         kill(run.process.processIdentifier, SIGINT)
