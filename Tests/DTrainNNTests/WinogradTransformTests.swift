@@ -9,7 +9,8 @@ import CDTrainKernels
 /// border tiles, channel counts that leave a last eight-lane block in the sixteen-lane variants,
 /// and ranges of tiles that start inside the batch and straddle images. The transforms must write
 /// exactly the range's pixels (output) or position matrices (input, output gradient), not the
-/// padding between those (`WinogradKernel.planeStride`).
+/// padding between those (`WinogradKernel.planeStride`). The input transform also reads bf16 copies
+/// and, like the output-gradient transform, rounds to bf16 as it reads when asked.
 ///
 /// Conv2dReferenceTests checks the convolutions these make against a direct reference; this pins
 /// each variant to the same bits, so the avx512 variant computes what the avx2 one does. A kernel
@@ -19,6 +20,7 @@ final class WinogradTransformTests: XCTestCase {
     /// One variant's three transforms.
     struct Variant {
         let input: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
+        let inputBF16: (UnsafePointer<UInt16>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
         let output: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafePointer<Float>?,
                      UnsafeMutablePointer<Float>) -> Void
         let outputGradient: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
@@ -32,6 +34,7 @@ final class WinogradTransformTests: XCTestCase {
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
         check(Variant(input: { dtrain_winograd4_input_avx2($0, $1, $2) },
+                      inputBF16: { dtrain_winograd4_input_bf16_avx2($0, $1, $2) },
                       output: { dtrain_winograd4_output_avx2($0, $1, $2, $3) },
                       outputGradient: { dtrain_winograd4_output_gradient_avx2($0, $1, $2) }))
     }
@@ -39,6 +42,7 @@ final class WinogradTransformTests: XCTestCase {
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
         check(Variant(input: { dtrain_winograd4_input_avx512($0, $1, $2) },
+                      inputBF16: { dtrain_winograd4_input_bf16_avx512($0, $1, $2) },
                       output: { dtrain_winograd4_output_avx512($0, $1, $2, $3) },
                       outputGradient: { dtrain_winograd4_output_gradient_avx512($0, $1, $2) }))
     }
@@ -47,6 +51,7 @@ final class WinogradTransformTests: XCTestCase {
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
         check(Variant(input: { dtrain_winograd4_input_lanes16_avx2($0, $1, $2) },
+                      inputBF16: { dtrain_winograd4_input_bf16_lanes16_avx2($0, $1, $2) },
                       output: { dtrain_winograd4_output_lanes16_avx2($0, $1, $2, $3) },
                       outputGradient: { dtrain_winograd4_output_gradient_lanes16_avx2($0, $1, $2) }))
     }
@@ -146,6 +151,20 @@ final class WinogradTransformTests: XCTestCase {
                     XCTAssertEqual(bits(got), bits(expected), "\(label): \(transform) transform rounding to bf16 as it reads",
                                    file: file, line: line)
                 }
+
+                // From a bf16 copy: the same as from its values widened to floats.
+                let halves = rounded.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+                expected = [Float](repeating: .nan, count: transformed)
+                got = expected
+                rounded.withUnsafeBufferPointer { pr in
+                    expected.withUnsafeMutableBufferPointer {
+                        kernel.transformInput4Portable(pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                    }
+                }
+                halves.withUnsafeBufferPointer { ph in
+                    got.withUnsafeMutableBufferPointer { variant.inputBF16(ph.baseAddress!, &g, $0.baseAddress!) }
+                }
+                XCTAssertEqual(bits(got), bits(expected), "\(label): input transform from bf16", file: file, line: line)
 
                 // Output gradient: the same, from dy.
                 expected = [Float](repeating: .nan, count: transformed)

@@ -40,6 +40,12 @@ void dtrain_winograd4_input_avx2(const float *x, const dtrain_winograd_tiles *ti
 void dtrain_winograd4_input_avx512(const float *x, const dtrain_winograd_tiles *tiles, float *v);
 void dtrain_winograd4_input_lanes16_avx2(const float *x, const dtrain_winograd_tiles *tiles, float *v);
 
+/// The same, from bf16 values (a layer's bf16 copy of its input, each widened exactly to float);
+/// `round_to_bf16` does not matter.
+void dtrain_winograd4_input_bf16_avx2(const uint16_t *x, const dtrain_winograd_tiles *tiles, float *v);
+void dtrain_winograd4_input_bf16_avx512(const uint16_t *x, const dtrain_winograd_tiles *tiles, float *v);
+void dtrain_winograd4_input_bf16_lanes16_avx2(const uint16_t *x, const dtrain_winograd_tiles *tiles, float *v);
+
 /// Y = Aᵀ M A + bias (bias may be NULL: + 0) per tile and channel from m into y, writing only the
 /// outputs inside the image.
 void dtrain_winograd4_output_avx2(const float *m, const dtrain_winograd_tiles *tiles, const float *bias, float *y);

@@ -15,6 +15,10 @@
 /// Read for the elements of a border tile outside the image: as many zeros as a block reads.
 static const float winograd_zeros[DTRAIN_WINOGRAD_MAX_CHANNELS] __attribute__((aligned(64)));
 
+/// How a transform reads its operand (a constant where the callers inline the loads): floats as
+/// they are, floats rounded to bf16, or bf16 values widened to floats (exact).
+enum { WINOGRAD_FLOAT = 0, WINOGRAD_ROUNDED = 1, WINOGRAD_BF16 = 2 };
+
 /// Splits tile index t into its image, and the row and column of its top-left output pixel.
 static inline __attribute__((always_inline)) void winograd_locate(const dtrain_winograd_tiles *g, intptr_t t,
                                                                    intptr_t *n, intptr_t *oy, intptr_t *ox) {
@@ -76,39 +80,51 @@ static inline __attribute__((always_inline)) intptr_t winograd_output_corner(con
     do { for (intptr_t ch_ = 0; ch_ < (c); ch_ += LANES) { wide_step(ch_, round); } } while (0)
 #endif
 
-void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
+/// The input transform of x, whose elements are `element` bytes (floats, or bf16 values for
+/// WINOGRAD_BF16), read as `source` says (a constant where the callers inline this).
+static inline __attribute__((always_inline)) void winograd_input(const void *x, intptr_t element,
+                                                                 const dtrain_winograd_tiles *g, float *v, int source) {
     const intptr_t h = g->height, w = g->width, c = g->channels;
     const intptr_t plane = g->plane;
-    const float *p[36];
+    const void *p[36];
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t n, oy, ox;
         winograd_locate(g, g->first_tile + local, &n, &oy, &ox);
         const intptr_t y0 = oy - 1, x0 = ox - 1;
-        const float *image = x + n * h * w * c;
+        const char *image = (const char *)x + n * h * w * c * element;
         float *dst = v + local * c;
         // The 36 elements of the 6×6 patch: a pointer to each one's channels, or to zeros outside
         // the image. Built once per tile; every block of channels reads through it.
         if (y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w) {
-            const float *corner = image + (y0 * w + x0) * c;
+            const char *corner = image + (y0 * w + x0) * c * element;
             for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) p[i * 6 + j] = corner + (i * w + j) * c;
+                for (int j = 0; j < 6; j++) p[i * 6 + j] = corner + (i * w + j) * c * element;
         } else {
             for (int i = 0; i < 6; i++) {
                 const intptr_t yy = y0 + i;
                 const int row_inside = yy >= 0 && yy < h;
                 for (int j = 0; j < 6; j++) {
                     const intptr_t xx = x0 + j;
-                    p[i * 6 + j] = row_inside && xx >= 0 && xx < w ? image + (yy * w + xx) * c : winograd_zeros;
+                    p[i * 6 + j] = row_inside && xx >= 0 && xx < w ? (const void *)(image + (yy * w + xx) * c * element)
+                                                                  : (const void *)winograd_zeros;
                 }
             }
         }
-#define INPUT_WIDE(ch, round) winograd_block_input_wide(p, ch, dst, plane, round)
-#define INPUT_EIGHT(ch, round) winograd_block_input_eight(p, ch, dst, plane, round)
-        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(c, 1, INPUT_WIDE, INPUT_EIGHT);
-        else FOR_CHANNEL_BLOCKS(c, 0, INPUT_WIDE, INPUT_EIGHT);
+#define INPUT_WIDE(ch, source) winograd_block_input_wide(p, ch, dst, plane, source)
+#define INPUT_EIGHT(ch, source) winograd_block_input_eight(p, ch, dst, plane, source)
+        FOR_CHANNEL_BLOCKS(c, source, INPUT_WIDE, INPUT_EIGHT);
 #undef INPUT_WIDE
 #undef INPUT_EIGHT
     }
+}
+
+void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
+    if (g->round_to_bf16) winograd_input(x, sizeof(float), g, v, WINOGRAD_ROUNDED);
+    else winograd_input(x, sizeof(float), g, v, WINOGRAD_FLOAT);
+}
+
+void KERNEL(dtrain_winograd4_input_bf16)(const uint16_t *x, const dtrain_winograd_tiles *g, float *v) {
+    winograd_input(x, sizeof(uint16_t), g, v, WINOGRAD_BF16);
 }
 
 void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {

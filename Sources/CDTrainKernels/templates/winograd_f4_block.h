@@ -15,10 +15,19 @@ static inline __attribute__((always_inline)) VT BLOCK(winograd_bf16)(VT x) {
     return (VT)(((rounded & ~nan) | ((bits | 0x00400000u) & nan)) & 0xFFFF0000u);
 }
 
-/// The vector at p, rounded to bf16 when `round` (a constant where the callers inline this).
-static inline __attribute__((always_inline)) VT BLOCK(winograd_operand)(const float *p, int round) {
-    const VT x = VLOAD(p);
-    return round ? BLOCK(winograd_bf16)(x) : x;
+/// bf16 lanes, as stored.
+typedef uint16_t BLOCK(winograd_halves) __attribute__((ext_vector_type(VLANES)));
+
+/// The vector of channels ch ..< ch + VLANES at p (floats, or bf16 values for WINOGRAD_BF16), read
+/// as `source` says.
+static inline __attribute__((always_inline)) VT BLOCK(winograd_operand)(const void *p, intptr_t ch, int source) {
+    if (source == WINOGRAD_BF16) {
+        BLOCK(winograd_halves) h;
+        memcpy(&h, (const uint16_t *)p + ch, sizeof h);
+        return (VT)(__builtin_convertvector(h, BLOCK(winograd_bits)) << 16);
+    }
+    const VT x = VLOAD((const float *)p + ch);
+    return source == WINOGRAD_ROUNDED ? BLOCK(winograd_bf16)(x) : x;
 }
 
 /// x + a·y, fused (one rounding), with the constant a.
@@ -56,14 +65,14 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_gradient6)(cons
     r[5] = e[3];
 }
 
-/// V = Bᵀ d B of channels ch ..< ch + VLANES: patch element (i, j) at p[6i + j] + ch (rounded to
-/// bf16 when `round`); position ξ = 6i + j to dst + ξ·plane + ch.
-static inline __attribute__((always_inline)) void BLOCK(winograd_block_input)(const float *const p[36], intptr_t ch,
-                                                                              float *dst, intptr_t plane, int round) {
+/// V = Bᵀ d B of channels ch ..< ch + VLANES: patch element (i, j) at p[6i + j], read as `source`
+/// says; position ξ = 6i + j to dst + ξ·plane + ch.
+static inline __attribute__((always_inline)) void BLOCK(winograd_block_input)(const void *const p[36], intptr_t ch,
+                                                                              float *dst, intptr_t plane, int source) {
     VT t[6][6];
     for (int j = 0; j < 6; j++) {
         VT d[6], r[6];
-        for (int i = 0; i < 6; i++) d[i] = BLOCK(winograd_operand)(p[i * 6 + j] + ch, round);
+        for (int i = 0; i < 6; i++) d[i] = BLOCK(winograd_operand)(p[i * 6 + j], ch, source);
         BLOCK(winograd_input6)(d, r);
         for (int i = 0; i < 6; i++) t[i][j] = r[i];
     }
@@ -115,7 +124,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)
     if (rows == 4 && cols == 4) {
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
-            for (int i = 0; i < 4; i++) e[i] = BLOCK(winograd_operand)(corner + i * row_stride + j * o + ch, round);
+            for (int i = 0; i < 4; i++) e[i] = BLOCK(winograd_operand)(corner + i * row_stride + j * o, ch, round);
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];
         }
@@ -123,7 +132,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
             for (int i = 0; i < 4; i++)
-                e[i] = i < rows && j < cols ? BLOCK(winograd_operand)(corner + i * row_stride + j * o + ch, round)
+                e[i] = i < rows && j < cols ? BLOCK(winograd_operand)(corner + i * row_stride + j * o, ch, round)
                                             : (VT)0.0f;
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];

@@ -146,10 +146,12 @@ public final class Conv2d: Layer {
         roundsActivationsOnRead = roundsOperands && algorithm.roundsActivationsToBF16
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
-        // Rounding on read needs no rounded x or dy; x's region still takes the widened bf16 copy.
+        // Rounding on read needs no rounded x or dy, and an algorithm that reads x's bf16 copy
+        // itself no widened one.
+        let inputRegion = !roundsActivationsOnRead || (savedInput != nil && !algorithm.readsBF16Input)
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch,
-                              input: roundsActivationsOnRead && savedInput == nil ? 0 : input.count * maxBatch,
+                              input: inputRegion ? input.count * maxBatch : 0,
                               weight: weight.count, outputGradient: roundsActivationsOnRead ? 0 : out.count * maxBatch)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
@@ -203,9 +205,12 @@ public final class Conv2d: Layer {
         let o = outChannels
         let dx = inputGradient?.tensor(batch: dy.batch)
         var px = UnsafePointer(x.data), pdy = UnsafePointer(dy.data), pw = UnsafePointer(weight.value!)
+        var xBF16: UnsafePointer<UInt16>? = nil
         let rows = dy.rows
         if let rounded = roundedOperands, rows > 0 {
-            if let savedInput {
+            if let savedInput, algorithm.readsBF16Input {
+                xBF16 = savedInput.saved.pointer
+            } else if let savedInput {
                 px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))
             } else if !roundsActivationsOnRead {
                 px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
@@ -232,7 +237,7 @@ public final class Conv2d: Layer {
             }
         }
         guard rows > 0, weight.trainable || dx != nil else { return dx ?? noGradient }
-        algorithm.backward(x: px, dy: pdy, weight: pw,
+        algorithm.backward(x: px, xBF16: xBF16, dy: pdy, weight: pw,
                            weightGradient: weight.trainable ? weight.grad! : nil, dx: dx?.data,
                            batch: dy.batch, workspace: workspace, threads: passThreads)
         return dx ?? noGradient

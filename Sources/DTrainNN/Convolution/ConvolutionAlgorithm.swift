@@ -24,9 +24,13 @@ protocol ConvolutionAlgorithm {
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
 
+    /// Whether backward reads x from its bf16 copy when given one (`xBF16`) instead of from `x`.
+    var readsBF16Input: Bool { get }
+
     /// dy: [N, OH, OW, O] → dW added into `weightGradient` [O, K, K, C/groups] (when given) and
-    /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward.
-    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward. `xBF16`: that
+    /// x as its bf16 copy, for an algorithm that `readsBF16Input`, which then does not read `x`.
+    func backward(x: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int)
 }
@@ -34,6 +38,7 @@ protocol ConvolutionAlgorithm {
 extension ConvolutionAlgorithm {
     var multipliesInBF16: Bool { false }
     var roundsActivationsToBF16: Bool { false }
+    var readsBF16Input: Bool { false }
 }
 
 /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.

@@ -26,7 +26,7 @@ struct DirectConvolution: ConvolutionAlgorithm {
         parallelFor(outRows) { range in direct.forward(px, packed: packed, bias: b, py, rows: range) }
     }
 
-    func backward(x px: UnsafePointer<Float>, dy pdy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+    func backward(x px: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy pdy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
                   weightGradient dw: UnsafeMutablePointer<Float>?, dx pdx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int) {
         let direct = kernel, packed = packedWeights.pointer

@@ -118,7 +118,7 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         for m in rows { addFloats(y + m * o, b, o) }
     }
 
-    func backward(x px: UnsafePointer<Float>, dy pdy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
+    func backward(x px: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy pdy: UnsafePointer<Float>, weight w: UnsafePointer<Float>,
                   weightGradient dw: UnsafeMutablePointer<Float>?, dx pdx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int) {
         let geo = geo

@@ -17,6 +17,8 @@ struct WinogradConvolution: ConvolutionAlgorithm {
     }
 
     var roundsActivationsToBF16: Bool { kernel.roundsToBF16 }
+    /// The C input transform reads bf16 too, where it rounds on read.
+    var readsBF16Input: Bool { kernel.roundsToBF16 }
 
     func workspaceFloats(threads: Int) -> Int { weightSlice + threads * (weightSlice + scratchSlice) }
 
@@ -25,12 +27,13 @@ struct WinogradConvolution: ConvolutionAlgorithm {
         convolve(x, weight: weight, bias: bias, into: y, batch: batch, dataGradient: false, workspace: workspace, threads: threads)
     }
 
-    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    func backward(x: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int) {
         if let weightGradient {
             Profiler.measure(.convBackwardWeight) {
-                addWeightGradient(x: x, dy: dy, into: weightGradient, batch: batch, workspace: workspace, threads: threads)
+                addWeightGradient(x: readsBF16Input ? xBF16.map(WinogradKernel.Operand.bf16) ?? .float32(x) : .float32(x),
+                                  dy: dy, into: weightGradient, batch: batch, workspace: workspace, threads: threads)
             }
         }
         if let dx {
@@ -59,7 +62,7 @@ struct WinogradConvolution: ConvolutionAlgorithm {
 
     /// dw += dW: each thread writes the transformed-domain gradient of a fixed share of the tiles
     /// to its own partial; the partials are summed in thread order and transformed back.
-    private func addWeightGradient(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>,
+    private func addWeightGradient(x: WinogradKernel.Operand, dy: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>,
                                    batch: Int, workspace: Workspace, threads: Int) {
         let winograd = kernel
         let ws = workspace.pointer(count: workspaceFloats(threads: threads))

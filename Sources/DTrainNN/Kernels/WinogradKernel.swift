@@ -124,7 +124,14 @@ struct WinogradKernel {
 
     /// Writes the weight gradient of `tiles` in the transformed domain to `partial` (16·O·C,
     /// [ξ][O][C]), overwriting it; `tiles` must not be empty.
-    func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
+    /// A tensor a transform reads: floats, or a layer's bf16 copy of them (only where the C
+    /// transforms run, `roundsToBF16`).
+    enum Operand {
+        case float32(UnsafePointer<Float>)
+        case bf16(UnsafePointer<UInt16>)
+    }
+
+    func weightGradient(_ x: Operand, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
                         into partial: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let c = inChannels, o = outChannels
         let small = SmallGEMM.appliesToTransposedProduct(m: o, n: c)
@@ -133,7 +140,10 @@ struct WinogradKernel {
             let count = block.count
             let vPlane = Self.planeStride(tiles: count, channels: c), mPlane = Self.planeStride(tiles: count, channels: o)
             let v = scratch, dm = scratch + positions * Self.planeStride(tiles: blockTiles, channels: c)
-            transformInput(x, channels: c, tiles: block, into: v)
+            switch x {
+            case .float32(let x): transformInput(x, channels: c, tiles: block, into: v)
+            case .bf16(let x): transformInput4(bf16: x, tiles: block, into: v)
+            }
             transformOutputGradient(dy, tiles: block, into: dm)
             for xi in 0..<positions {
                 // dU[ξ] (O × C) += dM[ξ]ᵀ (O × tiles) · V[ξ] (tiles × C).
