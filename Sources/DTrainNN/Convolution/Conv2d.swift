@@ -71,7 +71,8 @@ public final class Conv2d: Layer {
     /// (`ConvolutionAlgorithm.roundsActivationsToBF16`), leaving only the weight to round here.
     private var roundsActivationsOnRead = false
     /// With bf16 activation storage: x of the last train-mode forward, which backward widens into
-    /// the rounded input's region, since x itself may be overwritten once the next layer has run.
+    /// the rounded input's region (or hands to an algorithm that rounds on read, which reads it
+    /// itself), since x itself may be overwritten once the next layer has run.
     private var savedInput: BF16Copy?
     private var roundsOutput = false
     /// Threads the workspace was reserved for; passes use at most this many.
@@ -146,12 +147,11 @@ public final class Conv2d: Layer {
         roundsActivationsOnRead = roundsOperands && algorithm.roundsActivationsToBF16
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
-        // Rounding on read needs no rounded x or dy, and an algorithm that reads x's bf16 copy
-        // itself no widened one.
-        let inputRegion = !roundsActivationsOnRead || (savedInput != nil && !algorithm.readsBF16Input)
+        // Rounding on read needs no rounded x or dy, nor a widened copy of x's bf16 copy (the
+        // algorithm reads that itself).
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch,
-                              input: inputRegion ? input.count * maxBatch : 0,
+                              input: roundsActivationsOnRead ? 0 : input.count * maxBatch,
                               weight: weight.count, outputGradient: roundsActivationsOnRead ? 0 : out.count * maxBatch)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
@@ -208,7 +208,7 @@ public final class Conv2d: Layer {
         var xBF16: UnsafePointer<UInt16>? = nil
         let rows = dy.rows
         if let rounded = roundedOperands, rows > 0 {
-            if let savedInput, algorithm.readsBF16Input {
+            if let savedInput, roundsActivationsOnRead {
                 xBF16 = savedInput.saved.pointer
             } else if let savedInput {
                 px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))

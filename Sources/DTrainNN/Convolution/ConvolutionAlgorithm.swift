@@ -17,19 +17,17 @@ protocol ConvolutionAlgorithm {
     var multipliesInBF16: Bool { get }
 
     /// Whether the passes round x and dy to bf16 as they read them (the Winograd F(4×4)
-    /// transforms), so that a bf16 `Conv2d` rounds only the weight; x and dy are passed as they are.
+    /// transforms), so that a bf16 `Conv2d` rounds only the weight; x and dy are passed as they
+    /// are, and backward reads x from its bf16 copy when given one (`xBF16`).
     var roundsActivationsToBF16: Bool { get }
 
     /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
 
-    /// Whether backward reads x from its bf16 copy when given one (`xBF16`) instead of from `x`.
-    var readsBF16Input: Bool { get }
-
     /// dy: [N, OH, OW, O] → dW added into `weightGradient` [O, K, K, C/groups] (when given) and
     /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward. `xBF16`: that
-    /// x as its bf16 copy, for an algorithm that `readsBF16Input`, which then does not read `x`.
+    /// x as its bf16 copy, for an algorithm that `roundsActivationsToBF16`, which then does not read `x`.
     func backward(x: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int)
@@ -38,7 +36,6 @@ protocol ConvolutionAlgorithm {
 extension ConvolutionAlgorithm {
     var multipliesInBF16: Bool { false }
     var roundsActivationsToBF16: Bool { false }
-    var readsBF16Input: Bool { false }
 }
 
 /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.

@@ -17,8 +17,6 @@ struct WinogradConvolution: ConvolutionAlgorithm {
     }
 
     var roundsActivationsToBF16: Bool { kernel.roundsToBF16 }
-    /// The C input transform reads bf16 too, where it rounds on read.
-    var readsBF16Input: Bool { kernel.roundsToBF16 }
 
     func workspaceFloats(threads: Int) -> Int { weightSlice + threads * (weightSlice + scratchSlice) }
 
@@ -32,8 +30,8 @@ struct WinogradConvolution: ConvolutionAlgorithm {
                   batch: Int, workspace: Workspace, threads: Int) {
         if let weightGradient {
             Profiler.measure(.convBackwardWeight) {
-                addWeightGradient(x: readsBF16Input ? xBF16.map(WinogradKernel.Operand.bf16) ?? .float32(x) : .float32(x),
-                                  dy: dy, into: weightGradient, batch: batch, workspace: workspace, threads: threads)
+                addWeightGradient(x: xBF16.map(WinogradKernel.Operand.bf16) ?? .float32(x), dy: dy, into: weightGradient,
+                                  batch: batch, workspace: workspace, threads: threads)
             }
         }
         if let dx {
