@@ -1,7 +1,7 @@
-// dtrain_winograd4_{input,output,output_gradient} for one instruction set (see
+// dtrain_winograd4_{input,input_bf16,output,output_gradient} for one instruction set (see
 // dtrain_winograd.h); included by kernels_<set>.c after vector.h, last.
 //
-// Channels go across the lanes: a tile's 36 (or 16) values of one block of channels are whole
+// Channels go across the lanes: a tile's 36 values of one block of channels are whole
 // vectors, so the transforms are additions and multiplications by constants, lane by lane. Blocks
 // of LANES channels first and, in the sixteen-lane variants, a last block of eight (the channel
 // count is a multiple of 8). winograd_f4_block.h holds the per-block code and is included once per
