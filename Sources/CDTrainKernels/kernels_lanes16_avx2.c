@@ -18,6 +18,8 @@
 #include "templates/vector.h"
 #include "templates/small_gemm.h"
 #include "templates/gemm_bf16.h"
+#include "templates/operand.h"
+#include "templates/batch_norm.h"
 #include "templates/winograd_f4.h"
 #if defined(__x86_64__)
 #pragma clang attribute pop

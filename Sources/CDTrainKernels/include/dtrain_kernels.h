@@ -8,6 +8,8 @@
 #include "dtrain_bf16.h"
 // The Winograd F(4×4, 3×3) tile transforms.
 #include "dtrain_winograd.h"
+// The BatchNorm passes.
+#include "dtrain_batch_norm.h"
 
 // Kernels with one variant per instruction set, named by suffix: _avx2 (eight-lane AVX2 + FMA)
 // and _avx512 (sixteen-lane AVX-512 F/BW/VL). Each variant is the same source text

@@ -1,6 +1,8 @@
 // float ↔ bf16 conversions, shared by gemm_bf16_reference.c (scalar), templates/gemm_bf16.h
 // (scalar tails and, with the same arithmetic on vectors, the packing loops) and bf16_vectors.c.
 
+#pragma once
+
 #include <stdint.h>
 #include <string.h>
 

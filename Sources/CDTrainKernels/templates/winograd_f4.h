@@ -15,10 +15,6 @@
 /// Read for the elements of a border tile outside the image: as many zeros as a block reads.
 static const float winograd_zeros[DTRAIN_WINOGRAD_MAX_CHANNELS] __attribute__((aligned(64)));
 
-/// How a transform reads its operand (a constant where the callers inline the loads): floats as
-/// they are, floats rounded to bf16, or bf16 values widened to floats (exact).
-enum { WINOGRAD_FLOAT = 0, WINOGRAD_ROUNDED = 1, WINOGRAD_BF16 = 2 };
-
 /// Splits tile index t into its image, and the row and column of its top-left output pixel.
 static inline __attribute__((always_inline)) void winograd_locate(const dtrain_winograd_tiles *g, intptr_t t,
                                                                    intptr_t *n, intptr_t *oy, intptr_t *ox) {
@@ -81,7 +77,7 @@ static inline __attribute__((always_inline)) intptr_t winograd_output_corner(con
 #endif
 
 /// The input transform of x, whose elements are `element` bytes (floats, or bf16 values for
-/// WINOGRAD_BF16), read as `source` says (a constant where the callers inline this).
+/// OPERAND_BF16), read as `source` says (a constant where the callers inline this).
 static inline __attribute__((always_inline)) void winograd_input(const void *x, intptr_t element,
                                                                  const dtrain_winograd_tiles *g, float *v, int source) {
     const intptr_t h = g->height, w = g->width, c = g->channels;
@@ -119,12 +115,12 @@ static inline __attribute__((always_inline)) void winograd_input(const void *x, 
 }
 
 void KERNEL(dtrain_winograd4_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
-    if (g->round_to_bf16) winograd_input(x, sizeof(float), g, v, WINOGRAD_ROUNDED);
-    else winograd_input(x, sizeof(float), g, v, WINOGRAD_FLOAT);
+    if (g->round_to_bf16) winograd_input(x, sizeof(float), g, v, OPERAND_ROUNDED);
+    else winograd_input(x, sizeof(float), g, v, OPERAND_FLOAT);
 }
 
 void KERNEL(dtrain_winograd4_input_bf16)(const uint16_t *x, const dtrain_winograd_tiles *g, float *v) {
-    winograd_input(x, sizeof(uint16_t), g, v, WINOGRAD_BF16);
+    winograd_input(x, sizeof(uint16_t), g, v, OPERAND_BF16);
 }
 
 void KERNEL(dtrain_winograd4_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {

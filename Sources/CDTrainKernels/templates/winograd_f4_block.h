@@ -3,33 +3,6 @@
 // block of channels of one tile; the one-dimensional transforms are DTrainNN's WinogradF4.swift
 // (input6, output6, gradient6), with the same operations in the same order, the same ones fused.
 
-/// Lanes as unsigned integers, for the bf16 rounding.
-typedef uint32_t BLOCK(winograd_bits) __attribute__((ext_vector_type(VLANES)));
-
-/// x rounded to bf16 on every lane: to nearest even; a NaN keeps its sign and high payload and
-/// gets the quiet bit (DTrainCore's roundedToBFloat16, bf16_round.h's bf16_high_half).
-static inline __attribute__((always_inline)) VT BLOCK(winograd_bf16)(VT x) {
-    const BLOCK(winograd_bits) bits = (BLOCK(winograd_bits))x;
-    const BLOCK(winograd_bits) nan = (BLOCK(winograd_bits))((bits & 0x7FFFFFFFu) > 0x7F800000u);
-    const BLOCK(winograd_bits) rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
-    return (VT)(((rounded & ~nan) | ((bits | 0x00400000u) & nan)) & 0xFFFF0000u);
-}
-
-/// bf16 lanes, as stored.
-typedef uint16_t BLOCK(winograd_halves) __attribute__((ext_vector_type(VLANES)));
-
-/// The vector of channels ch ..< ch + VLANES at p (floats, or bf16 values for WINOGRAD_BF16), read
-/// as `source` says.
-static inline __attribute__((always_inline)) VT BLOCK(winograd_operand)(const void *p, intptr_t ch, int source) {
-    if (source == WINOGRAD_BF16) {
-        BLOCK(winograd_halves) h;
-        memcpy(&h, (const uint16_t *)p + ch, sizeof h);
-        return (VT)(__builtin_convertvector(h, BLOCK(winograd_bits)) << 16);
-    }
-    const VT x = VLOAD((const float *)p + ch);
-    return source == WINOGRAD_ROUNDED ? BLOCK(winograd_bf16)(x) : x;
-}
-
 /// x + a·y, fused (one rounding), with the constant a.
 #define FMA_C(a, y, x) __builtin_elementwise_fma((VT)(a), (y), (x))
 
@@ -72,7 +45,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_input)(co
     VT t[6][6];
     for (int j = 0; j < 6; j++) {
         VT d[6], r[6];
-        for (int i = 0; i < 6; i++) d[i] = BLOCK(winograd_operand)(p[i * 6 + j], ch, source);
+        for (int i = 0; i < 6; i++) d[i] = BLOCK(operand)(p[i * 6 + j], ch, source);
         BLOCK(winograd_input6)(d, r);
         for (int i = 0; i < 6; i++) t[i][j] = r[i];
     }
@@ -124,7 +97,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)
     if (rows == 4 && cols == 4) {
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
-            for (int i = 0; i < 4; i++) e[i] = BLOCK(winograd_operand)(corner + i * row_stride + j * o, ch, round);
+            for (int i = 0; i < 4; i++) e[i] = BLOCK(operand)(corner + i * row_stride + j * o, ch, round);
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];
         }
@@ -132,7 +105,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd_block_gradient)
         for (int j = 0; j < 4; j++) {
             VT e[4], r[6];
             for (int i = 0; i < 4; i++)
-                e[i] = i < rows && j < cols ? BLOCK(winograd_operand)(corner + i * row_stride + j * o, ch, round)
+                e[i] = i < rows && j < cols ? BLOCK(operand)(corner + i * row_stride + j * o, ch, round)
                                             : (VT)0.0f;
             BLOCK(winograd_gradient6)(e, r);
             for (int i = 0; i < 6; i++) t[i][j] = r[i];

@@ -209,7 +209,7 @@ public final class Conv2d: Layer {
         let rows = dy.rows
         if let rounded = roundedOperands, rows > 0 {
             if let savedInput, roundsActivationsOnRead {
-                xBF16 = savedInput.saved.pointer
+                xBF16 = savedInput.saved
             } else if let savedInput {
                 px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))
             } else if !roundsActivationsOnRead {

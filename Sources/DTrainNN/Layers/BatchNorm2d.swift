@@ -1,3 +1,4 @@
+import CDTrainKernels
 import DTrainCore
 import Foundation
 
@@ -7,9 +8,10 @@ import Foundation
 /// the unbiased one (as torch); eval mode uses the running statistics.
 ///
 /// Each pass reads its inputs twice: once for per-channel sums, once for the elementwise result,
-/// eight channels at a time. Sums are taken in Float over blocks of `blockRows` rows, added into
-/// Double per block, over fixed row chunks combined in chunk order, so results are deterministic
-/// for a thread count. Forward sums are of x − k with k the batch's first row, so that the
+/// both in CDTrainKernels' variant for the model's kernel set (`BatchNormKernels`, the same values
+/// bit for bit in every set). Sums are taken in Float over blocks of DTRAIN_BN_BLOCK_ROWS rows,
+/// added into Double per block, over fixed row chunks combined in chunk order, so results are
+/// deterministic for a thread count. Forward sums are of x − k with k the batch's first row, so that the
 /// variance keeps its precision when |mean| ≫ σ.
 ///
 /// With `fusesReLU` (set by `Sequential` when a `ReLU` follows) the output is max(BN(x), 0) and
@@ -42,9 +44,6 @@ public final class BatchNorm2d: Layer {
     /// Apply max(·, 0) to the output (and mask the gradient accordingly): a following ReLU fused in.
     public var fusesReLU = false
 
-    /// Rows per Float block of a sum before it is added into the Double partials.
-    static let blockRows = 32
-
     /// A frozen BatchNorm (transfer learning) behaves as in eval mode even while the model
     /// trains: it normalises with the running statistics and never updates them.
     public var frozenStatistics = false
@@ -66,10 +65,11 @@ public final class BatchNorm2d: Layer {
     private let pivot: Storage
     /// [Σx, Σx², count] in forward, [Σdy, Σdy·x̂] in backward: the buffer handed to the reducer.
     private let stats: ScratchBuffer<Double>
-    /// Per-chunk partial sums in Double, and the Float sums of the current block, 2·C per chunk.
+    /// Per-chunk partial sums in Double, 2·C per chunk.
     private var partials: ScratchBuffer<Double>!
-    private var blockSums: Storage!
     private var maxChunks = 1
+    /// The passes, in the variant of the kernel set the model was built for.
+    private var passes = BatchNormKernels(kernels: .best)
 
     private var lastInput: Tensor?
     /// With bf16 activation storage: the input of the last train-mode forward.
@@ -109,7 +109,7 @@ public final class BatchNorm2d: Layer {
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         maxChunks = max(1, Compute.threads)
         partials = ScratchBuffer(count: maxChunks * 2 * channels, fill: 0)
-        blockSums = Storage(count: maxChunks * 2 * channels)
+        passes = BatchNormKernels(kernels: context.kernels)
         lastInput = nil
         return input
     }
@@ -128,37 +128,12 @@ public final class BatchNorm2d: Layer {
         min(maxChunks, Compute.threads, max(1, rows * channels / 16384))
     }
 
-    /// Per-channel sums of two per-element terms over all rows, into stats[0..<C] and
-    /// stats[C..<2C] (Double). `term(row, c, first, second)` adds eight channels' terms starting at
-    /// channel c of `row` into the Float block sums `first` and `second` when `c + 8 <= C`, else
-    /// one channel's. Blocks of `blockRows` rows are summed in Float and added into per-chunk Double
-    /// partials; chunks are combined in chunk order.
+    /// Per-channel sums over all rows into stats[0..<2C] (Double): `sum(rows, partial)` writes
+    /// the 2·C sums of a chunk of rows into `partial`; chunks are combined in chunk order.
     @inline(__always)
-    private func reduceRows(rows: Int,
-                            vector: (_ row: Int, _ c: Int, _ first: UnsafeMutablePointer<Float>, _ second: UnsafeMutablePointer<Float>) -> Void,
-                            scalar: (_ row: Int, _ c: Int, _ first: UnsafeMutablePointer<Float>, _ second: UnsafeMutablePointer<Float>) -> Void) {
-        let C = channels, chunks = chunkCount(rows: rows), part = partials.pointer, blocks = blockSums.pointer
-        let blockRows = BatchNorm2d.blockRows
-        parallelChunks(rows, chunks: chunks) { k, r in
-            let s = part + k * 2 * C, q = s + C
-            let fs = blocks + k * 2 * C, fq = fs + C
-            s.update(repeating: 0, count: 2 * C)
-            var start = r.lowerBound
-            while start < r.upperBound {
-                let end = min(start + blockRows, r.upperBound)
-                fs.update(repeating: 0, count: 2 * C)
-                for row in start..<end {
-                    var c = 0
-                    while c + 8 <= C { vector(row, c, fs, fq); c += 8 }
-                    while c < C { scalar(row, c, fs, fq); c += 1 }
-                }
-                for c in 0..<C {
-                    s[c] += Double(fs[c])
-                    q[c] += Double(fq[c])
-                }
-                start = end
-            }
-        }
+    private func reduceRows(rows: Int, _ sum: (_ rows: Range<Int>, _ partial: UnsafeMutablePointer<Double>) -> Void) {
+        let C = channels, chunks = chunkCount(rows: rows), part = partials.pointer
+        parallelChunks(rows, chunks: chunks) { k, r in sum(r, part + k * 2 * C) }
         let st = stats.pointer
         for c in 0..<(2 * C) {
             var t = 0.0
@@ -167,18 +142,24 @@ public final class BatchNorm2d: Layer {
         }
     }
 
+    /// `rows` of `input` as the kernels take them, with the normalisation of the last forward.
+    @inline(__always)
+    private func kernelRows(_ input: BatchNormKernels.Input, _ rows: Range<Int>, relu: Bool) -> dtrain_bn_rows {
+        BatchNormKernels.rows(input, channels: channels, rows: rows, mean: mean.pointer, scale: scale.pointer,
+                              shift: shift.pointer, relu: relu)
+    }
+
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         Profiler.measure(.batchNorm) {
-            guard let savedInput else { return forwardPass(x, mode: mode, input: Float32Rows(pointer: x.data), save: nil) }
+            guard let savedInput else { return forwardPass(x, mode: mode, input: .float32(x.data), save: nil) }
             // bf16 activation storage: x as autocast's bf16 convolution returns it, kept for backward.
             let save = mode == .train ? savedInput.saving(count: x.count) : nil
             if save == nil { savedInput.discard() }
-            return forwardPass(x, mode: mode, input: RoundedRows(pointer: x.data), save: save)
+            return forwardPass(x, mode: mode, input: .rounded(x.data), save: save)
         }
     }
 
-    @inline(__always)
-    private func forwardPass<X: ActivationRows>(_ x: Tensor, mode: Mode, input: X, save: UnsafeMutablePointer<UInt16>?) -> Tensor {
+    private func forwardPass(_ x: Tensor, mode: Mode, input: BatchNormKernels.Input, save: UnsafeMutablePointer<UInt16>?) -> Tensor {
         precondition(x.shape == output.shape, "BatchNorm2d built for \(output.shape), got \(x.shape)")
         let C = channels, rows = x.rows
         let y = output.tensor(batch: x.batch)
@@ -189,17 +170,15 @@ public final class BatchNorm2d: Layer {
 
         if mode == .train {
             let k = pivot.pointer
-            for c in 0..<C { k[c] = rows > 0 ? input.load(c) : 0 }
-            let pk = UnsafePointer(k)
-            reduceRows(rows: rows, vector: { row, c, s, q in
-                let d = input.load8(row * C + c) - load8(pk + c)
-                store8(load8(s + c) + d, s + c)
-                store8(load8(q + c) + d * d, q + c)
-            }, scalar: { row, c, s, q in
-                let d = input.load(row * C + c) - pk[c]
-                s[c] += d
-                q[c] += d * d
-            })
+            for c in 0..<C {
+                switch input {
+                case .float32(let p): k[c] = rows > 0 ? p[c] : 0
+                case .rounded(let p): k[c] = rows > 0 ? roundedToBFloat16(p[c]) : 0
+                case .bf16(let p): k[c] = rows > 0 ? Float(bitPattern: UInt32(p[c]) << 16) : 0
+                }
+            }
+            let pk = UnsafePointer(k), passes = passes
+            reduceRows(rows: rows) { r, partial in passes.sums(kernelRows(input, r, relu: false), pivot: pk, into: partial) }
             // Σ(x − k), Σ(x − k)² → Σx, Σx² (the reducer sums those across processes).
             let st = stats.pointer, n0 = Double(rows)
             for c in 0..<C {
@@ -235,8 +214,10 @@ public final class BatchNorm2d: Layer {
             }
         }
 
-        let fused = fusesReLU
-        if fused { normalize(input, rows: rows, into: y, relu: true, save: save) } else { normalize(input, rows: rows, into: y, relu: false, save: save) }
+        let fused = fusesReLU, passes = passes, py = y.data
+        parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
+            passes.normalize(kernelRows(input, r, relu: fused), into: py, save: save)
+        }
         lastInput = x
         lastMode = mode
         lastFused = fused
@@ -246,103 +227,28 @@ public final class BatchNorm2d: Layer {
     /// With bf16 activation storage the layer keeps its own bf16 copy of x.
     public func readsInputInBackward(_ context: BuildContext) -> Bool { !context.storesActivationsInBF16 }
 
-    /// y = (x − mean)·scale + shift, clamped at 0 when `relu`, with x's bf16 bits kept in `save`
-    /// when given (x is then already rounded). Backward recomputes the same expression
-    /// (`preActivation8`/`preActivation`) to mask a fused ReLU's gradient.
-    @inline(__always)
-    private func normalize<X: ActivationRows>(_ input: X, rows: Int, into y: Tensor, relu: Bool, save: UnsafeMutablePointer<UInt16>?) {
-        let C = channels
-        let py = y.data
-        let pm = UnsafePointer(mean.pointer), pscale = UnsafePointer(scale.pointer), pshift = UnsafePointer(shift.pointer)
-        parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            for row in r {
-                let base = row * C, dst = py + base
-                var c = 0
-                while c + 8 <= C {
-                    let x = input.load8(base + c)
-                    if let save { UnsafeMutableRawPointer(save + base + c).storeBytes(of: bf16Bits(ofRounded: x), as: SIMD8<UInt16>.self) }
-                    let v = BatchNorm2d.preActivation8(x, c, pm, pscale, pshift)
-                    store8(relu ? relu8(v) : v, dst + c)
-                    c += 8
-                }
-                while c < C {
-                    let x = input.load(base + c)
-                    if let save { save[base + c] = UInt16(truncatingIfNeeded: x.bitPattern >> 16) }
-                    let v = BatchNorm2d.preActivation(x, c, pm, pscale, pshift)
-                    dst[c] = relu ? max(v, 0) : v
-                    c += 1
-                }
-            }
-        }
-    }
-
-    /// (x − mean)·scale + shift for x of channels c..<c+8.
-    @inline(__always)
-    private static func preActivation8(_ x: Float8, _ c: Int, _ m: UnsafePointer<Float>,
-                                       _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
-        (x - load8(m + c)) * load8(scale + c) + load8(shift + c)
-    }
-
-    @inline(__always)
-    private static func preActivation(_ x: Float, _ c: Int, _ m: UnsafePointer<Float>,
-                                      _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
-        (x - m[c]) * scale[c] + shift[c]
-    }
-
     public func backward(_ dy: Tensor) -> Tensor {
         Profiler.measure(.batchNorm) {
             guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
-            if let savedInput {
-                let input = savedInput.saved
-                return lastFused ? backwardPass(dy, fused: true, input: input) : backwardPass(dy, fused: false, input: input)
-            }
-            let input = Float32Rows(pointer: x.data)
-            return lastFused ? backwardPass(dy, fused: true, input: input) : backwardPass(dy, fused: false, input: input)
+            let input: BatchNormKernels.Input = savedInput.map { .bf16($0.saved) } ?? .float32(x.data)
+            return backwardPass(dy, fused: lastFused, input: input)
         }
     }
 
-    /// dy masked where a fused ReLU clamped the output (eight channels of input x).
-    @inline(__always)
-    private static func masked8(_ d: Float8, fused: Bool, _ x: Float8, _ c: Int, _ m: UnsafePointer<Float>,
-                                _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float8 {
-        if !fused { return d }
-        let v = preActivation8(x, c, m, scale, shift)
-        return Float8.zero.replacing(with: d, where: v .> 0)
-    }
-
-    @inline(__always)
-    private static func masked(_ d: Float, fused: Bool, _ x: Float, _ c: Int, _ m: UnsafePointer<Float>,
-                               _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>) -> Float {
-        if !fused { return d }
-        return preActivation(x, c, m, scale, shift) > 0 ? d : 0
-    }
-
-    @inline(__always)
-    private func backwardPass<X: ActivationRows>(_ dy: Tensor, fused: Bool, input: X) -> Tensor {
+    private func backwardPass(_ dy: Tensor, fused: Bool, input: BatchNormKernels.Input) -> Tensor {
         guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape == x.shape, "BatchNorm2d.backward: dy \(dy.batch)x\(dy.shape) for input \(x.batch)x\(x.shape)")
         let C = channels, rows = x.rows
         let wantWeight = weight.trainable, wantBias = bias.trainable
         let wantInput = inputGradient != nil
         let train = lastMode == .train
-        let pm = UnsafePointer(mean.pointer), ps = invstd.pointer
+        let ps = invstd.pointer, passes = passes
         let pdy = UnsafePointer(dy.data)
-        let fscale = UnsafePointer(scale.pointer), fshift = UnsafePointer(shift.pointer)
 
         // Σdy and Σdy·x̂ (local) are needed for the parameter gradients, and in train mode for dx.
         if wantWeight || wantBias || (train && wantInput) {
             // Σdy and Σdy·(x − μ), then ·1/σ per channel.
-            reduceRows(rows: rows, vector: { row, c, s, q in
-                let x = input.load8(row * C + c)
-                let d = BatchNorm2d.masked8(load8(pdy + row * C + c), fused: fused, x, c, pm, fscale, fshift)
-                store8(load8(s + c) + d, s + c)
-                store8(load8(q + c) + d * (x - load8(pm + c)), q + c)
-            }, scalar: { row, c, s, q in
-                let x = input.load(row * C + c)
-                let d = BatchNorm2d.masked(pdy[row * C + c], fused: fused, x, c, pm, fscale, fshift)
-                s[c] += d
-                q[c] += d * (x - pm[c])
-            })
+            reduceRows(rows: rows) { r, partial in passes.gradientSums(kernelRows(input, r, relu: fused), dy: pdy, into: partial) }
             let st = stats.pointer
             for c in 0..<C { st[C + c] *= Double(ps[c]) }
             if wantWeight { let g = weight.grad!; for c in 0..<C { g[c] += Float(st[C + c]) } }
@@ -374,22 +280,7 @@ public final class BatchNorm2d: Layer {
         let pdx = dx.data
         let ga = UnsafePointer(pa), gs = UnsafePointer(pslope), go = UnsafePointer(poffset)
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            for row in r {
-                let base = row * C, dr = pdy + base, out = pdx + base
-                var c = 0
-                while c + 8 <= C {
-                    let x = input.load8(base + c)
-                    let d = BatchNorm2d.masked8(load8(dr + c), fused: fused, x, c, pm, fscale, fshift)
-                    store8(d * load8(ga + c) + (x - load8(pm + c)) * load8(gs + c) + load8(go + c), out + c)
-                    c += 8
-                }
-                while c < C {
-                    let x = input.load(base + c)
-                    let d = BatchNorm2d.masked(dr[c], fused: fused, x, c, pm, fscale, fshift)
-                    out[c] = d * ga[c] + (x - pm[c]) * gs[c] + go[c]
-                    c += 1
-                }
-            }
+            passes.inputGradient(kernelRows(input, r, relu: fused), dy: pdy, a: ga, slope: gs, offset: go, into: pdx)
         }
         return dx
     }

@@ -46,10 +46,10 @@ final class BF16Copy {
         return halves
     }
 
-    /// The saved values, for a pass that reads them as it goes (`BF16Rows`).
-    var saved: BF16Rows {
+    /// The saved values' bf16 bits, for a pass that widens them as it reads them.
+    var saved: UnsafePointer<UInt16> {
         guard count != nil else { preconditionFailure("BF16Copy: backward without a train-mode forward") }
-        return BF16Rows(pointer: UnsafePointer(halves))
+        return UnsafePointer(halves)
     }
 
     /// Forgets the saved values (a forward that did not save them ran since).

@@ -1,0 +1,61 @@
+#ifndef DTRAIN_BATCH_NORM_H
+#define DTRAIN_BATCH_NORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// The passes of a BatchNorm over NHWC activations (DTrainNN's BatchNorm2d says what they
+// compute and how the sums are combined), one variant per instruction set: _avx2, _avx512 and
+// _lanes16_avx2 (the sixteen-lane source compiled for AVX2, for tests). A variant may only be
+// called on a CPU that has its extensions (`dtrain_cpu_has`).
+//
+// Every variant computes the same result bit for bit: the arithmetic is per channel, in the same
+// order (nothing fused), whatever the vector width. Sums are taken in float over blocks of
+// DTRAIN_BN_BLOCK_ROWS rows, row by row, and each block's float sum is added into a double.
+
+/// Rows per float block of a sum before it is added into the double sum.
+#define DTRAIN_BN_BLOCK_ROWS 32
+
+/// How a pass reads x: floats, floats rounded to bf16 as they are read (to nearest even; a NaN
+/// stays a NaN), or bf16 values widened to floats.
+enum { DTRAIN_BN_FLOAT32 = 0, DTRAIN_BN_ROUNDED = 1, DTRAIN_BN_BF16 = 2 };
+
+/// Rows first_row ..< first_row + row_count of a BatchNorm's input x, `channels` values per row (x,
+/// and the dy, y and dx the passes take, are indexed from row 0). `mean`, `scale` and `shift` are
+/// per channel: the normalised value is (x − mean)·scale + shift. With `relu` nonzero a ReLU is
+/// fused in: the output is clamped at 0 (NaN kept) and dy counts only where the normalised value
+/// is > 0. The sums ignore mean, scale and shift unless they say otherwise.
+typedef struct {
+    const void *x;
+    intptr_t input;
+    intptr_t channels, first_row, row_count;
+    const float *mean, *scale, *shift;
+    intptr_t relu;
+} dtrain_bn_rows;
+
+/// sums[c] = Σ (x − pivot[c]), sums[channels + c] = Σ (x − pivot[c])² over the rows.
+void dtrain_bn_sums_avx2(const dtrain_bn_rows *r, const float *pivot, double *sums);
+void dtrain_bn_sums_avx512(const dtrain_bn_rows *r, const float *pivot, double *sums);
+void dtrain_bn_sums_lanes16_avx2(const dtrain_bn_rows *r, const float *pivot, double *sums);
+
+/// y = the normalised value (clamped with `relu`), and with `save` non-NULL x's bf16 bits (the
+/// high halves of x as read; exact when x is read rounded or as bf16).
+void dtrain_bn_normalize_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);
+void dtrain_bn_normalize_avx512(const dtrain_bn_rows *r, float *y, uint16_t *save);
+void dtrain_bn_normalize_lanes16_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);
+
+/// sums[c] = Σ d, sums[channels + c] = Σ d·(x − mean[c]) over the rows, d = dy masked by a fused
+/// ReLU.
+void dtrain_bn_gradient_sums_avx2(const dtrain_bn_rows *r, const float *dy, double *sums);
+void dtrain_bn_gradient_sums_avx512(const dtrain_bn_rows *r, const float *dy, double *sums);
+void dtrain_bn_gradient_sums_lanes16_avx2(const dtrain_bn_rows *r, const float *dy, double *sums);
+
+/// dx = d·a + (x − mean)·slope + offset per channel, d = dy masked by a fused ReLU.
+void dtrain_bn_input_gradient_avx2(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
+                                   const float *offset, float *dx);
+void dtrain_bn_input_gradient_avx512(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
+                                     const float *offset, float *dx);
+void dtrain_bn_input_gradient_lanes16_avx2(const dtrain_bn_rows *r, const float *dy, const float *a,
+                                           const float *slope, const float *offset, float *dx);
+
+#endif

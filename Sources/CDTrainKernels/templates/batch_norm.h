@@ -1,0 +1,210 @@
+// dtrain_bn_{sums,normalize,gradient_sums,input_gradient} for one instruction set (see
+// dtrain_batch_norm.h); included by kernels_<set>.c after operand.h.
+//
+// Channels go across the lanes: blocks of LANES channels, then in the sixteen-lane sets a block of
+// eight, then single channels. batch_norm_block.h holds the per-block code, included once per
+// vector width. The arithmetic is DTrainNN's BatchNorm2d's: per channel, nothing fused, so the
+// width of the block a channel falls in changes nothing.
+#pragma clang fp contract(off)
+
+_Static_assert(DTRAIN_BN_FLOAT32 == OPERAND_FLOAT && DTRAIN_BN_ROUNDED == OPERAND_ROUNDED &&
+               DTRAIN_BN_BF16 == OPERAND_BF16, "dtrain_bn_rows.input is an operand source");
+
+#define VT vec
+#define VLANES LANES
+#define VLOAD load
+#define VSTORE store
+#define BLOCK(name) DTRAIN_CONCAT(name, wide)
+#include "batch_norm_block.h"
+#undef VT
+#undef VLANES
+#undef VLOAD
+#undef VSTORE
+#undef BLOCK
+
+#if LANES > 8
+#define VT vec8
+#define VLANES 8
+#define VLOAD load8
+#define VSTORE store8
+#define BLOCK(name) DTRAIN_CONCAT(name, eight)
+#include "batch_norm_block.h"
+#undef VT
+#undef VLANES
+#undef VLOAD
+#undef VSTORE
+#undef BLOCK
+#endif
+
+/// Runs `wide(ch)` on the blocks of LANES channels of c, `eight(ch)` on a block of eight after
+/// them (sixteen-lane sets) and `single(ch)` on each channel left.
+#if LANES > 8
+#define FOR_BN_CHANNELS(c, wide, eight, single) \
+    do { intptr_t ch_ = 0; \
+         for (; ch_ + LANES <= (c); ch_ += LANES) { wide(ch_); } \
+         for (; ch_ + 8 <= (c); ch_ += 8) { eight(ch_); } \
+         for (; ch_ < (c); ch_++) { single(ch_); } } while (0)
+#else
+#define FOR_BN_CHANNELS(c, wide, eight, single) \
+    do { intptr_t ch_ = 0; \
+         for (; ch_ + LANES <= (c); ch_ += LANES) { wide(ch_); } \
+         for (; ch_ < (c); ch_++) { single(ch_); } } while (0)
+#endif
+
+/// The normalised value of x in channel c.
+static inline __attribute__((always_inline)) float bn_normalized(float x, const dtrain_bn_rows *r, intptr_t c) {
+    return (x - r->mean[c]) * r->scale[c] + r->shift[c];
+}
+
+/// dy masked by a fused ReLU, one channel.
+static inline __attribute__((always_inline)) float bn_masked(float dy, float x, const dtrain_bn_rows *r, intptr_t c,
+                                                             int relu) {
+    return !relu || bn_normalized(x, r, c) > 0 ? dy : 0;
+}
+
+static inline __attribute__((always_inline)) void bn_sums(const dtrain_bn_rows *r, const float *pivot, double *sums,
+                                                          int source) {
+    const intptr_t c = r->channels, row_bytes = c * operand_size(source);
+    double *s = sums, *q = sums + c;
+    for (intptr_t i = 0; i < 2 * c; i++) sums[i] = 0;
+    for (intptr_t start = 0; start < r->row_count; start += DTRAIN_BN_BLOCK_ROWS) {
+        const intptr_t rows = r->row_count - start < DTRAIN_BN_BLOCK_ROWS ? r->row_count - start : DTRAIN_BN_BLOCK_ROWS;
+        const char *x = (const char *)r->x + (r->first_row + start) * row_bytes;
+#define SUMS_WIDE(ch) bn_sums_wide(x, row_bytes, rows, source, ch, pivot, s, q)
+#define SUMS_EIGHT(ch) bn_sums_eight(x, row_bytes, rows, source, ch, pivot, s, q)
+#define SUMS_SINGLE(ch) do { \
+            float a = 0, b = 0; \
+            for (intptr_t i = 0; i < rows; i++) { \
+                const float d = operand_scalar(x + i * row_bytes, ch, source) - pivot[ch]; \
+                a = a + d; \
+                b = b + d * d; \
+            } \
+            s[ch] += (double)a; \
+            q[ch] += (double)b; } while (0)
+        FOR_BN_CHANNELS(c, SUMS_WIDE, SUMS_EIGHT, SUMS_SINGLE);
+#undef SUMS_WIDE
+#undef SUMS_EIGHT
+#undef SUMS_SINGLE
+    }
+}
+
+static inline __attribute__((always_inline)) void bn_gradient_sums(const dtrain_bn_rows *r, const float *dy,
+                                                                   double *sums, int source, int relu) {
+    const intptr_t c = r->channels, row_bytes = c * operand_size(source);
+    double *s = sums, *q = sums + c;
+    for (intptr_t i = 0; i < 2 * c; i++) sums[i] = 0;
+    for (intptr_t start = 0; start < r->row_count; start += DTRAIN_BN_BLOCK_ROWS) {
+        const intptr_t rows = r->row_count - start < DTRAIN_BN_BLOCK_ROWS ? r->row_count - start : DTRAIN_BN_BLOCK_ROWS;
+        const char *x = (const char *)r->x + (r->first_row + start) * row_bytes;
+        const float *g = dy + (r->first_row + start) * c;
+#define GRADIENT_WIDE(ch) bn_gradient_sums_wide(x, row_bytes, g, rows, r, source, relu, ch, s, q)
+#define GRADIENT_EIGHT(ch) bn_gradient_sums_eight(x, row_bytes, g, rows, r, source, relu, ch, s, q)
+#define GRADIENT_SINGLE(ch) do { \
+            float a = 0, b = 0; \
+            for (intptr_t i = 0; i < rows; i++) { \
+                const float x_i = operand_scalar(x + i * row_bytes, ch, source); \
+                const float d = bn_masked(g[i * c + ch], x_i, r, ch, relu); \
+                a = a + d; \
+                b = b + d * (x_i - r->mean[ch]); \
+            } \
+            s[ch] += (double)a; \
+            q[ch] += (double)b; } while (0)
+        FOR_BN_CHANNELS(c, GRADIENT_WIDE, GRADIENT_EIGHT, GRADIENT_SINGLE);
+#undef GRADIENT_WIDE
+#undef GRADIENT_EIGHT
+#undef GRADIENT_SINGLE
+    }
+}
+
+static inline __attribute__((always_inline)) void bn_normalize(const dtrain_bn_rows *r, float *y, uint16_t *save,
+                                                               int source, int relu) {
+    const intptr_t c = r->channels, element = operand_size(source);
+    for (intptr_t row = r->first_row; row < r->first_row + r->row_count; row++) {
+        const char *x = (const char *)r->x + row * c * element;
+        float *y_row = y + row * c;
+        uint16_t *save_row = save ? save + row * c : NULL;
+#define NORMALIZE_WIDE(ch) bn_normalize_wide(x, y_row, save_row, r, source, relu, ch)
+#define NORMALIZE_EIGHT(ch) bn_normalize_eight(x, y_row, save_row, r, source, relu, ch)
+#define NORMALIZE_SINGLE(ch) do { \
+            const float v = operand_scalar(x, ch, source); \
+            if (save_row) { \
+                uint32_t bits; \
+                memcpy(&bits, &v, sizeof bits); \
+                save_row[ch] = (uint16_t)(bits >> 16); \
+            } \
+            const float n = bn_normalized(v, r, ch); \
+            y_row[ch] = relu && !(n > 0) && n == n ? 0 : n; } while (0)
+        FOR_BN_CHANNELS(c, NORMALIZE_WIDE, NORMALIZE_EIGHT, NORMALIZE_SINGLE);
+#undef NORMALIZE_WIDE
+#undef NORMALIZE_EIGHT
+#undef NORMALIZE_SINGLE
+    }
+}
+
+static inline __attribute__((always_inline)) void bn_input_gradient(const dtrain_bn_rows *r, const float *dy,
+                                                                    const float *a, const float *slope,
+                                                                    const float *offset, float *dx, int source,
+                                                                    int relu) {
+    const intptr_t c = r->channels, element = operand_size(source);
+    for (intptr_t row = r->first_row; row < r->first_row + r->row_count; row++) {
+        const char *x = (const char *)r->x + row * c * element;
+        const float *dy_row = dy + row * c;
+        float *dx_row = dx + row * c;
+#define DX_WIDE(ch) bn_input_gradient_wide(x, dy_row, dx_row, r, a, slope, offset, source, relu, ch)
+#define DX_EIGHT(ch) bn_input_gradient_eight(x, dy_row, dx_row, r, a, slope, offset, source, relu, ch)
+#define DX_SINGLE(ch) do { \
+            const float v = operand_scalar(x, ch, source); \
+            const float d = bn_masked(dy_row[ch], v, r, ch, relu); \
+            dx_row[ch] = d * a[ch] + (v - r->mean[ch]) * slope[ch] + offset[ch]; } while (0)
+        FOR_BN_CHANNELS(c, DX_WIDE, DX_EIGHT, DX_SINGLE);
+#undef DX_WIDE
+#undef DX_EIGHT
+#undef DX_SINGLE
+    }
+}
+
+/// Calls body(source, relu) with both as constants, so that each pair compiles to its own loops.
+#define BN_VARIANTS(r, body) \
+    do { \
+        if ((r)->relu) { \
+            switch ((r)->input) { \
+            case DTRAIN_BN_BF16: body(OPERAND_BF16, 1); break; \
+            case DTRAIN_BN_ROUNDED: body(OPERAND_ROUNDED, 1); break; \
+            default: body(OPERAND_FLOAT, 1); break; \
+            } \
+        } else { \
+            switch ((r)->input) { \
+            case DTRAIN_BN_BF16: body(OPERAND_BF16, 0); break; \
+            case DTRAIN_BN_ROUNDED: body(OPERAND_ROUNDED, 0); break; \
+            default: body(OPERAND_FLOAT, 0); break; \
+            } \
+        } \
+    } while (0)
+
+void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double *sums) {
+#define BODY(source, relu) bn_sums(r, pivot, sums, source)
+    BN_VARIANTS(r, BODY);
+#undef BODY
+}
+
+void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *save) {
+#define BODY(source, relu) bn_normalize(r, y, save, source, relu)
+    BN_VARIANTS(r, BODY);
+#undef BODY
+}
+
+void KERNEL(dtrain_bn_gradient_sums)(const dtrain_bn_rows *r, const float *dy, double *sums) {
+#define BODY(source, relu) bn_gradient_sums(r, dy, sums, source, relu)
+    BN_VARIANTS(r, BODY);
+#undef BODY
+}
+
+void KERNEL(dtrain_bn_input_gradient)(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
+                                      const float *offset, float *dx) {
+#define BODY(source, relu) bn_input_gradient(r, dy, a, slope, offset, dx, source, relu)
+    BN_VARIANTS(r, BODY);
+#undef BODY
+}
+
+#undef BN_VARIANTS
+#undef FOR_BN_CHANNELS

@@ -1,0 +1,74 @@
+// One vector width's part of templates/batch_norm.h: included with VT (the vector type), VLANES,
+// VLOAD/VSTORE and BLOCK(name) (the width's function names) defined, after operand_block.h for
+// the same width. Each function handles the channels ch ..< ch + VLANES.
+
+/// dy where a fused ReLU passed the normalised value of x (> 0), else 0; dy when `relu` is 0.
+static inline __attribute__((always_inline)) VT BLOCK(bn_masked)(VT dy, VT x, const dtrain_bn_rows *r, intptr_t ch,
+                                                                 int relu) {
+    if (!relu) return dy;
+    const VT v = (x - VLOAD(r->mean + ch)) * VLOAD(r->scale + ch) + VLOAD(r->shift + ch);
+    return (VT)((BLOCK(bits))dy & (BLOCK(bits))(v > (VT)0.0f));
+}
+
+/// Adds the float sums a and b of the block's rows into the double sums s and q.
+static inline __attribute__((always_inline)) void BLOCK(bn_add_sums)(VT a, VT b, intptr_t ch, double *s, double *q) {
+    for (int l = 0; l < VLANES; l++) {
+        s[ch + l] += (double)a[l];
+        q[ch + l] += (double)b[l];
+    }
+}
+
+/// Σ (x − pivot) and Σ (x − pivot)² over `rows` rows from x (row_bytes apart).
+static inline __attribute__((always_inline)) void BLOCK(bn_sums)(const char *x, intptr_t row_bytes, intptr_t rows,
+                                                                 int source, intptr_t ch, const float *pivot,
+                                                                 double *s, double *q) {
+    const VT k = VLOAD(pivot + ch);
+    VT a = (VT)0.0f, b = (VT)0.0f;
+    for (intptr_t i = 0; i < rows; i++) {
+        const VT d = BLOCK(operand)(x + i * row_bytes, ch, source) - k;
+        a = a + d;
+        b = b + d * d;
+    }
+    BLOCK(bn_add_sums)(a, b, ch, s, q);
+}
+
+/// Σ d and Σ d·(x − mean) over `rows` rows from x (row_bytes apart) and dy (`channels` apart).
+static inline __attribute__((always_inline)) void BLOCK(bn_gradient_sums)(const char *x, intptr_t row_bytes,
+                                                                          const float *dy, intptr_t rows,
+                                                                          const dtrain_bn_rows *r, int source,
+                                                                          int relu, intptr_t ch, double *s, double *q) {
+    const VT m = VLOAD(r->mean + ch);
+    VT a = (VT)0.0f, b = (VT)0.0f;
+    for (intptr_t i = 0; i < rows; i++) {
+        const VT x_i = BLOCK(operand)(x + i * row_bytes, ch, source);
+        const VT d = BLOCK(bn_masked)(VLOAD(dy + i * r->channels + ch), x_i, r, ch, relu);
+        a = a + d;
+        b = b + d * (x_i - m);
+    }
+    BLOCK(bn_add_sums)(a, b, ch, s, q);
+}
+
+/// One row's normalised values (and x's bf16 bits into `save` when non-NULL).
+static inline __attribute__((always_inline)) void BLOCK(bn_normalize)(const void *x, float *y, uint16_t *save,
+                                                                      const dtrain_bn_rows *r, int source, int relu,
+                                                                      intptr_t ch) {
+    const VT v = BLOCK(operand)(x, ch, source);
+    if (save) {
+        const BLOCK(halves) h = __builtin_convertvector((BLOCK(bits))v >> 16, BLOCK(halves));
+        memcpy(save + ch, &h, sizeof h);
+    }
+    VT n = (v - VLOAD(r->mean + ch)) * VLOAD(r->scale + ch) + VLOAD(r->shift + ch);
+    // max(n, 0) keeping NaN, and +0 for −0: as Swift's max(n, 0).
+    if (relu) n = (VT)((BLOCK(bits))n & (BLOCK(bits))((n > (VT)0.0f) | (n != n)));
+    VSTORE(y + ch, n);
+}
+
+/// One row of dx = d·a + (x − mean)·slope + offset.
+static inline __attribute__((always_inline)) void BLOCK(bn_input_gradient)(const void *x, const float *dy, float *dx,
+                                                                           const dtrain_bn_rows *r, const float *a,
+                                                                           const float *slope, const float *offset,
+                                                                           int source, int relu, intptr_t ch) {
+    const VT v = BLOCK(operand)(x, ch, source);
+    const VT d = BLOCK(bn_masked)(VLOAD(dy + ch), v, r, ch, relu);
+    VSTORE(dx + ch, d * VLOAD(a + ch) + (v - VLOAD(r->mean + ch)) * VLOAD(slope + ch) + VLOAD(offset + ch));
+}

@@ -1,0 +1,71 @@
+import CDTrainKernels
+import DTrainCore
+
+/// CDTrainKernels' BatchNorm passes (dtrain_batch_norm.h) in one kernel set's variant. Every
+/// variant computes the same values bit for bit; the set only decides the vector width.
+struct BatchNormKernels {
+    let kernels: KernelSet
+
+    /// How a pass reads a BatchNorm's input.
+    enum Input {
+        /// float32 values.
+        case float32(UnsafePointer<Float>)
+        /// float32 values rounded to bf16 as they are read (a bf16 convolution's output, as
+        /// autocast returns it).
+        case rounded(UnsafePointer<Float>)
+        /// bf16 values (a `BF16Copy`), widened exactly.
+        case bf16(UnsafePointer<UInt16>)
+    }
+
+    /// Rows `rows` of `input`, `channels` per row, with per-channel normalisation
+    /// (x − mean)·scale + shift and a fused ReLU when `relu`.
+    static func rows(_ input: Input, channels: Int, rows: Range<Int>, mean: UnsafePointer<Float>,
+                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool) -> dtrain_bn_rows {
+        let (pointer, kind): (UnsafeRawPointer, Int) = {
+            switch input {
+            case .float32(let p): return (UnsafeRawPointer(p), DTRAIN_BN_FLOAT32)
+            case .rounded(let p): return (UnsafeRawPointer(p), DTRAIN_BN_ROUNDED)
+            case .bf16(let p): return (UnsafeRawPointer(p), DTRAIN_BN_BF16)
+            }
+        }()
+        return dtrain_bn_rows(x: pointer, input: kind, channels: channels, first_row: rows.lowerBound,
+                              row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: relu ? 1 : 0)
+    }
+
+    /// sums[c] = Σ (x − pivot[c]), sums[C + c] = Σ (x − pivot[c])² over the rows.
+    func sums(_ r: dtrain_bn_rows, pivot: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Double>) {
+        var r = r
+        switch kernels {
+        case .avx2: dtrain_bn_sums_avx2(&r, pivot, sums)
+        case .avx512: dtrain_bn_sums_avx512(&r, pivot, sums)
+        }
+    }
+
+    /// y = the normalised rows, and x's bf16 bits into `save` when given.
+    func normalize(_ r: dtrain_bn_rows, into y: UnsafeMutablePointer<Float>, save: UnsafeMutablePointer<UInt16>?) {
+        var r = r
+        switch kernels {
+        case .avx2: dtrain_bn_normalize_avx2(&r, y, save)
+        case .avx512: dtrain_bn_normalize_avx512(&r, y, save)
+        }
+    }
+
+    /// sums[c] = Σ d, sums[C + c] = Σ d·(x − mean[c]), d = dy masked by a fused ReLU.
+    func gradientSums(_ r: dtrain_bn_rows, dy: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Double>) {
+        var r = r
+        switch kernels {
+        case .avx2: dtrain_bn_gradient_sums_avx2(&r, dy, sums)
+        case .avx512: dtrain_bn_gradient_sums_avx512(&r, dy, sums)
+        }
+    }
+
+    /// dx = d·a + (x − mean)·slope + offset, d = dy masked by a fused ReLU.
+    func inputGradient(_ r: dtrain_bn_rows, dy: UnsafePointer<Float>, a: UnsafePointer<Float>, slope: UnsafePointer<Float>,
+                       offset: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        var r = r
+        switch kernels {
+        case .avx2: dtrain_bn_input_gradient_avx2(&r, dy, a, slope, offset, dx)
+        case .avx512: dtrain_bn_input_gradient_avx512(&r, dy, a, slope, offset, dx)
+        }
+    }
+}
