@@ -8,8 +8,9 @@ import CDTrainKernels
 /// DTRAIN_BN_BLOCK_ROWS rows added into doubles, nothing fused. Bit for bit, for every way of
 /// reading x (float32, rounded to bf16, bf16), with and without the fused ReLU, for channel counts
 /// that leave eight-lane and single-channel tails in both widths, and for row ranges that start
-/// inside the tensor and are shorter than, equal to and longer than a block. The passes must write
-/// their rows and nothing else.
+/// inside the tensor and are shorter than, equal to and longer than a block; normalize also with
+/// a residual block's shortcut added and its ReLU mask written. The passes must write their rows
+/// and nothing else.
 ///
 /// LayerFixtureTests and LayerGradientTests check the BatchNorm the passes make against PyTorch and
 /// finite differences; this pins each variant to the same bits. A kernel set this CPU cannot run
@@ -151,7 +152,8 @@ final class BatchNormKernelTests: XCTestCase {
                     values.withUnsafeBufferPointer { px in halves.withUnsafeBufferPointer { ph in
                         let pointer = k.input == DTRAIN_BN_BF16 ? UnsafeRawPointer(ph.baseAddress!) : UnsafeRawPointer(px.baseAddress!)
                         var r = dtrain_bn_rows(x: pointer, input: k.input, channels: c, first_row: k.first, row_count: k.count,
-                                               mean: pm.baseAddress!, scale: ps.baseAddress!, shift: pt.baseAddress!, relu: k.relu ? 1 : 0)
+                                               mean: pm.baseAddress!, scale: ps.baseAddress!, shift: pt.baseAddress!, relu: k.relu ? 1 : 0,
+                                               addend: nil, mask: nil)
                         body(&r)
                     } }
                 } } }
@@ -197,26 +199,41 @@ final class BatchNormKernelTests: XCTestCase {
             rows(xSums, bitsSums) { r in dy.withUnsafeBufferPointer { variant.gradientSums(r, $0.baseAddress!, &gotGradient) } }
             XCTAssertEqual(gotGradient.map(\.bitPattern), wantGradient.map(\.bitPattern), "gradient sums, \(what)")
 
-            // Normalize, with and without the saved bits; dx. Outside the range nothing changes.
+            // Normalize, with and without the saved bits, and as a residual block's end: with its
+            // shortcut added and (whole bytes per row) its mask written; dx. Outside the range
+            // nothing changes.
             let sentinel = Float(-12345)
-            for saving in [false, true] {
+            let shortcut = Self.values(n, &rng, special: true)
+            for (saving, residual) in [(false, false), (true, false), (false, true), (true, true)] {
                 var y = [Float](repeating: sentinel, count: n)
                 var save = [UInt16](repeating: 0xABCD, count: n)
+                let masked = residual && c % 8 == 0
+                var mask = [UInt8](repeating: 0x5A, count: n / 8)
                 rows(x, bits) { r in
-                    save.withUnsafeMutableBufferPointer { ps in variant.normalize(r, &y, saving ? ps.baseAddress! : nil) }
+                    var r = r.pointee
+                    shortcut.withUnsafeBufferPointer { pb in mask.withUnsafeMutableBufferPointer { pk in
+                        if residual { r.addend = pb.baseAddress }
+                        if masked { r.mask = pk.baseAddress }
+                        save.withUnsafeMutableBufferPointer { ps in variant.normalize(&r, &y, saving ? ps.baseAddress! : nil) }
+                    } }
                 }
                 for i in 0..<n {
                     let row = i / c, ch = i % c
                     guard range.contains(row) else {
                         XCTAssertEqual(y[i], sentinel, "normalize wrote outside its rows at \(i), \(what)")
                         XCTAssertEqual(save[i], 0xABCD, "normalize saved outside its rows at \(i), \(what)")
+                        if masked { XCTAssertEqual(mask[i / 8], 0x5A, "mask written outside its rows at \(i), \(what)") }
                         continue
                     }
                     let v = Self.read(x, bits, i, input: k.input)
-                    let want = k.relu ? max(normalized(v, ch), 0) : normalized(v, ch)
-                    XCTAssertEqual(y[i].bitPattern, want.bitPattern, "normalize at \(i), \(what)")
+                    let sum = residual ? normalized(v, ch) + shortcut[i] : normalized(v, ch)
+                    let want = k.relu ? max(sum, 0) : sum
+                    XCTAssertEqual(y[i].bitPattern, want.bitPattern, "normalize at \(i), \(what), residual \(residual)")
                     let wantSaved: UInt16 = saving ? UInt16(truncatingIfNeeded: v.bitPattern >> 16) : 0xABCD
                     XCTAssertEqual(save[i], wantSaved, "saved bits at \(i), \(what)")
+                    if masked {
+                        XCTAssertEqual((mask[i / 8] >> (i % 8)) & 1 == 1, sum > 0, "mask bit at \(i), \(what)")
+                    }
                 }
             }
             var dx = [Float](repeating: sentinel, count: n)

@@ -25,12 +25,19 @@ enum { DTRAIN_BN_FLOAT32 = 0, DTRAIN_BN_ROUNDED = 1, DTRAIN_BN_BF16 = 2 };
 /// per channel: the normalised value is (x − mean)·scale + shift. With `relu` nonzero a ReLU is
 /// fused in: the output is clamped at 0 (NaN kept) and dy counts only where the normalised value
 /// is > 0. The sums ignore mean, scale and shift unless they say otherwise.
+///
+/// Only normalize reads `addend` and `mask` (NULL: none): a residual block's add (and ReLU) fused
+/// into the BatchNorm that ends its main branch. With `addend` (indexed like y), the output is the
+/// normalised value plus addend, then clamped with `relu`; with `mask` (channels a multiple of 8),
+/// bit j of mask[k] says whether output element 8k + j was > 0 (the block's ReLU for backward).
 typedef struct {
     const void *x;
     intptr_t input;
     intptr_t channels, first_row, row_count;
     const float *mean, *scale, *shift;
     intptr_t relu;
+    const float *addend;
+    uint8_t *mask;
 } dtrain_bn_rows;
 
 /// sums[c] = Σ (x − pivot[c]), sums[channels + c] = Σ (x − pivot[c])² over the rows.
@@ -38,8 +45,8 @@ void dtrain_bn_sums_avx2(const dtrain_bn_rows *r, const float *pivot, double *su
 void dtrain_bn_sums_avx512(const dtrain_bn_rows *r, const float *pivot, double *sums);
 void dtrain_bn_sums_lanes16_avx2(const dtrain_bn_rows *r, const float *pivot, double *sums);
 
-/// y = the normalised value (clamped with `relu`), and with `save` non-NULL x's bf16 bits (the
-/// high halves of x as read; exact when x is read rounded or as bf16).
+/// y = the normalised value (plus `addend`, clamped with `relu`, noted in `mask`), and with `save`
+/// non-NULL x's bf16 bits (the high halves of x as read; exact when x is read rounded or as bf16).
 void dtrain_bn_normalize_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);
 void dtrain_bn_normalize_avx512(const dtrain_bn_rows *r, float *y, uint16_t *save);
 void dtrain_bn_normalize_lanes16_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);

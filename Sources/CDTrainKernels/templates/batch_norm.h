@@ -116,15 +116,18 @@ static inline __attribute__((always_inline)) void bn_gradient_sums(const dtrain_
     }
 }
 
+/// `residual` (a constant): whether r->addend is set.
 static inline __attribute__((always_inline)) void bn_normalize(const dtrain_bn_rows *r, float *y, uint16_t *save,
-                                                               int source, int relu) {
+                                                               int source, int relu, int residual) {
     const intptr_t c = r->channels, element = operand_size(source);
     for (intptr_t row = r->first_row; row < r->first_row + r->row_count; row++) {
         const char *x = (const char *)r->x + row * c * element;
         float *y_row = y + row * c;
         uint16_t *save_row = save ? save + row * c : NULL;
-#define NORMALIZE_WIDE(ch) bn_normalize_wide(x, y_row, save_row, r, source, relu, ch)
-#define NORMALIZE_EIGHT(ch) bn_normalize_eight(x, y_row, save_row, r, source, relu, ch)
+        const float *addend = residual ? r->addend + row * c : NULL;
+        uint8_t *mask = r->mask ? r->mask + row * c / 8 : NULL;
+#define NORMALIZE_WIDE(ch) bn_normalize_wide(x, y_row, save_row, addend, mask, r, source, relu, ch)
+#define NORMALIZE_EIGHT(ch) bn_normalize_eight(x, y_row, save_row, addend, mask, r, source, relu, ch)
 #define NORMALIZE_SINGLE(ch) do { \
             const float v = operand_scalar(x, ch, source); \
             if (save_row) { \
@@ -132,7 +135,8 @@ static inline __attribute__((always_inline)) void bn_normalize(const dtrain_bn_r
                 memcpy(&bits, &v, sizeof bits); \
                 save_row[ch] = (uint16_t)(bits >> 16); \
             } \
-            const float n = bn_normalized(v, r, ch); \
+            float n = bn_normalized(v, r, ch); \
+            if (addend) n = n + addend[ch]; \
             y_row[ch] = relu && !(n > 0) && n == n ? 0 : n; } while (0)
         FOR_BN_CHANNELS(c, NORMALIZE_WIDE, NORMALIZE_EIGHT, NORMALIZE_SINGLE);
 #undef NORMALIZE_WIDE
@@ -188,8 +192,11 @@ void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double 
 }
 
 void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *save) {
-#define BODY(source, relu) bn_normalize(r, y, save, source, relu)
-    BN_VARIANTS(r, BODY);
+#define BODY(source, relu) bn_normalize(r, y, save, source, relu, 0)
+#define RESIDUAL_BODY(source, relu) bn_normalize(r, y, save, source, relu, 1)
+    if (r->addend) BN_VARIANTS(r, RESIDUAL_BODY);
+    else BN_VARIANTS(r, BODY);
+#undef RESIDUAL_BODY
 #undef BODY
 }
 

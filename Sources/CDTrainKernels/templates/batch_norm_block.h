@@ -48,8 +48,13 @@ static inline __attribute__((always_inline)) void BLOCK(bn_gradient_sums)(const 
     BLOCK(bn_add_sums)(a, b, ch, s, q);
 }
 
-/// One row's normalised values (and x's bf16 bits into `save` when non-NULL).
+/// Lanes as bits, for a mask.
+typedef _Bool BLOCK(flags) __attribute__((ext_vector_type(VLANES)));
+
+/// One row's normalised values (and x's bf16 bits into `save`, the addend, the mask: each when
+/// non-NULL; `mask` points at the row's first byte).
 static inline __attribute__((always_inline)) void BLOCK(bn_normalize)(const void *x, float *y, uint16_t *save,
+                                                                      const float *addend, uint8_t *mask,
                                                                       const dtrain_bn_rows *r, int source, int relu,
                                                                       intptr_t ch) {
     const VT v = BLOCK(operand)(x, ch, source);
@@ -58,8 +63,15 @@ static inline __attribute__((always_inline)) void BLOCK(bn_normalize)(const void
         memcpy(save + ch, &h, sizeof h);
     }
     VT n = (v - VLOAD(r->mean + ch)) * VLOAD(r->scale + ch) + VLOAD(r->shift + ch);
+    if (addend) n = n + VLOAD(addend + ch);
     // max(n, 0) keeping NaN, and +0 for −0: as Swift's max(n, 0).
     if (relu) n = (VT)((BLOCK(bits))n & (BLOCK(bits))((n > (VT)0.0f) | (n != n)));
+    if (mask) {
+        // One bit per lane, lane 0 lowest: the bool vector's bits are the mask bytes (ch is a
+        // multiple of 8 here).
+        const BLOCK(flags) positive = __builtin_convertvector(n > (VT)0.0f, BLOCK(flags));
+        memcpy(mask + ch / 8, &positive, VLANES / 8);
+    }
     VSTORE(y + ch, n);
 }
 

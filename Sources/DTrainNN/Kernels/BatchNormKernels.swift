@@ -18,9 +18,11 @@ struct BatchNormKernels {
     }
 
     /// Rows `rows` of `input`, `channels` per row, with per-channel normalisation
-    /// (x − mean)·scale + shift and a fused ReLU when `relu`.
+    /// (x − mean)·scale + shift and a fused ReLU when `relu`; for `normalize`, a residual block's
+    /// shortcut added before the ReLU and the ReLU's mask (channels a multiple of 8), when given.
     static func rows(_ input: Input, channels: Int, rows: Range<Int>, mean: UnsafePointer<Float>,
-                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool) -> dtrain_bn_rows {
+                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool,
+                     addend: UnsafePointer<Float>? = nil, mask: UnsafeMutablePointer<UInt8>? = nil) -> dtrain_bn_rows {
         let (pointer, kind): (UnsafeRawPointer, Int) = {
             switch input {
             case .float32(let p): return (UnsafeRawPointer(p), DTRAIN_BN_FLOAT32)
@@ -29,7 +31,8 @@ struct BatchNormKernels {
             }
         }()
         return dtrain_bn_rows(x: pointer, input: kind, channels: channels, first_row: rows.lowerBound,
-                              row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: relu ? 1 : 0)
+                              row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: relu ? 1 : 0,
+                              addend: addend, mask: mask)
     }
 
     /// sums[c] = Σ (x − pivot[c]), sums[C + c] = Σ (x − pivot[c])² over the rows.

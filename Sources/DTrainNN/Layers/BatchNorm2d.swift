@@ -44,6 +44,19 @@ public final class BatchNorm2d: Layer {
     /// Apply max(·, 0) to the output (and mask the gradient accordingly): a following ReLU fused in.
     public var fusesReLU = false
 
+    /// A residual block's add and ReLU, done by the BatchNorm that ends the block's main branch as
+    /// it normalises: y = act(BN(x) + shortcut), written into the block's output (which may be the
+    /// memory of x itself: the pass is elementwise), with the ReLU's mask when the block keeps one.
+    /// Backward is unchanged: the block masks dy before it reaches this layer.
+    struct ResidualEpilogue {
+        let shortcut: UnsafePointer<Float>
+        let output: Tensor
+        let relu: Bool
+        let mask: UnsafeMutablePointer<UInt8>?
+    }
+    /// Set by a `Residual` (`EngineOptimisations.fuseResidualAdd`) for the next forward only.
+    var residualEpilogue: ResidualEpilogue?
+
     /// A frozen BatchNorm (transfer learning) behaves as in eval mode even while the model
     /// trains: it normalises with the running statistics and never updates them.
     public var frozenStatistics = false
@@ -144,9 +157,11 @@ public final class BatchNorm2d: Layer {
 
     /// `rows` of `input` as the kernels take them, with the normalisation of the last forward.
     @inline(__always)
-    private func kernelRows(_ input: BatchNormKernels.Input, _ rows: Range<Int>, relu: Bool) -> dtrain_bn_rows {
+    private func kernelRows(_ input: BatchNormKernels.Input, _ rows: Range<Int>, relu: Bool,
+                            epilogue: ResidualEpilogue? = nil) -> dtrain_bn_rows {
         BatchNormKernels.rows(input, channels: channels, rows: rows, mean: mean.pointer, scale: scale.pointer,
-                              shift: shift.pointer, relu: relu)
+                              shift: shift.pointer, relu: relu || (epilogue?.relu ?? false),
+                              addend: epilogue?.shortcut, mask: epilogue?.mask)
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
@@ -162,7 +177,14 @@ public final class BatchNorm2d: Layer {
     private func forwardPass(_ x: Tensor, mode: Mode, input: BatchNormKernels.Input, save: UnsafeMutablePointer<UInt16>?) -> Tensor {
         precondition(x.shape == output.shape, "BatchNorm2d built for \(output.shape), got \(x.shape)")
         let C = channels, rows = x.rows
-        let y = output.tensor(batch: x.batch)
+        let epilogue = residualEpilogue
+        residualEpilogue = nil
+        if let epilogue {
+            precondition(epilogue.output.batch == x.batch && epilogue.output.shape == x.shape,
+                         "BatchNorm2d: residual output \(epilogue.output.shape) for input \(x.shape)")
+            precondition(epilogue.mask == nil || C % 8 == 0, "BatchNorm2d: a ReLU mask needs a multiple of 8 channels")
+        }
+        let y = epilogue?.output ?? output.tensor(batch: x.batch)
         let pm = mean.pointer, ps = invstd.pointer, pscale = scale.pointer, pshift = shift.pointer
         let gamma = weight.value!, beta = bias.value!
         let rm = runningMean.pointer, rv = runningVar.pointer
@@ -216,7 +238,7 @@ public final class BatchNorm2d: Layer {
 
         let fused = fusesReLU, passes = passes, py = y.data
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            passes.normalize(kernelRows(input, r, relu: fused), into: py, save: save)
+            passes.normalize(kernelRows(input, r, relu: fused, epilogue: epilogue), into: py, save: save)
         }
         lastInput = x
         lastMode = mode

@@ -7,6 +7,11 @@ import DTrainCore
 /// fused into one pass, and backward masks with the stored output (with bf16 activation storage,
 /// with a bit per output: `ReLUMask`). The block's dx is main's dx with the shortcut's gradient
 /// added in place.
+///
+/// With an identity shortcut and a main branch that ends with a BatchNorm2d, that BatchNorm does
+/// the add and the ReLU as it normalises, into the block's output (`EngineOptimisations
+/// .fuseResidualAdd`, `BatchNorm2d.ResidualEpilogue`): the same values, one pass less. Not while
+/// an inspector is attached, which is to see the BatchNorm's own output.
 public final class Residual: Layer, LayerContainer {
     public let main: Sequential
     public let shortcut: Layer?
@@ -20,6 +25,12 @@ public final class Residual: Layer, LayerContainer {
     /// With bf16 activation storage: which outputs the ReLU passed, one bit each, since the
     /// output itself may live in shared memory.
     private var reluMask: ReLUMask?
+    /// The BatchNorm that ends `main` and does the add (nil: the block adds in a pass of its own).
+    private var fusedBatchNorm: BatchNorm2d?
+    private var inspected = false
+
+    /// Whether main's last BatchNorm does the add (as built, with no inspector attached).
+    var addsInBatchNorm: Bool { fusedBatchNorm != nil && !inspected }
 
     public init(main: Sequential, shortcut: Layer? = nil, shortcutName: String = "downsample", reluAfterAdd: Bool = true) {
         self.main = main
@@ -72,6 +83,13 @@ public final class Residual: Layer, LayerContainer {
     private func finishBuild(_ out: FeatureShape, maxBatch: Int, context: BuildContext, dsum: ActivationBuffer?) -> FeatureShape {
         output = context.outputBuffer(shape: out, maxBatch: maxBatch)
         reluMask = reluAfterAdd && context.storesActivationsInBF16 ? ReLUMask(capacity: out.count * maxBatch) : nil
+        // The BatchNorm writes the mask row by row: whole bytes per row.
+        // main's last layer, inside nested Sequentials (MobileNetV2's "conv").
+        var end: Layer? = main
+        while let sequence = end as? Sequential { end = sequence.children.last?.layer }
+        let last = end as? BatchNorm2d
+        fusedBatchNorm = context.engine.contains(.fuseResidualAdd) && shortcut == nil && !(last?.fusesReLU ?? true)
+            && (reluMask == nil || out.channels % 8 == 0) ? last : nil
         self.dsum = dsum
         lastOutput = nil
         return out
@@ -83,6 +101,15 @@ public final class Residual: Layer, LayerContainer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        if addsInBatchNorm, let bn = fusedBatchNorm {
+            let y = output.tensor(batch: x.batch)
+            bn.residualEpilogue = BatchNorm2d.ResidualEpilogue(shortcut: x.data, output: y, relu: reluAfterAdd,
+                                                               mask: reluMask?.writing(count: y.count))
+            let a = main.forward(x, mode: mode)
+            precondition(a.data == y.data && bn.residualEpilogue == nil, "Residual: the fused BatchNorm did not write the block's output")
+            lastOutput = y
+            return y
+        }
         let a = main.forward(x, mode: mode)
         let b = shortcut.map { measuredForward($0, x, mode: mode) } ?? x
         let y = output.tensor(batch: x.batch)
@@ -123,6 +150,7 @@ public final class Residual: Layer, LayerContainer {
     }
 
     func attach(_ inspector: LayerInspector?, prefix: String) {
+        inspected = inspector != nil
         main.attach(inspector, prefix: prefix)
         (shortcut as? LayerContainer)?.attach(inspector, prefix: qualified(prefix, shortcutName))
     }

@@ -22,9 +22,14 @@ public struct EngineOptimisations: OptionSet, Sendable {
     /// activations; a BatchNorm then reads its input rounded to bf16, as autocast's bf16 convolution
     /// returns it. No effect at fp32.
     public static let bf16ActivationStorage = EngineOptimisations(rawValue: 1 << 4)
+    /// A residual block with an identity shortcut whose main branch ends with a BatchNorm2d has
+    /// that BatchNorm add the shortcut and apply the block's ReLU as it normalises, into the
+    /// block's output (`BatchNorm2d.ResidualEpilogue`): one pass less forward. Off, the BatchNorm
+    /// writes its own output and the block adds in a pass of its own.
+    public static let fuseResidualAdd = EngineOptimisations(rawValue: 1 << 5)
 
     public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory,
-                                                  .bf16ActivationStorage]
+                                                  .bf16ActivationStorage, .fuseResidualAdd]
 
     /// The names `dtrain bench --without` takes.
     public static let names: [(name: String, option: EngineOptimisations)] = [
@@ -33,5 +38,6 @@ public struct EngineOptimisations: OptionSet, Sendable {
         ("winograd", .winograd),
         ("shared-gradients", .sharedGradientMemory),
         ("bf16-activations", .bf16ActivationStorage),
+        ("fuse-residual-add", .fuseResidualAdd),
     ]
 }

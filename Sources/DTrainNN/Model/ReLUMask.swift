@@ -28,6 +28,14 @@ final class ReLUMask {
         self.count = count
     }
 
+    /// Where a pass that computes the block's output writes the bits for `count` elements as it
+    /// goes (bit j of byte k: element 8k + j > 0).
+    func writing(count: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(count <= capacity, "ReLUMask: \(count) elements for \(capacity)")
+        self.count = count
+        return bits.pointer
+    }
+
     /// dx[i] = dy[i] where the last forward's sum was positive, else 0, for i < count.
     func mask(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, count: Int) {
         precondition(count == self.count, "ReLUMask: backward over \(count) elements after a forward over \(self.count ?? 0)")
