@@ -1,6 +1,7 @@
 // CDTrainKernels' templated kernels for AVX2 + FMA, eight lanes (suffix _avx2): the small GEMM
 // (templates/small_gemm.h), the bf16 GEMM with products emulated by fused multiply-adds
-// (templates/gemm_bf16.h), then the kernels that read activations in any of their forms
+// (templates/gemm_bf16.h), a residual block's elementwise passes (templates/elementwise.h), then
+// the kernels that read activations in any of their forms
 // (templates/operand.h): the BatchNorm passes (templates/batch_norm.h) and the Winograd F(4×4)
 // transforms (templates/winograd_f4.h). Those two come last: they switch off the contraction of
 // multiply-adds for the rest of the file.
@@ -17,6 +18,7 @@
 #include "templates/vector.h"
 #include "templates/small_gemm.h"
 #include "templates/gemm_bf16.h"
+#include "templates/elementwise.h"
 #include "templates/operand.h"
 #include "templates/batch_norm.h"
 #include "templates/winograd_f4.h"

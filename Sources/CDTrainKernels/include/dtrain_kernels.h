@@ -10,6 +10,8 @@
 #include "dtrain_winograd.h"
 // The BatchNorm passes.
 #include "dtrain_batch_norm.h"
+// A residual block's elementwise passes.
+#include "dtrain_elementwise.h"
 
 // Kernels with one variant per instruction set, named by suffix: _avx2 (eight-lane AVX2 + FMA)
 // and _avx512 (sixteen-lane AVX-512 F/BW/VL). Each variant is the same source text
@@ -33,11 +35,5 @@ void dtrain_small_gemm_avx512(intptr_t m, intptr_t n, intptr_t k, const float *a
 void dtrain_small_gemm_lanes16_avx2(intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t row_step,
                                     intptr_t depth_step, const float *b, intptr_t ldb, float *c, intptr_t ldc,
                                     int accumulate);
-
-/// y[i] = max(a[i] + b[i], 0) (NaN kept) for i < n, with bit j of bits[k] set where element
-/// 8k + j was positive: a residual block's add + ReLU and its mask, 1/32 of the output's memory.
-void dtrain_add_relu_masked(const float *a, const float *b, float *y, uint8_t *bits, intptr_t n);
-/// dx[i] = dy[i] where the mask's bit for i is set, else 0, for i < n.
-void dtrain_relu_mask_apply(const float *dy, const uint8_t *bits, float *dx, intptr_t n);
 
 #endif

@@ -28,6 +28,8 @@ public final class Residual: Layer, LayerContainer {
     /// The BatchNorm that ends `main` and does the add (nil: the block adds in a pass of its own).
     private var fusedBatchNorm: BatchNorm2d?
     private var inspected = false
+    /// The add, add + ReLU and ReLU backward passes, in the model's kernel set.
+    private var passes = ElementwiseKernels(kernels: .best)
 
     /// Whether main's last BatchNorm does the add (as built, with no inspector attached).
     var addsInBatchNorm: Bool { fusedBatchNorm != nil && !inspected }
@@ -82,9 +84,12 @@ public final class Residual: Layer, LayerContainer {
 
     private func finishBuild(_ out: FeatureShape, maxBatch: Int, context: BuildContext, dsum: ActivationBuffer?) -> FeatureShape {
         output = context.outputBuffer(shape: out, maxBatch: maxBatch)
-        reluMask = reluAfterAdd && context.storesActivationsInBF16 ? ReLUMask(capacity: out.count * maxBatch) : nil
-        // The BatchNorm writes the mask row by row: whole bytes per row.
-        // main's last layer, inside nested Sequentials (MobileNetV2's "conv").
+        passes = ElementwiseKernels(kernels: context.kernels)
+        reluMask = reluAfterAdd && context.storesActivationsInBF16
+            ? ReLUMask(capacity: out.count * maxBatch, kernels: context.kernels) : nil
+        // main's last layer, inside nested Sequentials (MobileNetV2's "conv"). A BatchNorm there
+        // writes the block's output in place of its own, which may share its input's memory (elementwise,
+        // so safe); it writes the mask row by row, so a row must be whole bytes of it.
         var end: Layer? = main
         while let sequence = end as? Sequential { end = sequence.children.last?.layer }
         let last = end as? BatchNorm2d
@@ -119,10 +124,7 @@ public final class Residual: Layer, LayerContainer {
                 reluMask.addReLU(pa, pb, into: py, count: y.count)
                 return
             }
-            parallelFor(y.count, minChunk: 8192) { r in
-                if relu { for i in r { py[i] = max(pa[i] + pb[i], 0) } }
-                else { for i in r { py[i] = pa[i] + pb[i] } }
-            }
+            if relu { passes.addReLU(pa, pb, into: py, bits: nil, count: y.count) } else { passes.add(pa, pb, into: py, count: y.count) }
         }
         lastOutput = y
         return y
@@ -135,7 +137,7 @@ public final class Residual: Layer, LayerContainer {
             let pd = d.data, pdy = dy.data, py = y.data
             Profiler.measure(.elementwise) {
                 if let reluMask { reluMask.mask(pdy, into: pd, count: d.count); return }
-                parallelFor(d.count, minChunk: 8192) { r in for i in r { pd[i] = py[i] > 0 ? pdy[i] : 0 } }
+                passes.reluBackward(pdy, output: py, bits: nil, into: pd, count: d.count)
             }
         }
         // dx = dMain + dShort, summed into main's dx (no longer needed by anything else).
@@ -144,7 +146,7 @@ public final class Residual: Layer, LayerContainer {
         guard needsInputGradient else { return noGradient }
         let p = dMain.data, pb = dShort.data
         Profiler.measure(.elementwise) {
-            parallelFor(dMain.count, minChunk: 8192) { r in for i in r { p[i] += pb[i] } }
+            passes.add(p, pb, into: p, count: dMain.count)
         }
         return dMain
     }
