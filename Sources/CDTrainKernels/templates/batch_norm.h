@@ -10,31 +10,8 @@
 _Static_assert(DTRAIN_BN_FLOAT32 == OPERAND_FLOAT && DTRAIN_BN_ROUNDED == OPERAND_ROUNDED &&
                DTRAIN_BN_BF16 == OPERAND_BF16, "dtrain_bn_rows.input is an operand source");
 
-#define VT vec
-#define VLANES LANES
-#define VLOAD load
-#define VSTORE store
-#define BLOCK(name) DTRAIN_CONCAT(name, wide)
-#include "batch_norm_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef VSTORE
-#undef BLOCK
-
-#if LANES > 8
-#define VT vec8
-#define VLANES 8
-#define VLOAD load8
-#define VSTORE store8
-#define BLOCK(name) DTRAIN_CONCAT(name, eight)
-#include "batch_norm_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef VSTORE
-#undef BLOCK
-#endif
+#define PER_WIDTH_FILE "batch_norm_block.h"
+#include "per_width.h"
 
 /// Runs `wide(ch)` on the blocks of LANES channels of c, `eight(ch)` on a block of eight after
 /// them (sixteen-lane sets) and `single(ch)` on each channel left.
@@ -62,40 +39,35 @@ static inline __attribute__((always_inline)) float bn_masked(float dy, float x, 
     return !relu || bn_normalized(x, r, c) > 0 ? dy : 0;
 }
 
-static inline __attribute__((always_inline)) void bn_sums(const dtrain_bn_rows *r, const float *pivot, double *sums,
-                                                          int source) {
+/// The forward sums (`gradient` 0: of x − pivot) or the gradient sums (`gradient` 1: of d and
+/// d·(x − mean), d from dy) over r's rows, block by block; `gradient` is a constant.
+static inline __attribute__((always_inline)) void bn_block_sums(const dtrain_bn_rows *r, const float *pivot,
+                                                                const float *dy, double *sums, int source, int relu,
+                                                                int gradient) {
     const intptr_t c = r->channels, row_bytes = c * operand_size(source);
     double *s = sums, *q = sums + c;
     for (intptr_t i = 0; i < 2 * c; i++) sums[i] = 0;
     for (intptr_t start = 0; start < r->row_count; start += DTRAIN_BN_BLOCK_ROWS) {
         const intptr_t rows = r->row_count - start < DTRAIN_BN_BLOCK_ROWS ? r->row_count - start : DTRAIN_BN_BLOCK_ROWS;
         const char *x = (const char *)r->x + (r->first_row + start) * row_bytes;
+        if (!gradient) {
 #define SUMS_WIDE(ch) bn_sums_wide(x, row_bytes, rows, source, ch, pivot, s, q)
 #define SUMS_EIGHT(ch) bn_sums_eight(x, row_bytes, rows, source, ch, pivot, s, q)
 #define SUMS_SINGLE(ch) do { \
-            float a = 0, b = 0; \
-            for (intptr_t i = 0; i < rows; i++) { \
-                const float d = operand_scalar(x + i * row_bytes, ch, source) - pivot[ch]; \
-                a = a + d; \
-                b = b + d * d; \
-            } \
-            s[ch] += (double)a; \
-            q[ch] += (double)b; } while (0)
-        FOR_BN_CHANNELS(c, SUMS_WIDE, SUMS_EIGHT, SUMS_SINGLE);
+                float a = 0, b = 0; \
+                for (intptr_t i = 0; i < rows; i++) { \
+                    const float d = operand_scalar(x + i * row_bytes, ch, source) - pivot[ch]; \
+                    a = a + d; \
+                    b = b + d * d; \
+                } \
+                s[ch] += (double)a; \
+                q[ch] += (double)b; } while (0)
+            FOR_BN_CHANNELS(c, SUMS_WIDE, SUMS_EIGHT, SUMS_SINGLE);
 #undef SUMS_WIDE
 #undef SUMS_EIGHT
 #undef SUMS_SINGLE
-    }
-}
-
-static inline __attribute__((always_inline)) void bn_gradient_sums(const dtrain_bn_rows *r, const float *dy,
-                                                                   double *sums, int source, int relu) {
-    const intptr_t c = r->channels, row_bytes = c * operand_size(source);
-    double *s = sums, *q = sums + c;
-    for (intptr_t i = 0; i < 2 * c; i++) sums[i] = 0;
-    for (intptr_t start = 0; start < r->row_count; start += DTRAIN_BN_BLOCK_ROWS) {
-        const intptr_t rows = r->row_count - start < DTRAIN_BN_BLOCK_ROWS ? r->row_count - start : DTRAIN_BN_BLOCK_ROWS;
-        const char *x = (const char *)r->x + (r->first_row + start) * row_bytes;
+            continue;
+        }
         const float *g = dy + (r->first_row + start) * c;
 #define GRADIENT_WIDE(ch) bn_gradient_sums_wide(x, row_bytes, g, rows, r, source, relu, ch, s, q)
 #define GRADIENT_EIGHT(ch) bn_gradient_sums_eight(x, row_bytes, g, rows, r, source, relu, ch, s, q)
@@ -186,9 +158,12 @@ static inline __attribute__((always_inline)) void bn_input_gradient(const dtrain
     } while (0)
 
 void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double *sums) {
-#define BODY(source, relu) bn_sums(r, pivot, sums, source)
-    BN_VARIANTS(r, BODY);
-#undef BODY
+    // The sums of x alone: no ReLU to mask by.
+    switch (r->input) {
+    case DTRAIN_BN_BF16: bn_block_sums(r, pivot, NULL, sums, OPERAND_BF16, 0, 0); break;
+    case DTRAIN_BN_ROUNDED: bn_block_sums(r, pivot, NULL, sums, OPERAND_ROUNDED, 0, 0); break;
+    default: bn_block_sums(r, pivot, NULL, sums, OPERAND_FLOAT, 0, 0); break;
+    }
 }
 
 void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *save) {
@@ -201,7 +176,7 @@ void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *sa
 }
 
 void KERNEL(dtrain_bn_gradient_sums)(const dtrain_bn_rows *r, const float *dy, double *sums) {
-#define BODY(source, relu) bn_gradient_sums(r, dy, sums, source, relu)
+#define BODY(source, relu) bn_block_sums(r, NULL, dy, sums, source, relu, 1)
     BN_VARIANTS(r, BODY);
 #undef BODY
 }

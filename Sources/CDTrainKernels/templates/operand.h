@@ -1,4 +1,4 @@
-// How kernels read activations (DTrainNN's ActivationRows): floats as they are, floats rounded to
+// How kernels read activations (DTrainNN's BatchNormKernels.Input): floats as they are, floats rounded to
 // bf16 as they are read (a bf16 operand rounded where it is read instead of in a pass of its own),
 // or bf16 values widened to floats (exact). Included by kernels_<set>.c after vector.h: it defines
 // the loads for vectors of LANES floats (operand_wide), of eight floats in the sixteen-lane sets
@@ -14,27 +14,8 @@ static inline __attribute__((always_inline)) intptr_t operand_size(int source) {
     return source == OPERAND_BF16 ? (intptr_t)sizeof(uint16_t) : (intptr_t)sizeof(float);
 }
 
-#define VT vec
-#define VLANES LANES
-#define VLOAD load
-#define BLOCK(name) DTRAIN_CONCAT(name, wide)
-#include "operand_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef BLOCK
-
-#if LANES > 8
-#define VT vec8
-#define VLANES 8
-#define VLOAD load8
-#define BLOCK(name) DTRAIN_CONCAT(name, eight)
-#include "operand_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef BLOCK
-#endif
+#define PER_WIDTH_FILE "operand_block.h"
+#include "per_width.h"
 
 /// Element i at p, read as `source` says.
 static inline __attribute__((always_inline)) float operand_scalar(const void *p, intptr_t i, int source) {

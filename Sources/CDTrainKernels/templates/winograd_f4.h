@@ -37,31 +37,8 @@ static inline __attribute__((always_inline)) intptr_t winograd_output_corner(con
     return ((n * g->height + oy) * g->width + ox) * g->channels;
 }
 
-#define VT vec
-#define VLANES LANES
-#define VLOAD load
-#define VSTORE store
-#define BLOCK(name) DTRAIN_CONCAT(name, wide)
-#include "winograd_f4_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef VSTORE
-#undef BLOCK
-
-#if LANES > 8
-#define VT vec8
-#define VLANES 8
-#define VLOAD load8
-#define VSTORE store8
-#define BLOCK(name) DTRAIN_CONCAT(name, eight)
-#include "winograd_f4_block.h"
-#undef VT
-#undef VLANES
-#undef VLOAD
-#undef VSTORE
-#undef BLOCK
-#endif
+#define PER_WIDTH_FILE "winograd_f4_block.h"
+#include "per_width.h"
 
 /// Calls `wide_step(ch, round)` and then `eight_step(ch, round)` for the channel blocks of `c` (a
 /// multiple of 8): LANES at a time, then eight. `round` is passed through as written, so a literal
