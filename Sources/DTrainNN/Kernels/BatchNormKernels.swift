@@ -15,6 +15,15 @@ struct BatchNormKernels {
         case rounded(UnsafePointer<Float>)
         /// bf16 values (a `BF16Copy`), widened exactly.
         case bf16(UnsafePointer<UInt16>)
+
+        /// Element i as the passes read it (their scalar form, operand_scalar).
+        func load(_ i: Int) -> Float {
+            switch self {
+            case .float32(let p): return p[i]
+            case .rounded(let p): return roundedToBFloat16(p[i])
+            case .bf16(let p): return Float(bitPattern: UInt32(p[i]) << 16)
+            }
+        }
     }
 
     /// Rows `rows` of `input`, `channels` per row, with per-channel normalisation

@@ -122,8 +122,6 @@ struct WinogradKernel {
         }
     }
 
-    /// Writes the weight gradient of `tiles` in the transformed domain to `partial` (16·O·C,
-    /// [ξ][O][C]), overwriting it; `tiles` must not be empty.
     /// A tensor a transform reads: floats, or a layer's bf16 copy of them (only where the C
     /// transforms run, `roundsToBF16`).
     enum Operand {
@@ -131,6 +129,8 @@ struct WinogradKernel {
         case bf16(UnsafePointer<UInt16>)
     }
 
+    /// Writes the weight gradient of `tiles` in the transformed domain to `partial` (16·O·C,
+    /// [ξ][O][C]), overwriting it; `tiles` must not be empty.
     func weightGradient(_ x: Operand, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
                         into partial: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let c = inChannels, o = outChannels

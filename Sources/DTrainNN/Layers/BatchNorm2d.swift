@@ -192,13 +192,7 @@ public final class BatchNorm2d: Layer {
 
         if mode == .train {
             let k = pivot.pointer
-            for c in 0..<C {
-                switch input {
-                case .float32(let p): k[c] = rows > 0 ? p[c] : 0
-                case .rounded(let p): k[c] = rows > 0 ? roundedToBFloat16(p[c]) : 0
-                case .bf16(let p): k[c] = rows > 0 ? Float(bitPattern: UInt32(p[c]) << 16) : 0
-                }
-            }
+            for c in 0..<C { k[c] = rows > 0 ? input.load(c) : 0 }
             let pk = UnsafePointer(k), passes = passes
             reduceRows(rows: rows) { r, partial in passes.sums(kernelRows(input, r, relu: false), pivot: pk, into: partial) }
             // Σ(x − k), Σ(x − k)² → Σx, Σx² (the reducer sums those across processes).
