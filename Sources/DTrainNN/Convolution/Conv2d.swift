@@ -128,7 +128,8 @@ public final class Conv2d: Layer {
         plannedThreads = Compute.threads
         let directAllowed = useDirectKernel ?? context.engine.contains(.directGroupedConvolution)
         let winogradAllowed = useWinograd ?? context.engine.contains(.winograd)
-        if directAllowed, let direct = GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth) {
+        if directAllowed, let direct = GroupedConvKernel(geo: geo, outChannels: outChannels, maxGroupWidth: directKernelMaxGroupWidth,
+                                                                    kernels: context.kernels) {
             algorithm = DirectConvolution(kernel: direct, weightCount: weight.count)
         } else if winogradAllowed && min(inChannels, outChannels) >= winogradMinChannels,
                   let winograd = WinogradKernel(geo: geo, outChannels: outChannels,

@@ -3,7 +3,7 @@ import DTrainCore
 /// A depthwise or narrow grouped convolution through `GroupedConvKernel`, without im2col or GEMM:
 /// forward split by output rows, dx by input rows and dW by fixed chunks of output rows into
 /// per-thread partials (the workspace) summed in chunk order. Holds the kernel's packed copy of
-/// the weights, repacked at every pass.
+/// the weights, repacked at every pass (forward's layout, then backward-data's).
 struct DirectConvolution: ConvolutionAlgorithm {
     let kernel: GroupedConvKernel
     let packedWeights: Storage
@@ -21,7 +21,7 @@ struct DirectConvolution: ConvolutionAlgorithm {
     func forward(_ px: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
                  into py: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int) {
         let direct = kernel, packed = packedWeights.pointer
-        direct.packWeights(weight, into: packed)
+        direct.packWeights(weight, into: packed, forBackwardData: false)
         let outRows = batch * direct.geo.outHeight
         parallelFor(outRows) { range in direct.forward(px, packed: packed, bias: b, py, rows: range) }
     }
@@ -32,7 +32,7 @@ struct DirectConvolution: ConvolutionAlgorithm {
         let direct = kernel, packed = packedWeights.pointer
         let geo = direct.geo
         let weightGrad = dw != nil
-        direct.packWeights(w, into: packed)
+        direct.packWeights(w, into: packed, forBackwardData: true)
         let outRows = batch * geo.outHeight, inRows = batch * geo.height
         let slice = partialSlice, count = direct.weightCount
         let partials = workspace.pointer(count: threads * slice)
@@ -48,7 +48,7 @@ struct DirectConvolution: ConvolutionAlgorithm {
                 timers.lap(&clock, chunk: chunk, weight: true)
             }
             if let pdx {
-                direct.backwardData(pdy, weight: w, packed: packed, pdx, rows: chunkRange(chunk, of: chunks, count: inRows))
+                direct.backwardData(pdy, packed: packed, pdx, rows: chunkRange(chunk, of: chunks, count: inRows))
                 timers.lap(&clock, chunk: chunk, weight: false)
             }
         }

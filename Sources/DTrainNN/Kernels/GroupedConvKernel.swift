@@ -6,27 +6,29 @@ import DTrainCore
 /// 4 and 8).
 ///
 /// The kernels work row by row and tap by tap: for kernel tap (kh, kw) the outputs of one row that
-/// the tap reaches read one input row at a fixed column step, so the inner loop walks pixels with
-/// the tap's weights in registers, vectorised across contiguous NHWC channels (a group's output
-/// channels in forward, its input channels in backward-data; every channel for depthwise). Taps
-/// outside the image are skipped through per-row tap tables and per-tap column ranges built once.
+/// the tap reaches read one input row at a fixed column step, so the inner pass walks pixels with
+/// the tap's weights in registers, vectorised across contiguous NHWC channels. Taps outside the
+/// image are skipped through per-row tap tables and per-tap column ranges built once. The inner
+/// passes are CDTrainKernels' (`GroupedConvPasses`), in the model's kernel set.
 ///
 /// - forward: any range of output rows (n·OH + oh); each value is written once.
 /// - backwardData: any range of input rows (n·H + ih); each dx value is gathered from the outputs
 ///   that read it and written once, so dx needs no zeroing and no thread owns anything.
 /// - backwardWeight: adds one range of output rows' contribution to a partial dW (layout
-///   `partialLayout`); callers sum the partials of fixed row ranges in a fixed order.
-/// Sums run in a fixed order, so forward and dx do not depend on how rows are split.
+///   [tap][Og][C]); callers sum the partials of fixed row ranges in a fixed order.
+/// Sums run in a fixed order, so forward and dx do not depend on how rows are split, and every
+/// kernel set gives the same bits.
 struct GroupedConvKernel {
     let geo: ConvGeometry
     let outChannels: Int
     /// One input and one output channel per group.
     let depthwise: Bool
     private let tables: TapTables
+    private let passes: GroupedConvPasses
 
     /// nil unless the convolution is depthwise or has groups of a multiple of 4 input and output
     /// channels, at most `maxGroupWidth` wide (wider groups are better served by GEMM).
-    init?(geo: ConvGeometry, outChannels: Int, maxGroupWidth: Int) {
+    init?(geo: ConvGeometry, outChannels: Int, maxGroupWidth: Int, kernels: KernelSet = .best) {
         let g = geo.groups, cg = geo.groupChannels, og = outChannels / g
         guard g > 1 else { return nil }
         if cg == 1 && og == 1 {
@@ -39,53 +41,50 @@ struct GroupedConvKernel {
         self.geo = geo
         self.outChannels = outChannels
         tables = TapTables(geo)
+        passes = GroupedConvPasses(kernels: kernels)
     }
 
     /// Floats of the packed weights (`packWeights`) and of a partial dW.
     var weightCount: Int { outChannels * geo.kernel * geo.kernel * geo.groupChannels }
 
-    /// Packs the O×K×K×Cg weights for forward (and depthwise backward-data): depthwise as
-    /// [tap][C]; grouped as [group][tap][i][Og], so a group's output channels are contiguous.
-    func packWeights(_ w: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
-        let kk = geo.kernel * geo.kernel, c = geo.channels
-        if depthwise {
-            for ch in 0..<c { for tap in 0..<kk { packed[tap * c + ch] = w[ch * kk + tap] } }
-            return
-        }
-        let g = geo.groups, cg = geo.groupChannels, og = outChannels / g
+    /// Packs the O×K×K×Cg weights for forward as [tap][i][O] (a group's outputs contiguous after
+    /// the other groups', as the outputs are) or for backward-data as [tap][j][C] (j < Og, a
+    /// group's inputs contiguous, as dx is). Depthwise, the two layouts are the same, [tap][C].
+    func packWeights(_ w: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>, forBackwardData: Bool) {
+        let kk = geo.kernel * geo.kernel, c = geo.channels, o = outChannels
+        let g = geo.groups, cg = geo.groupChannels, og = o / g
         for gi in 0..<g { for j in 0..<og { for tap in 0..<kk { for i in 0..<cg {
-            packed[((gi * kk + tap) * cg + i) * og + j] = w[((gi * og + j) * kk + tap) * cg + i]
+            let at = forBackwardData ? (tap * og + j) * c + gi * cg + i : (tap * cg + i) * o + gi * og + j
+            packed[at] = w[((gi * og + j) * kk + tap) * cg + i]
         } } } }
     }
 
-    /// grad += Σ partials in order, each in `backwardWeight`'s layout ([tap][C] for depthwise,
-    /// O×K×K×Cg otherwise), for weight elements `range` (of the O×K×K×Cg layout).
+    /// grad[e] += Σ partials in order, each in `backwardWeight`'s layout [tap][Og][C], for weight
+    /// elements e in `range` of the O×K×K×Cg layout.
     func addPartials(_ partials: UnsafePointer<Float>, count: Int, stride: Int,
                      into grad: UnsafeMutablePointer<Float>, range: Range<Int>) {
-        if depthwise {
-            let kk = geo.kernel * geo.kernel, c = geo.channels
-            for e in range {
-                let ch = e / kk, tap = e - ch * kk
-                var s = grad[e]
-                for p in 0..<count { s += partials[p * stride + tap * c + ch] }
-                grad[e] = s
-            }
-        } else {
-            for p in 0..<count { addFloats(grad + range.lowerBound, partials + p * stride + range.lowerBound, range.count) }
+        let kk = geo.kernel * geo.kernel, c = geo.channels, cg = geo.groupChannels, og = outChannels / geo.groups
+        for e in range {
+            let oc = e / (kk * cg), rest = e - oc * kk * cg, tap = rest / cg, i = rest - tap * cg
+            let gi = oc / og, j = oc - gi * og
+            let at = (tap * og + j) * c + gi * cg + i
+            var s = grad[e]
+            for p in 0..<count { s += partials[p * stride + at] }
+            grad[e] = s
         }
     }
 
     // MARK: forward and backward-data
 
-    /// y rows `rows` (n·OH + oh) = conv(x) (+ bias). `packed` from `packWeights`.
+    /// y rows `rows` (n·OH + oh) = conv(x) (+ bias). `packed` is `packWeights`' forward layout.
     ///
     /// Each output row starts from the bias (or zero) and gets every valid tap's contribution in
     /// turn: for kernel tap (kh, kw), output columns `colRange[kw]` read input row ih at a fixed
-    /// column step, so the inner loop walks pixels with the tap's weights held in registers.
+    /// column step.
     func forward(_ x: UnsafePointer<Float>, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let h = geo.height, w = geo.width, c = geo.channels, oh = geo.outHeight, ow = geo.outWidth
-        let k = geo.kernel, kk = k * k, s = geo.stride, p = geo.padding, d = geo.dilation
+        let k = geo.kernel, s = geo.stride, p = geo.padding, d = geo.dilation
         let g = geo.groups, cg = geo.groupChannels, o = outChannels, og = o / g
         let t = tables
         for row in rows {
@@ -101,10 +100,10 @@ struct GroupedConvKernel {
                 let tap = kh * k + kw
                 let input = image + ih * w * c + (lo * s - p + kw * d) * c, output = yRow + lo * o
                 if depthwise {
-                    depthwisePass(hi - lo, input, s * c, output, o, packed + tap * c, c)
+                    passes.depthwise(hi - lo, input, s * c, output, o, weights: packed + tap * c, channels: c)
                 } else {
-                    groupedPass(hi - lo, input, s * c, output, o, groups: g, inWidth: cg, outWidth: og,
-                                matrix: packed + tap * cg * og, groupStride: kk * cg * og, rowStride: og)
+                    passes.grouped(hi - lo, input, s * c, output, o, groups: g, inWidth: cg, outWidth: og,
+                                   matrix: packed + tap * cg * o, stride: o)
                 }
             }
         }
@@ -138,14 +137,14 @@ struct GroupedConvKernel {
     private var columnBlock: Int { max(1, 1024 / max(outChannels, geo.channels)) }
 
     /// dx rows `rows` (n·H + ih) = the adjoint of forward applied to dy, written (not added).
-    /// `w` is the O×K×K×Cg weight; `packed` from `packWeights` (depthwise reads it).
+    /// `packed` is `packWeights`' backward-data layout.
     ///
     /// Each dx row gathers from the dy rows that read it (through the per-row tap table), tap by
     /// tap in a fixed order, so the result does not depend on how rows are split.
-    func backwardData(_ dy: UnsafePointer<Float>, weight wgt: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+    func backwardData(_ dy: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                       _ dx: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         let h = geo.height, w = geo.width, c = geo.channels, oh = geo.outHeight, ow = geo.outWidth
-        let k = geo.kernel, kk = k * k, s = geo.stride, p = geo.padding, d = geo.dilation
+        let k = geo.kernel, s = geo.stride, p = geo.padding, d = geo.dilation
         let g = geo.groups, cg = geo.groupChannels, o = outChannels, og = o / g
         let t = tables
         for row in rows {
@@ -158,136 +157,24 @@ struct GroupedConvKernel {
                 let tap = kh * k + kw
                 let input = image + orow * ow * o + lo * o, output = dxRow + (lo * s - p + kw * d) * c
                 if depthwise {
-                    depthwisePass(hi - lo, input, o, output, s * c, packed + tap * c, c)
+                    passes.depthwise(hi - lo, input, o, output, s * c, weights: packed + tap * c, channels: c)
                 } else {
-                    groupedPass(hi - lo, input, o, output, s * c, groups: g, inWidth: og, outWidth: cg,
-                                matrix: wgt + tap * cg, groupStride: og * kk * cg, rowStride: kk * cg)
+                    passes.grouped(hi - lo, input, o, output, s * c, groups: g, inWidth: og, outWidth: cg,
+                                   matrix: packed + tap * og * c, stride: c)
                 }
             }
-        }
-    }
-
-    /// For `count` pixels (input and output pointers advancing by their steps), and every group:
-    /// out[g·outWidth + b] += Σ_a in[g·inWidth + a] · M_g[a][b], where M_g starts at
-    /// matrix + g·groupStride with rows `rowStride` apart. inWidth and outWidth are multiples of 4.
-    @inline(__always)
-    private func groupedPass(_ count: Int, _ input: UnsafePointer<Float>, _ inStep: Int,
-                             _ output: UnsafeMutablePointer<Float>, _ outStep: Int,
-                             groups: Int, inWidth: Int, outWidth: Int,
-                             matrix: UnsafePointer<Float>, groupStride: Int, rowStride: Int) {
-        if outWidth % 8 == 0 {
-            groupedPass(SIMD8<Float>.self, count, input, inStep, output, outStep, groups, inWidth, outWidth, matrix, groupStride, rowStride)
-        } else {
-            groupedPass(SIMD4<Float>.self, count, input, inStep, output, outStep, groups, inWidth, outWidth, matrix, groupStride, rowStride)
-        }
-    }
-
-    private func groupedPass<V: SIMD>(_: V.Type, _ count: Int, _ input: UnsafePointer<Float>, _ inStep: Int,
-                                      _ output: UnsafeMutablePointer<Float>, _ outStep: Int,
-                                      _ groups: Int, _ inWidth: Int, _ outWidth: Int,
-                                      _ matrix: UnsafePointer<Float>, _ groupStride: Int, _ rs: Int) where V.Scalar == Float {
-        let vw = V.scalarCount
-        for gi in 0..<groups {
-            let m = matrix + gi * groupStride
-            var b0 = 0
-            while b0 < outWidth {
-                var ip = input + gi * inWidth, op = output + gi * outWidth + b0
-                if inWidth == 4 {
-                    // The group's 4×vw block of weights stays in registers.
-                    let w0 = load(m + b0, V.self), w1 = load(m + rs + b0, V.self)
-                    let w2 = load(m + 2 * rs + b0, V.self), w3 = load(m + 3 * rs + b0, V.self)
-                    for _ in 0..<count {
-                        let xv = load(ip, SIMD4<Float>.self)
-                        let sum = (V(repeating: xv[0]) * w0 + V(repeating: xv[1]) * w1)
-                            + (V(repeating: xv[2]) * w2 + V(repeating: xv[3]) * w3)
-                        store(load(op, V.self) + sum, op)
-                        ip += inStep
-                        op += outStep
-                    }
-                } else {
-                    for _ in 0..<count {
-                        var s0 = V(), s1 = V()
-                        var a = 0, mp = m + b0
-                        while a < inWidth {
-                            let xv = load(ip + a, SIMD4<Float>.self)
-                            s0 += V(repeating: xv[0]) * load(mp, V.self) + V(repeating: xv[1]) * load(mp + rs, V.self)
-                            s1 += V(repeating: xv[2]) * load(mp + 2 * rs, V.self) + V(repeating: xv[3]) * load(mp + 3 * rs, V.self)
-                            a += 4
-                            mp += 4 * rs
-                        }
-                        store(load(op, V.self) + (s0 + s1), op)
-                        ip += inStep
-                        op += outStep
-                    }
-                }
-                b0 += vw
-            }
-        }
-    }
-
-    /// For `count` pixels: out[ch] += in[ch] · wv[ch] for every channel ch < c.
-    @inline(__always)
-    private func depthwisePass(_ count: Int, _ input: UnsafePointer<Float>, _ inStep: Int,
-                               _ output: UnsafeMutablePointer<Float>, _ outStep: Int,
-                               _ wv: UnsafePointer<Float>, _ c: Int) {
-        var c0 = 0
-        while c0 + 16 <= c {
-            let w0 = load(wv + c0, SIMD4<Float>.self), w1 = load(wv + c0 + 4, SIMD4<Float>.self)
-            let w2 = load(wv + c0 + 8, SIMD4<Float>.self), w3 = load(wv + c0 + 12, SIMD4<Float>.self)
-            var ip = input + c0, op = output + c0
-            for _ in 0..<count {
-                store(load(op, SIMD4<Float>.self) + load(ip, SIMD4<Float>.self) * w0, op)
-                store(load(op + 4, SIMD4<Float>.self) + load(ip + 4, SIMD4<Float>.self) * w1, op + 4)
-                store(load(op + 8, SIMD4<Float>.self) + load(ip + 8, SIMD4<Float>.self) * w2, op + 8)
-                store(load(op + 12, SIMD4<Float>.self) + load(ip + 12, SIMD4<Float>.self) * w3, op + 12)
-                ip += inStep
-                op += outStep
-            }
-            c0 += 16
-        }
-        while c0 + 4 <= c {
-            let w0 = load(wv + c0, SIMD4<Float>.self)
-            var ip = input + c0, op = output + c0
-            for _ in 0..<count {
-                store(load(op, SIMD4<Float>.self) + load(ip, SIMD4<Float>.self) * w0, op)
-                ip += inStep
-                op += outStep
-            }
-            c0 += 4
-        }
-        while c0 < c {
-            let w0 = wv[c0]
-            var ip = input + c0, op = output + c0
-            for _ in 0..<count {
-                op[0] += ip[0] * w0
-                ip += inStep
-                op += outStep
-            }
-            c0 += 1
         }
     }
 
     // MARK: backward-weight
 
-    /// partial += dW contribution of output rows `rows` (n·OH + oh): [tap][C] for depthwise,
-    /// O×K×K×Cg otherwise.
+    /// partial += dW contribution of output rows `rows` (n·OH + oh), in the layout [tap][Og][C]
+    /// ([tap][C] for depthwise).
     func backwardWeight(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                         partial: UnsafeMutablePointer<Float>, rows: Range<Int>) {
-        if depthwise {
-            depthwiseBackwardWeight(x, dy, partial, rows)
-        } else if geo.groupChannels % 8 == 0 {
-            groupedBackwardWeight(SIMD8<Float>.self, x, dy, partial, rows)
-        } else {
-            groupedBackwardWeight(SIMD4<Float>.self, x, dy, partial, rows)
-        }
-    }
-
-    private func groupedBackwardWeight<V: SIMD>(_: V.Type, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                                _ partial: UnsafeMutablePointer<Float>, _ rows: Range<Int>) where V.Scalar == Float {
         let h = geo.height, w = geo.width, c = geo.channels, oh = geo.outHeight, ow = geo.outWidth
-        let k = geo.kernel, kk = k * k, g = geo.groups, cg = geo.groupChannels, o = outChannels, og = o / g
+        let k = geo.kernel, g = geo.groups, cg = geo.groupChannels, o = outChannels, og = o / g
         let s = geo.stride, p = geo.padding, d = geo.dilation
-        let vw = V.scalarCount, jStride = kk * cg
         let t = tables
         for row in rows {
             let n = row / oh, r = row - n * oh
@@ -301,98 +188,12 @@ struct GroupedConvKernel {
                     let lo = Int(t.colRange[2 * kw]), hi = Int(t.colRange[2 * kw + 1])
                     if lo >= hi { continue }
                     let tap = kh * k + kw
-                    let xBase = xRow + (lo * s - p + kw * d) * c, xStep = s * c
-                    for gi in 0..<g {
-                        var j0 = 0
-                        while j0 < og {
-                            let dyBase = dyRow + lo * o + gi * og + j0
-                            var i0 = 0
-                            while i0 < cg {
-                                var a0 = V(), a1 = V(), a2 = V(), a3 = V()
-                                var xp = xBase + gi * cg + i0, dp = dyBase
-                                for _ in lo..<hi {
-                                    let xv = load(xp, V.self)
-                                    let dv = load(dp, SIMD4<Float>.self)
-                                    a0 += V(repeating: dv[0]) * xv
-                                    a1 += V(repeating: dv[1]) * xv
-                                    a2 += V(repeating: dv[2]) * xv
-                                    a3 += V(repeating: dv[3]) * xv
-                                    xp += xStep
-                                    dp += o
-                                }
-                                let out = partial + ((gi * og + j0) * kk + tap) * cg + i0
-                                store(load(out, V.self) + a0, out)
-                                store(load(out + jStride, V.self) + a1, out + jStride)
-                                store(load(out + 2 * jStride, V.self) + a2, out + 2 * jStride)
-                                store(load(out + 3 * jStride, V.self) + a3, out + 3 * jStride)
-                                i0 += vw
-                            }
-                            j0 += 4
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    private func depthwiseBackwardWeight(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                         _ partial: UnsafeMutablePointer<Float>, _ rows: Range<Int>) {
-        let h = geo.height, w = geo.width, c = geo.channels, oh = geo.outHeight, ow = geo.outWidth
-        let k = geo.kernel, s = geo.stride, p = geo.padding, d = geo.dilation
-        let t = tables
-        for row in rows {
-            let n = row / oh, r = row - n * oh
-            let image = x + n * h * w * c
-            let dyRow = dy + row * ow * c
-            let rowTaps = t.outRows + r * k * 2, rowCount = Int(t.outRowCount[r])
-            for a in 0..<rowCount {
-                let kh = Int(rowTaps[2 * a]), ih = Int(rowTaps[2 * a + 1])
-                let xRow = image + ih * w * c
-                for kw in 0..<k {
-                    let lo = Int(t.colRange[2 * kw]), hi = Int(t.colRange[2 * kw + 1])
-                    if lo >= hi { continue }
-                    let out = partial + (kh * k + kw) * c
-                    let xBase = xRow + (lo * s - p + kw * d) * c, xStep = s * c
-                    let dyBase = dyRow + lo * c
-                    var c0 = 0
-                    while c0 + 16 <= c {
-                        var a0 = SIMD4<Float>(), a1 = SIMD4<Float>(), a2 = SIMD4<Float>(), a3 = SIMD4<Float>()
-                        var xp = xBase + c0, dp = dyBase + c0
-                        for _ in lo..<hi {
-                            a0 += load(xp, SIMD4<Float>.self) * load(dp, SIMD4<Float>.self)
-                            a1 += load(xp + 4, SIMD4<Float>.self) * load(dp + 4, SIMD4<Float>.self)
-                            a2 += load(xp + 8, SIMD4<Float>.self) * load(dp + 8, SIMD4<Float>.self)
-                            a3 += load(xp + 12, SIMD4<Float>.self) * load(dp + 12, SIMD4<Float>.self)
-                            xp += xStep
-                            dp += c
-                        }
-                        store(load(out + c0, SIMD4<Float>.self) + a0, out + c0)
-                        store(load(out + c0 + 4, SIMD4<Float>.self) + a1, out + c0 + 4)
-                        store(load(out + c0 + 8, SIMD4<Float>.self) + a2, out + c0 + 8)
-                        store(load(out + c0 + 12, SIMD4<Float>.self) + a3, out + c0 + 12)
-                        c0 += 16
-                    }
-                    while c0 + 4 <= c {
-                        var a0 = SIMD4<Float>()
-                        var xp = xBase + c0, dp = dyBase + c0
-                        for _ in lo..<hi {
-                            a0 += load(xp, SIMD4<Float>.self) * load(dp, SIMD4<Float>.self)
-                            xp += xStep
-                            dp += c
-                        }
-                        store(load(out + c0, SIMD4<Float>.self) + a0, out + c0)
-                        c0 += 4
-                    }
-                    while c0 < c {
-                        var a0: Float = 0
-                        var xp = xBase + c0, dp = dyBase + c0
-                        for _ in lo..<hi {
-                            a0 += xp[0] * dp[0]
-                            xp += xStep
-                            dp += c
-                        }
-                        out[c0] += a0
-                        c0 += 1
+                    let xBase = xRow + (lo * s - p + kw * d) * c, dyBase = dyRow + lo * o
+                    if depthwise {
+                        passes.depthwiseWeight(hi - lo, xBase, s * c, dyBase, o, partial: partial + tap * c, channels: c)
+                    } else {
+                        passes.groupedWeight(hi - lo, xBase, s * c, dyBase, o, groups: g, inWidth: cg, outWidth: og,
+                                             partial: partial + tap * og * c, stride: c)
                     }
                 }
             }
@@ -448,19 +249,4 @@ final class TapTables {
             colRange[2 * tap] = Int32(lo); colRange[2 * tap + 1] = Int32(max(lo, hi))
         }
     }
-}
-
-@inline(__always)
-func load<V: SIMD>(_ p: UnsafePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
-    UnsafeRawPointer(p).loadUnaligned(as: V.self)
-}
-
-@inline(__always)
-func load<V: SIMD>(_ p: UnsafeMutablePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
-    UnsafeRawPointer(p).loadUnaligned(as: V.self)
-}
-
-@inline(__always)
-func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
 }

@@ -33,3 +33,19 @@ func forEightAndRest(_ range: Range<Int>, vector: (Int) -> Void, scalar: (Int) -
 func elementwise(_ count: Int, minChunk: Int = 16384, vector: (Int) -> Void, scalar: (Int) -> Void) {
     parallelFor(count, minChunk: minChunk) { r in forEightAndRest(r, vector: vector, scalar: scalar) }
 }
+
+/// Vectors of any width at unaligned addresses.
+@inline(__always)
+func load<V: SIMD>(_ p: UnsafePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+@inline(__always)
+func load<V: SIMD>(_ p: UnsafeMutablePointer<Float>, _: V.Type) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+@inline(__always)
+func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
