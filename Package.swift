@@ -105,7 +105,9 @@ let package = Package(
             "DTrainCore", "DTrainNN", "DTrainData", .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ], swiftSettings: optimize),
         .target(name: "DTrainDistributed", dependencies: ["DTrainCore", "DTrainNN", "CMPI", "CDTrainKernels"], swiftSettings: optimize),
-        .target(name: "DTrainTraining", dependencies: ["DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed"], swiftSettings: optimize),
+        .target(name: "DTrainTraining", dependencies: [
+            "DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "CDTrainKernels",
+        ], swiftSettings: optimize),
         .executableTarget(name: "dtrain", dependencies: [
             "DTrainCore", "DTrainNN", "DTrainData", "DTrainWeights", "DTrainDistributed", "DTrainTraining",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

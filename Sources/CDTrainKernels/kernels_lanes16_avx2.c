@@ -23,6 +23,7 @@
 #include "templates/batch_norm.h"
 #include "templates/winograd_f4.h"
 #include "templates/grouped_conv.h"
+#include "templates/optimizer.h"
 #if defined(__x86_64__)
 #pragma clang attribute pop
 #endif

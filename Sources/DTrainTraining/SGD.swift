@@ -1,8 +1,10 @@
+import CDTrainKernels
 import DTrainCore
 import DTrainNN
 
 /// Stochastic gradient descent with momentum, Nesterov and weight decay, as torch.optim.SGD,
-/// in one fused pass over a model's flat parameter buffer.
+/// in one fused pass over a model's flat parameter buffer (CDTrainKernels' dtrain_sgd_step in the
+/// model's kernel set; every set gives the same bits).
 ///
 /// Per element: g = grad + wd·w; buf = momentum·buf + g (buf = g on the first step);
 /// update = nesterov ? g + momentum·buf : buf; w -= lr·update.
@@ -16,12 +18,15 @@ public final class SGD: Optimizer {
     private let decay: Storage
     public var steps = 0
     public var learningRateScales: LearningRateScales
+    /// The kernel variant the update runs.
+    public let kernels: KernelSet
     public var stateBuffers: [(name: String, storage: Storage)] { [("momentum_buffer", momentumBuffer)] }
 
     /// `decayFor` gives each parameter's weight decay (for example 0 for BatchNorm parameters).
-    public init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false,
+    public init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false, kernels: KernelSet = .best,
                 decayFor: (Parameter) -> Float) {
         self.store = store
+        self.kernels = kernels
         self.momentum = momentum
         self.nesterov = nesterov
         momentumBuffer = Storage(count: store.count)
@@ -32,8 +37,9 @@ public final class SGD: Optimizer {
         }
     }
 
-    public convenience init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float) {
-        self.init(store: store, momentum: momentum, nesterov: nesterov) { _ in weightDecay }
+    public convenience init(store: ParameterStore, momentum: Float = 0.9, nesterov: Bool = false, weightDecay: Float,
+                            kernels: KernelSet = .best) {
+        self.init(store: store, momentum: momentum, nesterov: nesterov, kernels: kernels) { _ in weightDecay }
     }
 
     /// One update with learning rate `lr`.
@@ -42,17 +48,16 @@ public final class SGD: Optimizer {
     }
 
     private func update(lr: Float) {
-        let mu = momentum, first = steps == 0, nest = nesterov
+        let mu = momentum, first: Int32 = steps == 0 ? 1 : 0, nest: Int32 = nesterov ? 1 : 0, set = kernels
         for segment in learningRateScales.segments {
             let lr = lr * segment.scale, base = segment.range.lowerBound
             let w = store.values.pointer + base, g = store.grads.pointer + base
             let buf = momentumBuffer.pointer + base, wd = decay.pointer + base
             parallelFor(segment.range.count, minChunk: 16384) { range in
-                for i in range {
-                    let gi = g[i] + wd[i] * w[i]
-                    let b = first ? gi : mu * buf[i] + gi
-                    buf[i] = b
-                    w[i] -= lr * (nest ? gi + mu * b : b)
+                let i = range.lowerBound, n = range.count
+                switch set {
+                case .avx2: dtrain_sgd_step_avx2(w + i, g + i, buf + i, wd + i, n, lr, mu, first, nest)
+                case .avx512: dtrain_sgd_step_avx512(w + i, g + i, buf + i, wd + i, n, lr, mu, first, nest)
                 }
             }
         }

@@ -113,7 +113,7 @@ public enum StepBenchmark {
         let classes = model.numClasses
         let loss = SoftmaxCrossEntropy(classes: classes)
         loss.build(maxBatch: batchSize)
-        let sgd = SGD(store: model.store, momentum: 0.9, weightDecay: 1e-4)
+        let sgd = SGD(store: model.store, momentum: 0.9, weightDecay: 1e-4, kernels: kernels)
         // The trainer's step; under mpirun gradients are averaged as in training, with the
         // overlapped allreduce.
         let step = try TrainingStep(model: model, loss: loss, optimizer: sgd, communicator: communicator,

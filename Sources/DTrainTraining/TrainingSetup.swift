@@ -58,8 +58,9 @@ enum TrainingSetup {
         let decayFor: (Parameter) -> Float = { p in Float(config.weightDecay(for: p.role)) }
         let optimizer: Optimizer
         switch config.optimizer {
-        case .sgd: optimizer = SGD(store: model.store, momentum: Float(config.momentum), nesterov: config.nesterov, decayFor: decayFor)
-        case .adamw: optimizer = AdamW(store: model.store, decayFor: decayFor)
+        case .sgd: optimizer = SGD(store: model.store, momentum: Float(config.momentum), nesterov: config.nesterov,
+                                         kernels: model.builtKernels, decayFor: decayFor)
+        case .adamw: optimizer = AdamW(store: model.store, kernels: model.builtKernels, decayFor: decayFor)
         }
         if let mult = config.headLRMultiplier {
             let head = model.headEntries.compactMap { if case .parameter(let p) = $0.kind { return p } else { return nil } }

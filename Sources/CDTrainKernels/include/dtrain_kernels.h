@@ -14,6 +14,8 @@
 #include "dtrain_elementwise.h"
 // The direct grouped and depthwise convolution passes.
 #include "dtrain_grouped_conv.h"
+// The optimizers' update passes.
+#include "dtrain_optimizer.h"
 
 // Kernels with one variant per instruction set, named by suffix: _avx2 (eight-lane AVX2 + FMA)
 // and _avx512 (sixteen-lane AVX-512 F/BW/VL). Each variant is the same source text
