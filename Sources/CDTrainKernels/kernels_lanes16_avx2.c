@@ -22,6 +22,7 @@
 #include "templates/operand.h"
 #include "templates/batch_norm.h"
 #include "templates/winograd_f4.h"
+#include "templates/winograd_f2.h"
 #include "templates/grouped_conv.h"
 #include "templates/optimizer.h"
 #if defined(__x86_64__)

@@ -3,8 +3,8 @@ import CDTrainKernels
 @testable import DTrainCore
 @testable import DTrainNN
 
-/// The C variants of the Winograd F(4×4, 3×3) tile transforms (CDTrainKernels'
-/// dtrain_winograd4_*) against WinogradKernel's portable Swift transforms, which define them:
+/// The C variants of the Winograd F(4×4, 3×3) and F(2×2, 3×3) tile transforms (CDTrainKernels'
+/// dtrain_winograd4_*, dtrain_winograd2_*) against WinogradKernel's portable Swift transforms, which define them:
 /// bit for bit, on images whose sides are and are not multiples of the tile, with interior and
 /// border tiles, channel counts that leave a last eight-lane block in the sixteen-lane variants,
 /// and ranges of tiles that start inside the batch and straddle images. The transforms must write
@@ -36,7 +36,11 @@ final class WinogradTransformTests: XCTestCase {
         check(Variant(input: { dtrain_winograd4_input_avx2($0, $1, $2) },
                       inputBF16: { dtrain_winograd4_input_bf16_avx2($0, $1, $2) },
                       output: { dtrain_winograd4_output_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_avx2($0, $1, $2) }))
+                      outputGradient: { dtrain_winograd4_output_gradient_avx2($0, $1, $2) }), tile: 4)
+        check(Variant(input: { dtrain_winograd2_input_avx2($0, $1, $2) },
+                      inputBF16: { dtrain_winograd2_input_bf16_avx2($0, $1, $2) },
+                      output: { dtrain_winograd2_output_avx2($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd2_output_gradient_avx2($0, $1, $2) }), tile: 2)
     }
 
     func testAVX512Variant() throws {
@@ -44,7 +48,11 @@ final class WinogradTransformTests: XCTestCase {
         check(Variant(input: { dtrain_winograd4_input_avx512($0, $1, $2) },
                       inputBF16: { dtrain_winograd4_input_bf16_avx512($0, $1, $2) },
                       output: { dtrain_winograd4_output_avx512($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_avx512($0, $1, $2) }))
+                      outputGradient: { dtrain_winograd4_output_gradient_avx512($0, $1, $2) }), tile: 4)
+        check(Variant(input: { dtrain_winograd2_input_avx512($0, $1, $2) },
+                      inputBF16: { dtrain_winograd2_input_bf16_avx512($0, $1, $2) },
+                      output: { dtrain_winograd2_output_avx512($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd2_output_gradient_avx512($0, $1, $2) }), tile: 2)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
@@ -53,7 +61,11 @@ final class WinogradTransformTests: XCTestCase {
         check(Variant(input: { dtrain_winograd4_input_lanes16_avx2($0, $1, $2) },
                       inputBF16: { dtrain_winograd4_input_bf16_lanes16_avx2($0, $1, $2) },
                       output: { dtrain_winograd4_output_lanes16_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_lanes16_avx2($0, $1, $2) }))
+                      outputGradient: { dtrain_winograd4_output_gradient_lanes16_avx2($0, $1, $2) }), tile: 4)
+        check(Variant(input: { dtrain_winograd2_input_lanes16_avx2($0, $1, $2) },
+                      inputBF16: { dtrain_winograd2_input_bf16_lanes16_avx2($0, $1, $2) },
+                      output: { dtrain_winograd2_output_lanes16_avx2($0, $1, $2, $3) },
+                      outputGradient: { dtrain_winograd2_output_gradient_lanes16_avx2($0, $1, $2) }), tile: 2)
     }
 
     /// The kernel's own dispatch takes the C transforms exactly for whole eight-lane blocks.
@@ -79,44 +91,46 @@ final class WinogradTransformTests: XCTestCase {
 
     private func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
 
-    /// How many of the 36 position matrices' `matrix` values are still NaN, plus how many of the
-    /// padding floats after each (up to `plane`) are not: 0 when exactly the matrices were written.
-    private func unwrittenOrPadding(_ values: [Float], plane: Int, matrix: Int) -> Int {
+    /// How many of the `positions` position matrices' `matrix` values are still NaN, plus how many
+    /// of the padding floats after each (up to `plane`) are not: 0 when exactly the matrices were written.
+    private func unwrittenOrPadding(_ values: [Float], plane: Int, matrix: Int, positions: Int) -> Int {
         var wrong = 0
-        for xi in 0..<36 {
+        for xi in 0..<positions {
             for k in 0..<plane where values[xi * plane + k].isNaN == (k < matrix) { wrong += 1 }
         }
         return wrong
     }
 
-    private func check(_ variant: Variant, file: StaticString = #filePath, line: UInt = #line) {
+    /// `variant` holds the transforms of `tile`×`tile` output tiles (4 or 2).
+    private func check(_ variant: Variant, tile: Int, file: StaticString = #filePath, line: UInt = #line) {
+        let positions = (tile + 2) * (tile + 2)
         for (h, w, c) in Self.geometries {
             let geo = ConvGeometry(input: FeatureShape(height: h, width: w, channels: c), kernel: 3, stride: 1, padding: 1,
                                    dilation: 1, groups: 1)
             // Output channels = input channels, so every transform runs at `c` channels.
-            guard let kernel = WinogradKernel(geo: geo, outChannels: c, tile: 4, maxBatch: Self.batch, threads: 1,
+            guard let kernel = WinogradKernel(geo: geo, outChannels: c, tile: tile, maxBatch: Self.batch, threads: 1,
                                               blockFloats: 1 << 16, minBlockTiles: 1, kernels: .avx2) else {
-                return XCTFail("no F(4×4) kernel for \(h)×\(w)×\(c)", file: file, line: line)
+                return XCTFail("no F(\(tile)×\(tile)) kernel for \(h)×\(w)×\(c)", file: file, line: line)
             }
             let total = Self.batch * kernel.tilesPerImage
             var ranges = [0..<total]
             if total > 2 { ranges.append(total / 3 ..< total - 1) }
             let pixels = Self.batch * h * w * c
             for tiles in ranges {
-                let label = "\(h)×\(w)×\(c), tiles \(tiles)"
+                let label = "F(\(tile)×\(tile)) \(h)×\(w)×\(c), tiles \(tiles)"
                 var g = kernel.cTiles(tiles, channels: c)
-                let transformed = 36 * g.plane
+                let transformed = positions * g.plane
 
                 // Input: every transformed value; the image has no NaNs, so none may appear.
                 let x = random(pixels, seed: UInt64(h * 100 + c))
                 var expected = [Float](repeating: .nan, count: transformed), got = expected
                 x.withUnsafeBufferPointer { px in
                     expected.withUnsafeMutableBufferPointer {
-                        kernel.transformInput4Portable(px.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                        portableInput(kernel, px.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
                     }
                     got.withUnsafeMutableBufferPointer { variant.input(px.baseAddress!, &g, $0.baseAddress!) }
                 }
-                XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c), 0,
+                XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c, positions: positions), 0,
                                "\(label): portable input transform left values unwritten or wrote the padding", file: file, line: line)
                 XCTAssertEqual(bits(got), bits(expected), "\(label): input transform", file: file, line: line)
 
@@ -133,9 +147,9 @@ final class WinogradTransformTests: XCTestCase {
                     rounded.withUnsafeBufferPointer { pr in
                         expected.withUnsafeMutableBufferPointer {
                             if transform == "input" {
-                                kernel.transformInput4Portable(pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                                portableInput(kernel, pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
                             } else {
-                                kernel.transformOutputGradient4Portable(pr.baseAddress!, tiles: tiles, into: $0.baseAddress!)
+                                portableOutputGradient(kernel, pr.baseAddress!, tiles: tiles, into: $0.baseAddress!)
                             }
                         }
                     }
@@ -158,7 +172,7 @@ final class WinogradTransformTests: XCTestCase {
                 got = expected
                 rounded.withUnsafeBufferPointer { pr in
                     expected.withUnsafeMutableBufferPointer {
-                        kernel.transformInput4Portable(pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
+                        portableInput(kernel, pr.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
                     }
                 }
                 halves.withUnsafeBufferPointer { ph in
@@ -171,11 +185,11 @@ final class WinogradTransformTests: XCTestCase {
                 got = expected
                 x.withUnsafeBufferPointer { pdy in
                     expected.withUnsafeMutableBufferPointer {
-                        kernel.transformOutputGradient4Portable(pdy.baseAddress!, tiles: tiles, into: $0.baseAddress!)
+                        portableOutputGradient(kernel, pdy.baseAddress!, tiles: tiles, into: $0.baseAddress!)
                     }
                     got.withUnsafeMutableBufferPointer { variant.outputGradient(pdy.baseAddress!, &g, $0.baseAddress!) }
                 }
-                XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c), 0,
+                XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c, positions: positions), 0,
                                "\(label): portable gradient transform left values unwritten or wrote the padding", file: file, line: line)
                 XCTAssertEqual(bits(got), bits(expected), "\(label): output-gradient transform", file: file, line: line)
 
@@ -186,7 +200,7 @@ final class WinogradTransformTests: XCTestCase {
                     m.withUnsafeBufferPointer { pm in bias.withUnsafeBufferPointer { pb in
                         let b = withBias ? pb.baseAddress : nil
                         expectedY.withUnsafeMutableBufferPointer {
-                            kernel.transformOutput4Portable(pm.baseAddress!, channels: c, tiles: tiles, bias: b, into: $0.baseAddress!)
+                            portableOutput(kernel, pm.baseAddress!, channels: c, tiles: tiles, bias: b, into: $0.baseAddress!)
                         }
                         gotY.withUnsafeMutableBufferPointer { variant.output(pm.baseAddress!, &g, b, $0.baseAddress!) }
                     } }
@@ -195,7 +209,7 @@ final class WinogradTransformTests: XCTestCase {
                     for n in 0..<Self.batch {
                         for yy in 0..<h {
                             for xx in 0..<w {
-                                let t = n * kernel.tilesPerImage + (yy / 4) * kernel.tilesWide + xx / 4
+                                let t = n * kernel.tilesPerImage + (yy / tile) * kernel.tilesWide + xx / tile
                                 for ch in 0..<c where gotY[((n * h + yy) * w + xx) * c + ch].isNaN == tiles.contains(t) {
                                     misplaced += 1
                                 }
@@ -207,5 +221,25 @@ final class WinogradTransformTests: XCTestCase {
                 }
             }
         }
+    }
+
+    // The portable Swift transforms of the kernel's tile size.
+
+    private func portableInput(_ k: WinogradKernel, _ x: UnsafePointer<Float>, channels: Int, tiles: Range<Int>,
+                               into v: UnsafeMutablePointer<Float>) {
+        if k.tile == 4 { k.transformInput4Portable(x, channels: channels, tiles: tiles, into: v) }
+        else { k.transformInput2Portable(x, channels: channels, tiles: tiles, into: v) }
+    }
+
+    private func portableOutputGradient(_ k: WinogradKernel, _ dy: UnsafePointer<Float>, tiles: Range<Int>,
+                                        into dm: UnsafeMutablePointer<Float>) {
+        if k.tile == 4 { k.transformOutputGradient4Portable(dy, tiles: tiles, into: dm) }
+        else { k.transformOutputGradient2Portable(dy, tiles: tiles, into: dm) }
+    }
+
+    private func portableOutput(_ k: WinogradKernel, _ m: UnsafePointer<Float>, channels: Int, tiles: Range<Int>,
+                                bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>) {
+        if k.tile == 4 { k.transformOutput4Portable(m, channels: channels, tiles: tiles, bias: bias, into: y) }
+        else { k.transformOutput2Portable(m, channels: channels, tiles: tiles, bias: bias, into: y) }
     }
 }

@@ -93,18 +93,6 @@ extension WinogradKernel {
         }
     }
 
-    /// `transformInput4` of x's bf16 copy (`inChannels` channels), each value widened exactly;
-    /// only where the C transforms run (`roundsToBF16`).
-    @inline(never)
-    func transformInput4(bf16 x: UnsafePointer<UInt16>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
-        precondition(roundsToBF16, "WinogradKernel: bf16 input without the C transforms")
-        var g = cTiles(tiles, channels: inChannels)
-        switch kernels {
-        case .avx2: dtrain_winograd4_input_bf16_avx2(x, &g, v)
-        case .avx512: dtrain_winograd4_input_bf16_avx512(x, &g, v)
-        }
-    }
-
     /// As `transformOutput`, for 4×4 output tiles.
     @inline(never)
     func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,

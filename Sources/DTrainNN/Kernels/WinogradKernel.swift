@@ -1,3 +1,4 @@
+import CDTrainKernels
 import DTrainCore
 
 /// Winograd F(2×2, 3×3) and F(4×4, 3×3) (`tile` 2 or 4; the latter's transforms are in
@@ -27,6 +28,11 @@ import DTrainCore
 /// tiles whose transformed inputs and GEMM outputs (`scratchFloats`) stay in cache between the
 /// transforms and the GEMMs. The GEMMs of few channels run on `SmallGEMM`'s register-blocked
 /// kernels, wider ones on BLAS, single-threaded in the caller's thread.
+///
+/// The input, output and output-gradient transforms of tensors with whole eight-lane channel
+/// blocks run as CDTrainKernels' dtrain_winograd2_* (dtrain_winograd4_* for F(4×4)), one variant
+/// per `KernelSet`; the Swift transforms here (`…2Portable`) define them bit for bit and run
+/// the other channel counts.
 struct WinogradKernel {
     /// Output tile side m: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3) (`WinogradF4.swift`).
     let tile: Int
@@ -41,7 +47,7 @@ struct WinogradKernel {
     let kernels: KernelSet
     /// Whether the input and output-gradient transforms round what they read to bf16 (a bf16
     /// convolution's x and dy, rounded where they are read rather than in passes of their own).
-    /// Only the C transforms do: F(4×4) with both channel counts in whole eight-lane blocks.
+    /// Only the C transforms do: both channel counts in whole eight-lane blocks.
     let roundsToBF16: Bool
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
@@ -78,7 +84,7 @@ struct WinogradKernel {
         guard Self.applies(to: geo), tile == 2 || tile == 4 else { return nil }
         self.tile = tile
         self.kernels = kernels
-        roundsToBF16 = roundingToBF16 && tile == 4 && Self.transformsInC(channels: geo.channels) &&
+        roundsToBF16 = roundingToBF16 && Self.transformsInC(channels: geo.channels) &&
             Self.transformsInC(channels: outChannels)
         positions = (tile + 2) * (tile + 2)
         height = geo.height
@@ -142,7 +148,7 @@ struct WinogradKernel {
             let v = scratch, dm = scratch + positions * Self.planeStride(tiles: blockTiles, channels: c)
             switch x {
             case .float32(let x): transformInput(x, channels: c, tiles: block, into: v)
-            case .bf16(let x): transformInput4(bf16: x, tiles: block, into: v)
+            case .bf16(let x): transformInput(bf16: x, tiles: block, into: v)
             }
             transformOutputGradient(dy, tiles: block, into: dm)
             for xi in 0..<positions {
@@ -265,6 +271,33 @@ struct WinogradKernel {
     @inline(never)
     func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformInput4(x, channels: c, tiles: tiles, into: v) }
+        guard Self.transformsInC(channels: c) else { return transformInput2Portable(x, channels: c, tiles: tiles, into: v) }
+        var g = cTiles(tiles, channels: c)
+        switch kernels {
+        case .avx2: dtrain_winograd2_input_avx2(x, &g, v)
+        case .avx512: dtrain_winograd2_input_avx512(x, &g, v)
+        }
+    }
+
+    /// `transformInput` of x's bf16 copy (`inChannels` channels), each value widened exactly;
+    /// only where the C transforms run (`roundsToBF16`).
+    @inline(never)
+    func transformInput(bf16 x: UnsafePointer<UInt16>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        precondition(roundsToBF16, "WinogradKernel: bf16 input without the C transforms")
+        var g = cTiles(tiles, channels: inChannels)
+        switch (tile, kernels) {
+        case (4, .avx2): dtrain_winograd4_input_bf16_avx2(x, &g, v)
+        case (4, .avx512): dtrain_winograd4_input_bf16_avx512(x, &g, v)
+        case (_, .avx2): dtrain_winograd2_input_bf16_avx2(x, &g, v)
+        case (_, .avx512): dtrain_winograd2_input_bf16_avx512(x, &g, v)
+        }
+    }
+
+    /// The F(2×2) input transform for any channel count, in Swift (the C variants' definition):
+    /// eight channels at a time, the last block possibly narrower. It does not round
+    /// (`roundsToBF16` is only set where the C transforms run).
+    func transformInput2Portable(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>,
+                                 into v: UnsafeMutablePointer<Float>) {
         let h = height, w = width
         let plane = Self.planeStride(tiles: tiles.count, channels: c)
         forEachTile(tiles) { local, n, oy, ox in
@@ -303,6 +336,19 @@ struct WinogradKernel {
     func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutput4(m, channels: o, tiles: tiles, bias: bias, into: y) }
+        guard Self.transformsInC(channels: o) else {
+            return transformOutput2Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
+        }
+        var g = cTiles(tiles, channels: o)
+        switch kernels {
+        case .avx2: dtrain_winograd2_output_avx2(m, &g, bias, y)
+        case .avx512: dtrain_winograd2_output_avx512(m, &g, bias, y)
+        }
+    }
+
+    /// The F(2×2) output transform for any channel count, in Swift (the C variants' definition).
+    func transformOutput2Portable(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
+                                  into y: UnsafeMutablePointer<Float>) {
         let h = height, w = width
         let plane = Self.planeStride(tiles: tiles.count, channels: o)
         forEachTile(tiles) { local, n, oy, ox in
@@ -335,6 +381,16 @@ struct WinogradKernel {
     @inline(never)
     func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         if tile == 4 { return transformOutputGradient4(dy, tiles: tiles, into: dm) }
+        guard Self.transformsInC(channels: outChannels) else { return transformOutputGradient2Portable(dy, tiles: tiles, into: dm) }
+        var g = cTiles(tiles, channels: outChannels)
+        switch kernels {
+        case .avx2: dtrain_winograd2_output_gradient_avx2(dy, &g, dm)
+        case .avx512: dtrain_winograd2_output_gradient_avx512(dy, &g, dm)
+        }
+    }
+
+    /// The F(2×2) output-gradient transform for any channel count, in Swift (the C variants' definition).
+    func transformOutputGradient2Portable(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         let h = height, w = width, o = outChannels
         let plane = Self.planeStride(tiles: tiles.count, channels: o)
         forEachTile(tiles) { local, n, oy, ox in
