@@ -6,7 +6,7 @@ import CDTrainKernels
 /// The C variants of BatchNorm2d's passes (CDTrainKernels' dtrain_bn_*) against a scalar Swift
 /// reference written from dtrain_batch_norm.h: per channel, float sums over blocks of
 /// DTRAIN_BN_BLOCK_ROWS rows added into doubles, nothing fused. Bit for bit, for every way of
-/// reading x (float32, rounded to bf16, bf16), with and without the fused ReLU, for channel counts
+/// reading x (float32, rounded to bf16, bf16), without and with a fused ReLU or ReLU6, for channel counts
 /// that leave eight-lane and single-channel tails in both widths, and for row ranges that start
 /// inside the tensor and are shorter than, equal to and longer than a block; normalize also with
 /// a residual block's shortcut added and its ReLU mask written. The passes must write their rows
@@ -62,7 +62,7 @@ final class BatchNormKernelTests: XCTestCase {
         let shape = FeatureShape(height: 5, width: 3, channels: 24), count = 4 * shape.count
         for set in sets {
             let bn = BatchNorm2d(channels: 24)
-            bn.fusesReLU = true
+            bn.fusedActivation = .relu
             let store = ParameterStore(layer: bn)
             store.initialize(seed: 0)
             _ = bn.build(input: shape, maxBatch: 4, inputNeedsGradient: true,
@@ -96,7 +96,7 @@ final class BatchNormKernelTests: XCTestCase {
     }
 
     struct Case {
-        let channels: Int, rows: Int, first: Int, count: Int, input: Int, relu: Bool
+        let channels: Int, rows: Int, first: Int, count: Int, input: Int, activation: BatchNormKernels.Activation
     }
 
     static var cases: [Case] {
@@ -104,8 +104,9 @@ final class BatchNormKernelTests: XCTestCase {
         for channels in [1, 3, 8, 13, 16, 24, 40, 64] {
             for (first, count) in [(0, 1), (5, 31), (0, 32), (3, 33), (2, 70)] {
                 for input in [DTRAIN_BN_FLOAT32, DTRAIN_BN_ROUNDED, DTRAIN_BN_BF16] {
-                    for relu in [false, true] {
-                        all.append(Case(channels: channels, rows: first + count + 2, first: first, count: count, input: input, relu: relu))
+                    for activation in [BatchNormKernels.Activation.none, .relu, .relu6] {
+                        all.append(Case(channels: channels, rows: first + count + 2, first: first, count: count, input: input,
+                                        activation: activation))
                     }
                 }
             }
@@ -133,7 +134,7 @@ final class BatchNormKernelTests: XCTestCase {
         var rng = SeededRandom(seed: 7)
         for k in Self.cases {
             let c = k.channels, n = k.rows * c
-            let what = "C \(c), rows \(k.first)..<\(k.first + k.count) of \(k.rows), input \(k.input), relu \(k.relu)"
+            let what = "C \(c), rows \(k.first)..<\(k.first + k.count) of \(k.rows), input \(k.input), activation \(k.activation)"
             // NaNs only in the elementwise passes: a NaN in a sum makes every later comparison moot.
             let xSums = Self.values(n, &rng, special: false), x = Self.values(n, &rng, special: true)
             let dy = Self.values(n, &rng, special: false)
@@ -142,7 +143,9 @@ final class BatchNormKernelTests: XCTestCase {
             // Channel 0 maps x = ±0 to a normalised ±0, where the ReLU must give +0 (as max(·, 0)).
             let mean = (0..<c).map { ch in ch == 0 ? 0 : Float(3 + rng.normal()) }
             let scale = (0..<c).map { _ in Float(0.5 + rng.uniform()) }
-            let shift = (0..<c).map { ch in ch == 0 ? -0.0 : Float(rng.normal()) }
+            // With a ReLU6, shifted up so that many normalised values lie above 6.
+            let lift: Float = k.activation == .relu6 ? 4 : 0
+            let shift = (0..<c).map { ch in ch == 0 ? -0.0 : Float(rng.normal()) + lift }
             let a = (0..<c).map { _ in Float(rng.normal()) }, slope = (0..<c).map { _ in Float(rng.normal()) }
             let offset = (0..<c).map { _ in Float(rng.normal()) }
             let range = k.first..<(k.first + k.count)
@@ -152,14 +155,21 @@ final class BatchNormKernelTests: XCTestCase {
                     values.withUnsafeBufferPointer { px in halves.withUnsafeBufferPointer { ph in
                         let pointer = k.input == DTRAIN_BN_BF16 ? UnsafeRawPointer(ph.baseAddress!) : UnsafeRawPointer(px.baseAddress!)
                         var r = dtrain_bn_rows(x: pointer, input: k.input, channels: c, first_row: k.first, row_count: k.count,
-                                               mean: pm.baseAddress!, scale: ps.baseAddress!, shift: pt.baseAddress!, relu: k.relu ? 1 : 0,
+                                               mean: pm.baseAddress!, scale: ps.baseAddress!, shift: pt.baseAddress!, relu: k.activation.rawValue,
                                                addend: nil, mask: nil)
                         body(&r)
                     } }
                 } } }
             }
             func normalized(_ v: Float, _ ch: Int) -> Float { (v - mean[ch]) * scale[ch] + shift[ch] }
-            func masked(_ d: Float, _ v: Float, _ ch: Int) -> Float { !k.relu || normalized(v, ch) > 0 ? d : 0 }
+            func masked(_ d: Float, _ v: Float, _ ch: Int) -> Float {
+                let n = normalized(v, ch)
+                switch k.activation {
+                case .none: return d
+                case .relu: return n > 0 ? d : 0
+                case .relu6: return n > 0 && n < 6 ? d : 0
+                }
+            }
             func blockSums(_ term: (Int, Int) -> (Float, Float)) -> [Double] {
                 var s = [Double](repeating: 0, count: 2 * c)
                 var start = range.lowerBound
@@ -227,7 +237,7 @@ final class BatchNormKernelTests: XCTestCase {
                     }
                     let v = Self.read(x, bits, i, input: k.input)
                     let sum = residual ? normalized(v, ch) + shortcut[i] : normalized(v, ch)
-                    let want = k.relu ? max(sum, 0) : sum
+                    let want = k.activation == .none ? sum : k.activation == .relu ? max(sum, 0) : min(max(sum, 0), 6)
                     XCTAssertEqual(y[i].bitPattern, want.bitPattern, "normalize at \(i), \(what), residual \(residual)")
                     let wantSaved: UInt16 = saving ? UInt16(truncatingIfNeeded: v.bitPattern >> 16) : 0xABCD
                     XCTAssertEqual(save[i], wantSaved, "saved bits at \(i), \(what)")

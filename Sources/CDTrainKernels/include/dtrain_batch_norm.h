@@ -20,15 +20,20 @@
 /// stays a NaN), or bf16 values widened to floats.
 enum { DTRAIN_BN_FLOAT32 = 0, DTRAIN_BN_ROUNDED = 1, DTRAIN_BN_BF16 = 2 };
 
+/// The activation a BatchNorm applies to its normalised values (`relu`).
+enum { DTRAIN_BN_NO_ACTIVATION = 0, DTRAIN_BN_RELU = 1, DTRAIN_BN_RELU6 = 2 };
+
 /// Rows first_row ..< first_row + row_count of a BatchNorm's input x, `channels` values per row (x,
 /// and the dy, y and dx the passes take, are indexed from row 0). `mean`, `scale` and `shift` are
-/// per channel: the normalised value is (x − mean)·scale + shift. With `relu` nonzero a ReLU is
-/// fused in: the output is clamped at 0 (NaN kept) and dy counts only where the normalised value
-/// is > 0. The sums ignore mean, scale and shift unless they say otherwise.
+/// per channel: the normalised value is (x − mean)·scale + shift. With `relu` DTRAIN_BN_RELU a
+/// ReLU is fused in: the output is clamped at 0 (NaN kept) and dy counts only where the
+/// normalised value is > 0; with DTRAIN_BN_RELU6 a ReLU6: clamped to [0, 6] (NaN kept), dy
+/// counting only where the normalised value is > 0 and < 6. The sums ignore mean, scale and shift
+/// unless they say otherwise.
 ///
 /// Only normalize reads `addend` and `mask` (NULL: none): a residual block's add (and ReLU) fused
 /// into the BatchNorm that ends its main branch. With `addend` (indexed like y), the output is the
-/// normalised value plus addend, then clamped with `relu`; with `mask` (channels a multiple of 8),
+/// normalised value plus addend, then clamped with `relu` (a ReLU); with `mask` (channels a multiple of 8),
 /// bit j of mask[k] says whether output element 8k + j was > 0 (the block's ReLU for backward).
 typedef struct {
     const void *x;

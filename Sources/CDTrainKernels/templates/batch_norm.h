@@ -33,10 +33,19 @@ static inline __attribute__((always_inline)) float bn_normalized(float x, const 
     return (x - r->mean[c]) * r->scale[c] + r->shift[c];
 }
 
-/// dy masked by a fused ReLU, one channel.
+/// dy masked by a fused ReLU (or ReLU6), one channel.
 static inline __attribute__((always_inline)) float bn_masked(float dy, float x, const dtrain_bn_rows *r, intptr_t c,
                                                              int relu) {
-    return !relu || bn_normalized(x, r, c) > 0 ? dy : 0;
+    if (!relu) return dy;
+    const float v = bn_normalized(x, r, c);
+    return v > 0 && (relu != DTRAIN_BN_RELU6 || v < 6) ? dy : 0;
+}
+
+/// max(n, 0) keeping NaN and giving +0 for −0 (as Swift's max(n, 0)), then for a ReLU6 at most 6.
+static inline __attribute__((always_inline)) float bn_activation_scalar(float n, int relu) {
+    if (!relu) return n;
+    n = !(n > 0) && n == n ? 0 : n;
+    return relu == DTRAIN_BN_RELU6 && n > 6 ? 6 : n;
 }
 
 /// The forward sums (`gradient` 0: of x − pivot) or the gradient sums (`gradient` 1: of d and
@@ -109,7 +118,7 @@ static inline __attribute__((always_inline)) void bn_normalize(const dtrain_bn_r
             } \
             float n = bn_normalized(v, r, ch); \
             if (addend) n = n + addend[ch]; \
-            y_row[ch] = relu && !(n > 0) && n == n ? 0 : n; } while (0)
+            y_row[ch] = bn_activation_scalar(n, relu); } while (0)
         FOR_BN_CHANNELS(c, NORMALIZE_WIDE, NORMALIZE_EIGHT, NORMALIZE_SINGLE);
 #undef NORMALIZE_WIDE
 #undef NORMALIZE_EIGHT
@@ -140,20 +149,20 @@ static inline __attribute__((always_inline)) void bn_input_gradient(const dtrain
 }
 
 /// Calls body(source, relu) with both as constants, so that each pair compiles to its own loops.
+#define BN_SOURCES(r, body, relu) \
+    do { \
+        switch ((r)->input) { \
+        case DTRAIN_BN_BF16: body(OPERAND_BF16, relu); break; \
+        case DTRAIN_BN_ROUNDED: body(OPERAND_ROUNDED, relu); break; \
+        default: body(OPERAND_FLOAT, relu); break; \
+        } \
+    } while (0)
 #define BN_VARIANTS(r, body) \
     do { \
-        if ((r)->relu) { \
-            switch ((r)->input) { \
-            case DTRAIN_BN_BF16: body(OPERAND_BF16, 1); break; \
-            case DTRAIN_BN_ROUNDED: body(OPERAND_ROUNDED, 1); break; \
-            default: body(OPERAND_FLOAT, 1); break; \
-            } \
-        } else { \
-            switch ((r)->input) { \
-            case DTRAIN_BN_BF16: body(OPERAND_BF16, 0); break; \
-            case DTRAIN_BN_ROUNDED: body(OPERAND_ROUNDED, 0); break; \
-            default: body(OPERAND_FLOAT, 0); break; \
-            } \
+        switch ((r)->relu) { \
+        case DTRAIN_BN_RELU: BN_SOURCES(r, body, DTRAIN_BN_RELU); break; \
+        case DTRAIN_BN_RELU6: BN_SOURCES(r, body, DTRAIN_BN_RELU6); break; \
+        default: BN_SOURCES(r, body, DTRAIN_BN_NO_ACTIVATION); break; \
         } \
     } while (0)
 
@@ -189,4 +198,5 @@ void KERNEL(dtrain_bn_input_gradient)(const dtrain_bn_rows *r, const float *dy, 
 }
 
 #undef BN_VARIANTS
+#undef BN_SOURCES
 #undef FOR_BN_CHANNELS

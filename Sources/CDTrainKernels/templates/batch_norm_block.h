@@ -2,12 +2,15 @@
 // VLOAD/VSTORE and BLOCK(name) (the width's function names) defined, after operand_block.h for
 // the same width. Each function handles the channels ch ..< ch + VLANES.
 
-/// dy where a fused ReLU passed the normalised value of x (> 0), else 0; dy when `relu` is 0.
+/// dy where a fused ReLU passed the normalised value of x (> 0; a ReLU6: > 0 and < 6), else 0;
+/// dy without a fused activation.
 static inline __attribute__((always_inline)) VT BLOCK(bn_masked)(VT dy, VT x, const dtrain_bn_rows *r, intptr_t ch,
                                                                  int relu) {
     if (!relu) return dy;
     const VT v = (x - VLOAD(r->mean + ch)) * VLOAD(r->scale + ch) + VLOAD(r->shift + ch);
-    return (VT)((BLOCK(bits))dy & (BLOCK(bits))(v > (VT)0.0f));
+    BLOCK(bits) passed = (BLOCK(bits))(v > (VT)0.0f);
+    if (relu == DTRAIN_BN_RELU6) passed &= (BLOCK(bits))(v < (VT)6.0f);
+    return (VT)((BLOCK(bits))dy & passed);
 }
 
 /// Adds the float sums a and b of the block's rows into the double sums s and q.
@@ -64,8 +67,12 @@ static inline __attribute__((always_inline)) void BLOCK(bn_normalize)(const void
     }
     VT n = (v - VLOAD(r->mean + ch)) * VLOAD(r->scale + ch) + VLOAD(r->shift + ch);
     if (addend) n = n + VLOAD(addend + ch);
-    // max(n, 0) keeping NaN, and +0 for −0: as Swift's max(n, 0).
+    // max(n, 0) keeping NaN, and +0 for −0: as Swift's max(n, 0); a ReLU6 then at most 6.
     if (relu) n = (VT)((BLOCK(bits))n & (BLOCK(bits))((n > (VT)0.0f) | (n != n)));
+    if (relu == DTRAIN_BN_RELU6) {
+        const BLOCK(bits) above = (BLOCK(bits))(n > (VT)6.0f);
+        n = (VT)(((BLOCK(bits))n & ~above) | ((BLOCK(bits))(VT)6.0f & above));
+    }
     if (mask) {
         // One bit per lane, lane 0 lowest: the bool vector's bits are the mask bytes (ch is a
         // multiple of 8 here).

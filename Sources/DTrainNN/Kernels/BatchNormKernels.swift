@@ -6,6 +6,12 @@ import DTrainCore
 struct BatchNormKernels {
     let kernels: KernelSet
 
+    /// The activation a pass applies to the normalised values (DTRAIN_BN_*): none, a ReLU, or a
+    /// ReLU6 (clamped to [0, 6]).
+    enum Activation: Int {
+        case none = 0, relu = 1, relu6 = 2
+    }
+
     /// How a pass reads a BatchNorm's input.
     enum Input {
         /// float32 values.
@@ -27,10 +33,10 @@ struct BatchNormKernels {
     }
 
     /// Rows `rows` of `input`, `channels` per row, with per-channel normalisation
-    /// (x − mean)·scale + shift and a fused ReLU when `relu`; for `normalize`, a residual block's
+    /// (x − mean)·scale + shift and a fused `activation`; for `normalize`, a residual block's
     /// shortcut added before the ReLU and the ReLU's mask (channels a multiple of 8), when given.
     static func rows(_ input: Input, channels: Int, rows: Range<Int>, mean: UnsafePointer<Float>,
-                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, relu: Bool,
+                     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, activation: Activation,
                      addend: UnsafePointer<Float>? = nil, mask: UnsafeMutablePointer<UInt8>? = nil) -> dtrain_bn_rows {
         let (pointer, kind): (UnsafeRawPointer, Int) = {
             switch input {
@@ -40,7 +46,7 @@ struct BatchNormKernels {
             }
         }()
         return dtrain_bn_rows(x: pointer, input: kind, channels: channels, first_row: rows.lowerBound,
-                              row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: relu ? 1 : 0,
+                              row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: activation.rawValue,
                               addend: addend, mask: mask)
     }
 

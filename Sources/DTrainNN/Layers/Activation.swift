@@ -41,9 +41,9 @@ private func clampBackward(_ dy: Tensor, output y: Tensor, into dx: Tensor, uppe
 
 /// An elementwise clamp to [0, upper]: the shared body of ReLU and ReLU6.
 ///
-/// A `Sequential` that puts a ReLU right after a `BatchNorm2d` has the BatchNorm apply it
-/// (`BatchNorm2d.fusesReLU`); the ReLU then passes values and gradients through unchanged and
-/// allocates no buffers.
+/// A `Sequential` that puts a ReLU or ReLU6 right after a `BatchNorm2d` has the BatchNorm apply it
+/// (`BatchNorm2d.fusedActivation`); the activation then passes values and gradients through
+/// unchanged and allocates no buffers.
 public class ClampActivation: Layer {
     public let upper: Float
     private let name: String

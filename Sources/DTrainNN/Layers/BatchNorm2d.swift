@@ -14,9 +14,10 @@ import Foundation
 /// deterministic for a thread count. Forward sums are of x − k with k the batch's first row, so that the
 /// variance keeps its precision when |mean| ≫ σ.
 ///
-/// With `fusesReLU` (set by `Sequential` when a `ReLU` follows) the output is max(BN(x), 0) and
-/// backward masks dy where BN(x) ≤ 0, recomputing BN(x) from the kept input exactly as forward
-/// did, so the ReLU layer is skipped in both passes and its output and gradient never touch memory.
+/// With `fusedActivation` (set by `Sequential` when a `ReLU` or `ReLU6` follows) the output is
+/// max(BN(x), 0) (for ReLU6 also at most 6) and backward masks dy where BN(x) ≤ 0 (or ≥ 6),
+/// recomputing BN(x) from the kept input exactly as forward did, so the activation layer is
+/// skipped in both passes and its output and gradient never touch memory.
 ///
 /// With a `reducer` (synchronized BatchNorm) the forward statistics [Σx, Σx², count] and the
 /// backward sums [Σdy, Σdy·x̂] each go through one `reducer.sum` call, so every process normalises
@@ -41,8 +42,9 @@ public final class BatchNorm2d: Layer {
     public let numBatchesTracked = StateCounter()
     /// Sums statistics across processes (synchronized BatchNorm); nil: the local batch only.
     public var reducer: ChannelReducer?
-    /// Apply max(·, 0) to the output (and mask the gradient accordingly): a following ReLU fused in.
-    public var fusesReLU = false
+    /// The clamp of a following ReLU (max(·, 0)) or ReLU6 (then min(·, 6)) applied to the output,
+    /// the gradient masked accordingly: that layer fused in. `.none`: the plain normalisation.
+    var fusedActivation: BatchNormKernels.Activation = .none
 
     /// A residual block's add and ReLU, done by the BatchNorm that ends the block's main branch as
     /// it normalises: y = act(BN(x) + shortcut), written into the block's output (which may be the
@@ -88,7 +90,7 @@ public final class BatchNorm2d: Layer {
     /// With bf16 activation storage: the input of the last train-mode forward.
     private var savedInput: BF16Copy?
     private var lastMode: Mode = .train
-    private var lastFused = false
+    private var lastFused: BatchNormKernels.Activation = .none
     /// Rows the last train-mode statistics were taken over (all processes together).
     private var lastCount = 0.0
 
@@ -157,10 +159,10 @@ public final class BatchNorm2d: Layer {
 
     /// `rows` of `input` as the kernels take them, with the normalisation of the last forward.
     @inline(__always)
-    private func kernelRows(_ input: BatchNormKernels.Input, _ rows: Range<Int>, relu: Bool,
+    private func kernelRows(_ input: BatchNormKernels.Input, _ rows: Range<Int>, activation: BatchNormKernels.Activation,
                             epilogue: ResidualEpilogue? = nil) -> dtrain_bn_rows {
         BatchNormKernels.rows(input, channels: channels, rows: rows, mean: mean.pointer, scale: scale.pointer,
-                              shift: shift.pointer, relu: relu || (epilogue?.relu ?? false),
+                              shift: shift.pointer, activation: epilogue?.relu == true ? .relu : activation,
                               addend: epilogue?.shortcut, mask: epilogue?.mask)
     }
 
@@ -194,7 +196,7 @@ public final class BatchNorm2d: Layer {
             let k = pivot.pointer
             for c in 0..<C { k[c] = rows > 0 ? input.load(c) : 0 }
             let pk = UnsafePointer(k), passes = passes
-            reduceRows(rows: rows) { r, partial in passes.sums(kernelRows(input, r, relu: false), pivot: pk, into: partial) }
+            reduceRows(rows: rows) { r, partial in passes.sums(kernelRows(input, r, activation: .none), pivot: pk, into: partial) }
             // Σ(x − k), Σ(x − k)² → Σx, Σx² (the reducer sums those across processes).
             let st = stats.pointer, n0 = Double(rows)
             for c in 0..<C {
@@ -230,9 +232,9 @@ public final class BatchNorm2d: Layer {
             }
         }
 
-        let fused = fusesReLU, passes = passes, py = y.data
+        let fused = fusedActivation, passes = passes, py = y.data
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            passes.normalize(kernelRows(input, r, relu: fused, epilogue: epilogue), into: py, save: save)
+            passes.normalize(kernelRows(input, r, activation: fused, epilogue: epilogue), into: py, save: save)
         }
         lastInput = x
         lastMode = mode
@@ -251,7 +253,7 @@ public final class BatchNorm2d: Layer {
         }
     }
 
-    private func backwardPass(_ dy: Tensor, fused: Bool, input: BatchNormKernels.Input) -> Tensor {
+    private func backwardPass(_ dy: Tensor, fused: BatchNormKernels.Activation, input: BatchNormKernels.Input) -> Tensor {
         guard let x = lastInput else { preconditionFailure("BatchNorm2d.backward before forward") }
         precondition(dy.batch == x.batch && dy.shape == x.shape, "BatchNorm2d.backward: dy \(dy.batch)x\(dy.shape) for input \(x.batch)x\(x.shape)")
         let C = channels, rows = x.rows
@@ -264,7 +266,7 @@ public final class BatchNorm2d: Layer {
         // Σdy and Σdy·x̂ (local) are needed for the parameter gradients, and in train mode for dx.
         if wantWeight || wantBias || (train && wantInput) {
             // Σdy and Σdy·(x − μ), then ·1/σ per channel.
-            reduceRows(rows: rows) { r, partial in passes.gradientSums(kernelRows(input, r, relu: fused), dy: pdy, into: partial) }
+            reduceRows(rows: rows) { r, partial in passes.gradientSums(kernelRows(input, r, activation: fused), dy: pdy, into: partial) }
             let st = stats.pointer
             for c in 0..<C { st[C + c] *= Double(ps[c]) }
             if wantWeight { let g = weight.grad!; for c in 0..<C { g[c] += Float(st[C + c]) } }
@@ -296,7 +298,7 @@ public final class BatchNorm2d: Layer {
         let pdx = dx.data
         let ga = UnsafePointer(pa), gs = UnsafePointer(pslope), go = UnsafePointer(poffset)
         parallelFor(rows, minChunk: max(1, 8192 / C)) { r in
-            passes.inputGradient(kernelRows(input, r, relu: fused), dy: pdy, a: ga, slope: gs, offset: go, into: pdx)
+            passes.inputGradient(kernelRows(input, r, activation: fused), dy: pdy, a: ga, slope: gs, offset: go, into: pdx)
         }
         return dx
     }

@@ -93,7 +93,7 @@ public final class Residual: Layer, LayerContainer {
         var end: Layer? = main
         while let sequence = end as? Sequential { end = sequence.children.last?.layer }
         let last = end as? BatchNorm2d
-        fusedBatchNorm = context.engine.contains(.fuseResidualAdd) && shortcut == nil && !(last?.fusesReLU ?? true)
+        fusedBatchNorm = context.engine.contains(.fuseResidualAdd) && shortcut == nil && last?.fusedActivation == BatchNormKernels.Activation.none
             && (reluMask == nil || out.channels % 8 == 0) ? last : nil
         self.dsum = dsum
         lastOutput = nil

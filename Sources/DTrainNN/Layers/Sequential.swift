@@ -30,14 +30,22 @@ public final class Sequential: Layer, LayerContainer {
     public func append(_ name: String, _ layer: Layer) { children.append((name: name, layer: layer)) }
 
     public func build(input: FeatureShape, maxBatch: Int, inputNeedsGradient: Bool, context: BuildContext) -> FeatureShape {
-        // A ReLU directly after a BatchNorm2d is applied by the BatchNorm (one pass less each way).
-        for child in children { (child.layer as? ReLU)?.isFusedIntoPrevious = false }
+        // A ReLU or ReLU6 directly after a BatchNorm2d is applied by the BatchNorm (one pass less
+        // each way).
+        for child in children { (child.layer as? ClampActivation)?.isFusedIntoPrevious = false }
         for (i, child) in children.enumerated() {
             guard let bn = child.layer as? BatchNorm2d else { continue }
-            let relu = i + 1 < children.count ? children[i + 1].layer as? ReLU : nil
-            let fuse = context.engine.contains(.fuseBatchNormReLU) && relu != nil
-            bn.fusesReLU = fuse
-            relu?.isFusedIntoPrevious = fuse
+            let clamp = i + 1 < children.count ? children[i + 1].layer as? ClampActivation : nil
+            let activation: BatchNormKernels.Activation? = {
+                switch clamp?.upper {
+                case .infinity?: return .relu
+                case 6?: return .relu6
+                default: return nil
+                }
+            }()
+            let fuse = context.engine.contains(.fuseBatchNormReLU) && activation != nil
+            bn.fusedActivation = fuse ? activation ?? .none : .none
+            clamp?.isFusedIntoPrevious = fuse
         }
         let gradientSlots = context.gradientSlots.map(planGradientSlots)
         let activationSlots = context.activationSlots.map { planActivationSlots($0, context: context) }

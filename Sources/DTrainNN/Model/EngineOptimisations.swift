@@ -6,8 +6,9 @@ public struct EngineOptimisations: OptionSet, Sendable {
     public let rawValue: Int
     public init(rawValue: Int) { self.rawValue = rawValue }
 
-    /// A BatchNorm2d applies the ReLU that follows it (`BatchNorm2d.fusesReLU`): one pass less
-    /// each way. Off, each layer keeps its own output (inspection sees the BatchNorm's before the ReLU).
+    /// A BatchNorm2d applies the ReLU or ReLU6 that follows it (`BatchNorm2d.fusedActivation`):
+    /// one pass less each way. Off, each layer keeps its own output (inspection sees the
+    /// BatchNorm's before the activation).
     public static let fuseBatchNormReLU = EngineOptimisations(rawValue: 1 << 0)
     /// Depthwise and narrow grouped convolutions run on `GroupedConvKernel` instead of im2col + GEMM.
     public static let directGroupedConvolution = EngineOptimisations(rawValue: 1 << 1)
