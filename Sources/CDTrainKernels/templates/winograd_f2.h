@@ -1,7 +1,8 @@
 // dtrain_winograd2_{input,input_bf16,output,output_gradient} for one instruction set (see
 // dtrain_winograd.h); included by kernels_<set>.c after vector.h and operand.h. As
 // templates/winograd_f4.h, for 2×2 output tiles from 4×4 input patches (16 positions);
-// winograd_f2_block.h holds the per-block code, included once per vector width.
+// winograd_f2_block.h holds the per-block code, included once per vector width, and
+// winograd_passes.h the walk over tiles that both sizes share.
 //
 // The arithmetic is that of DTrainNN's WinogradKernel F(2×2) transforms (the portable Swift path,
 // which the tests compare these with bit for bit): the same operations in the same order, none
@@ -13,57 +14,7 @@
 #define PER_WIDTH_FILE "winograd_f2_block.h"
 #include "per_width.h"
 
-/// The input transform of x, whose elements are `element` bytes (floats, or bf16 values for
-/// OPERAND_BF16), read as `source` says (a constant where the callers inline this).
-static inline __attribute__((always_inline)) void winograd2_input(const void *x, intptr_t element,
-                                                                  const dtrain_winograd_tiles *g, float *v, int source) {
-    const intptr_t c = g->channels, plane = g->plane;
-    const void *p[16];
-    for (intptr_t local = 0; local < g->tile_count; local++) {
-        winograd_patch(x, element, g, 2, local, p);
-        float *dst = v + local * c;
-#define INPUT_WIDE(ch, source) winograd2_block_input_wide(p, ch, dst, plane, source)
-#define INPUT_EIGHT(ch, source) winograd2_block_input_eight(p, ch, dst, plane, source)
-        FOR_CHANNEL_BLOCKS(c, source, INPUT_WIDE, INPUT_EIGHT);
-#undef INPUT_WIDE
-#undef INPUT_EIGHT
-    }
-}
-
-void KERNEL(dtrain_winograd2_input)(const float *x, const dtrain_winograd_tiles *g, float *v) {
-    if (g->round_to_bf16) winograd2_input(x, sizeof(float), g, v, OPERAND_ROUNDED);
-    else winograd2_input(x, sizeof(float), g, v, OPERAND_FLOAT);
-}
-
-void KERNEL(dtrain_winograd2_input_bf16)(const uint16_t *x, const dtrain_winograd_tiles *g, float *v) {
-    winograd2_input(x, sizeof(uint16_t), g, v, OPERAND_BF16);
-}
-
-void KERNEL(dtrain_winograd2_output)(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
-    const intptr_t w = g->width, o = g->channels, plane = g->plane;
-    for (intptr_t local = 0; local < g->tile_count; local++) {
-        intptr_t rows, cols;
-        float *corner = y + winograd_output_corner(g, 2, local, &rows, &cols);
-        const float *src = m + local * o;
-#define OUTPUT_WIDE(ch, unused) winograd2_block_output_wide(src, plane, bias, ch, corner, w * o, o, rows, cols)
-#define OUTPUT_EIGHT(ch, unused) winograd2_block_output_eight(src, plane, bias, ch, corner, w * o, o, rows, cols)
-        FOR_CHANNEL_BLOCKS(o, 0, OUTPUT_WIDE, OUTPUT_EIGHT);
-#undef OUTPUT_WIDE
-#undef OUTPUT_EIGHT
-    }
-}
-
-void KERNEL(dtrain_winograd2_output_gradient)(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
-    const intptr_t w = g->width, o = g->channels, plane = g->plane;
-    for (intptr_t local = 0; local < g->tile_count; local++) {
-        intptr_t rows, cols;
-        const float *corner = dy + winograd_output_corner(g, 2, local, &rows, &cols);
-        float *dst = dm + local * o;
-#define GRADIENT_WIDE(ch, round) winograd2_block_gradient_wide(corner, w * o, o, rows, cols, ch, dst, plane, round)
-#define GRADIENT_EIGHT(ch, round) winograd2_block_gradient_eight(corner, w * o, o, rows, cols, ch, dst, plane, round)
-        if (g->round_to_bf16) FOR_CHANNEL_BLOCKS(o, 1, GRADIENT_WIDE, GRADIENT_EIGHT);
-        else FOR_CHANNEL_BLOCKS(o, 0, GRADIENT_WIDE, GRADIENT_EIGHT);
-#undef GRADIENT_WIDE
-#undef GRADIENT_EIGHT
-    }
-}
+#define WINOGRAD_M 2
+#define WG(name) DTRAIN_CONCAT(winograd2, name)
+#define WG_EXPORT(name) DTRAIN_CONCAT(dtrain_winograd2, name)
+#include "winograd_passes.h"
