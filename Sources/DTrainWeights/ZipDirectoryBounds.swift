@@ -31,20 +31,27 @@ enum ZipDirectoryBounds {
                 throw PthError("zip central directory (ZIP64: \(entries) entries, \(size) bytes at offset \(offset)) lies outside the file (\(length) bytes)")
             }
         }
-        let (last, overflow) = offset.addingReportingOverflow(size)
-        guard !overflow, last <= length else { return }  // ZIPFoundation refuses it (32-bit fields cannot overflow off_t)
+        // ZIPFoundation reads `entries` entries one after the other from `offset`, whatever size
+        // the records give the directory, until an entry's signature is wrong or the file ends:
+        // every entry it would read is checked, as far as the file goes.
+        guard offset < length else { return }  // no entry to read there
         guard size <= maxDirectoryBytes else {
             throw PthError("zip central directory of \(size) bytes exceeds the \(maxDirectoryBytes >> 20) MiB dtrain reads")
         }
+        let window = min(length - offset, maxDirectoryBytes)
         try handle.seek(toOffset: offset)
-        try checkEntries([UInt8](try handle.read(upToCount: Int(size)) ?? Data()), fileLength: length)
+        try checkEntries([UInt8](try handle.read(upToCount: Int(window)) ?? Data()), fileLength: length, entries: entries,
+                         fileContinues: window < length - offset)
     }
 
     /// Each central-directory entry's local header offset and sizes, with their ZIP64 extra field
-    /// where the 32-bit fields say so (0xFFFFFFFF), must lie inside the file.
-    static func checkEntries(_ directory: [UInt8], fileLength length: UInt64) throws {
+    /// where the 32-bit fields say so (0xFFFFFFFF), must lie inside the file, for the first
+    /// `entries` entries in `directory` (the bytes from the directory's offset, to the end of the
+    /// file unless `fileContinues`) up to the first that is not one.
+    static func checkEntries(_ directory: [UInt8], fileLength length: UInt64, entries: UInt64 = .max,
+                             fileContinues: Bool = false) throws {
         var at = 0, index = 0
-        while at + 46 <= directory.count, u32(directory, at) == 0x0201_4B50 {
+        while UInt64(index) < entries, at + 46 <= directory.count, u32(directory, at) == 0x0201_4B50 {
             let nameLength = Int(u16(directory, at + 28)), extraLength = Int(u16(directory, at + 30))
             let commentLength = Int(u16(directory, at + 32))
             var compressed = UInt64(u32(directory, at + 20)), uncompressed = UInt64(u32(directory, at + 24))
@@ -66,12 +73,17 @@ enum ZipDirectoryBounds {
                 }
                 extra += 4 + dataLength
             }
+            // A stored entry's data descriptor follows its uncompressed size of data: that position
+            // must stay far below Int64.max too.
             let (last, overflow) = localHeader.addingReportingOverflow(compressed)
-            guard !overflow, last <= length, uncompressed <= UInt64(Int64.max) else {
+            guard !overflow, last <= length, uncompressed <= UInt64(Int64.max) / 2 else {
                 throw PthError("zip entry \(index) (local header at offset \(localHeader), \(compressed) bytes, \(uncompressed) uncompressed) lies outside the file (\(length) bytes)")
             }
             at += 46 + nameLength + extraLength + commentLength
             index += 1
+        }
+        if fileContinues, UInt64(index) < entries, at + 46 > directory.count {
+            throw PthError("zip central directory of \(entries) entries runs past the \(maxDirectoryBytes >> 20) MiB dtrain reads")
         }
     }
 

@@ -25,10 +25,12 @@ final class PthFileTests: XCTestCase {
     /// Zips whose ZIP64 fields point beyond any off_t, each a one-line error naming the file, not
     /// a trap in the zip library: the end record's central-directory offset (a fuzzer's find), and
     /// an entry's local header offset in its extra field, 2^63 + 5
-    /// (Tests/FixtureScripts/zip_entry_fixtures.py).
+    /// (Tests/FixtureScripts/zip_entry_fixtures.py), also where the end record says the directory
+    /// runs past the end of the file, which the zip library reads all the same (a fuzzer's find).
     func testZIP64OffsetsOutsideTheFileAreRefused() throws {
         for (name, expected) in [("zip64_directory_offset_overflow.pth", "central directory (ZIP64: "),
-                                 ("zip64_entry_offset_overflow.pth", "zip entry 0 (local header at offset 9223372036854775813")] {
+                                 ("zip64_entry_offset_overflow.pth", "zip entry 0 (local header at offset 9223372036854775813"),
+                                 ("zip_directory_past_end.pth", "zip entry 0 (local header at offset 9223372036854775813")] {
             XCTAssertThrowsError(try PthFile(contentsOf: try fixture(name))) { error in
                 let text = "\(error)"
                 XCTAssertTrue(text.contains(name), text)
