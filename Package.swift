@@ -98,7 +98,7 @@ let package = Package(
         // The hot kernels that have per-instruction-set variants: each source is compiled once per
         // kernel set with a function-level target attribute, so one binary holds them all.
         .target(name: "CDTrainKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
-        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport"], swiftSettings: optimize),
+        .target(name: "DTrainCore", dependencies: ["COpenBLAS", "CDTrainSupport", "CDTrainKernels"], swiftSettings: optimize),
         .target(name: "DTrainNN", dependencies: ["DTrainCore", "CDTrainKernels"], swiftSettings: optimize),
         .target(name: "DTrainData", dependencies: ["DTrainCore", "CTurboJPEG", "CPNG"], swiftSettings: optimize),
         .target(name: "DTrainWeights", dependencies: [

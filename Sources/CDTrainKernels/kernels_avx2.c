@@ -1,10 +1,11 @@
-// CDTrainKernels' templated kernels for AVX2 + FMA, eight lanes (suffix _avx2): the small GEMM
-// (templates/small_gemm.h), the bf16 GEMM with products emulated by fused multiply-adds
-// (templates/gemm_bf16.h), a residual block's elementwise passes (templates/elementwise.h), then
-// the kernels that read activations in any of their forms
-// (templates/operand.h): the BatchNorm passes (templates/batch_norm.h) and the Winograd F(4×4)
-// transforms (templates/winograd_f4.h). Those two come last: they switch off the contraction of
-// multiply-adds for the rest of the file.
+// CDTrainKernels' templated kernels for AVX2 + FMA, eight lanes (suffix _avx2), and their table,
+// dtrain_kernels_avx2 (templates/kernel_table.h): the small GEMM (templates/small_gemm.h), the
+// bf16 GEMM with products emulated by fused multiply-adds (templates/gemm_bf16.h), a residual
+// block's elementwise passes (templates/elementwise.h), then the kernels that read activations in
+// any of their forms (templates/operand.h): the BatchNorm passes (templates/batch_norm.h) and the
+// Winograd transforms (templates/winograd_f4.h, winograd_f2.h). Those come after the others: they
+// switch off the contraction of multiply-adds for the rest of the file. Then the grouped
+// convolution passes and the optimizers' updates, which also write out each multiply-add they fuse.
 #include "dtrain_kernels.h"
 
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "templates/winograd_f2.h"
 #include "templates/grouped_conv.h"
 #include "templates/optimizer.h"
+#include "templates/kernel_table.h"
 #if defined(__x86_64__)
 #pragma clang attribute pop
 #endif

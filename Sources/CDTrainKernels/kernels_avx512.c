@@ -1,5 +1,5 @@
-// CDTrainKernels' templated kernels for AVX-512 F/DQ/BW/VL, sixteen lanes (suffix _avx512): the
-// same templates as kernels_avx2.c, in the same order.
+// CDTrainKernels' templated kernels for AVX-512 F/DQ/BW/VL, sixteen lanes (suffix _avx512), and
+// their table, dtrain_kernels_avx512: the same templates as kernels_avx2.c, in the same order.
 #include "dtrain_kernels.h"
 
 #include <string.h>
@@ -20,6 +20,7 @@
 #include "templates/winograd_f2.h"
 #include "templates/grouped_conv.h"
 #include "templates/optimizer.h"
+#include "templates/kernel_table.h"
 #if defined(__x86_64__)
 #pragma clang attribute pop
 #endif

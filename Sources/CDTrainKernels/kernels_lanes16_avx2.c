@@ -1,7 +1,8 @@
 // CDTrainKernels' sixteen-lane kernels (kernels_avx512.c's source, and for the bf16 GEMM
 // dtrain_gemm_bf16_avx512bf16's with emulated products) compiled for AVX2, each vector a pair of
-// registers (suffix _lanes16_avx2). Only the tests call them: on CPUs without AVX-512 they check
-// the sixteen-lane blocking, packing and edges that the avx512 variants run.
+// registers (suffix _lanes16_avx2), and their table, dtrain_kernels_lanes16_avx2. Only the tests
+// call them: on CPUs without AVX-512 they check the sixteen-lane blocking, packing and edges that
+// the avx512 variants run.
 #include "dtrain_kernels.h"
 
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "templates/winograd_f2.h"
 #include "templates/grouped_conv.h"
 #include "templates/optimizer.h"
+#include "templates/kernel_table.h"
 #if defined(__x86_64__)
 #pragma clang attribute pop
 #endif

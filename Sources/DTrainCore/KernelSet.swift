@@ -1,3 +1,4 @@
+import CDTrainKernels
 import CDTrainSupport
 
 /// The instruction sets dtrain has kernel variants for (CDTrainKernels), chosen when a model is
@@ -6,7 +7,8 @@ import CDTrainSupport
 /// differ only in float rounding (other blockings and summation orders).
 ///
 /// One binary serves every node kind: the Swift code is compiled for x86-64-v3 (AVX2 + FMA), and
-/// each CDTrainKernels kernel exists once per set, compiled with that set's target attribute.
+/// each CDTrainKernels kernel exists once per set, compiled with that set's target attribute and
+/// listed in the set's `table`.
 public enum KernelSet: String, CaseIterable, Sendable {
     /// Eight-lane AVX2 with fused multiply-adds (x86-64-v3: Intel Haswell, AMD Zen and newer).
     case avx2
@@ -23,6 +25,15 @@ public enum KernelSet: String, CaseIterable, Sendable {
 
     /// Floats per vector register.
     public var lanes: Int { self == .avx2 ? 8 : 16 }
+
+    /// The set's variant of every CDTrainKernels kernel (dtrain_kernel_table.h): the one place
+    /// where a set becomes code. Callers read the kernel they need from it and call that.
+    public var table: dtrain_kernel_table {
+        switch self {
+        case .avx2: return dtrain_kernels_avx2
+        case .avx512: return dtrain_kernels_avx512
+        }
+    }
 
     /// The first extension of `extensions` this CPU (or its operating system) lacks; nil when it
     /// runs the set.

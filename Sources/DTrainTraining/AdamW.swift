@@ -46,7 +46,7 @@ public final class AdamW: Optimizer {
         steps += 1
         let t = Double(steps)
         let c1 = Float(1 - pow(Double(beta1), t)), c2 = Float(1 - pow(Double(beta2), t))
-        let b1 = beta1, b2 = beta2, e = eps, set = kernels
+        let b1 = beta1, b2 = beta2, e = eps, adamWStep = kernels.table.adamw_step!
         let sqrtC2 = c2.squareRoot()
         for segment in learningRateScales.segments {
             let lr = lr * segment.scale, base = segment.range.lowerBound
@@ -54,10 +54,7 @@ public final class AdamW: Optimizer {
             let m = expAvg.pointer + base, v = expAvgSq.pointer + base, wd = decay.pointer + base
             parallelFor(segment.range.count, minChunk: 16384) { range in
                 let i = range.lowerBound, n = range.count
-                switch set {
-                case .avx2: dtrain_adamw_step_avx2(w + i, g + i, m + i, v + i, wd + i, n, lr, b1, b2, c1, sqrtC2, e)
-                case .avx512: dtrain_adamw_step_avx512(w + i, g + i, m + i, v + i, wd + i, n, lr, b1, b2, c1, sqrtC2, e)
-                }
+                adamWStep(w + i, g + i, m + i, v + i, wd + i, n, lr, b1, b2, c1, sqrtC2, e)
             }
         }
     }

@@ -48,17 +48,15 @@ public final class SGD: Optimizer {
     }
 
     private func update(lr: Float) {
-        let mu = momentum, first: Int32 = steps == 0 ? 1 : 0, nest: Int32 = nesterov ? 1 : 0, set = kernels
+        let mu = momentum, first: Int32 = steps == 0 ? 1 : 0, nest: Int32 = nesterov ? 1 : 0
+        let sgdStep = kernels.table.sgd_step!
         for segment in learningRateScales.segments {
             let lr = lr * segment.scale, base = segment.range.lowerBound
             let w = store.values.pointer + base, g = store.grads.pointer + base
             let buf = momentumBuffer.pointer + base, wd = decay.pointer + base
             parallelFor(segment.range.count, minChunk: 16384) { range in
                 let i = range.lowerBound, n = range.count
-                switch set {
-                case .avx2: dtrain_sgd_step_avx2(w + i, g + i, buf + i, wd + i, n, lr, mu, first, nest)
-                case .avx512: dtrain_sgd_step_avx512(w + i, g + i, buf + i, wd + i, n, lr, mu, first, nest)
-                }
+                sgdStep(w + i, g + i, buf + i, wd + i, n, lr, mu, first, nest)
             }
         }
         steps += 1

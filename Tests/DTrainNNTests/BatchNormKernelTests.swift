@@ -19,36 +19,20 @@ import CDTrainKernels
 final class BatchNormKernelTests: XCTestCase {
     typealias Rows = UnsafePointer<dtrain_bn_rows>
 
-    /// One variant's four passes.
-    struct Variant {
-        let sums: (Rows, UnsafePointer<Float>, UnsafeMutablePointer<Double>) -> Void
-        let normalize: (Rows, UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt16>?) -> Void
-        let gradientSums: (Rows, UnsafePointer<Float>, UnsafeMutablePointer<Double>) -> Void
-        let inputGradient: (Rows, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
-                            UnsafeMutablePointer<Float>) -> Void
-    }
-
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(sums: { dtrain_bn_sums_avx2($0, $1, $2) }, normalize: { dtrain_bn_normalize_avx2($0, $1, $2) },
-                      gradientSums: { dtrain_bn_gradient_sums_avx2($0, $1, $2) },
-                      inputGradient: { dtrain_bn_input_gradient_avx2($0, $1, $2, $3, $4, $5) }))
+        check(dtrain_kernels_avx2)
     }
 
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
-        check(Variant(sums: { dtrain_bn_sums_avx512($0, $1, $2) }, normalize: { dtrain_bn_normalize_avx512($0, $1, $2) },
-                      gradientSums: { dtrain_bn_gradient_sums_avx512($0, $1, $2) },
-                      inputGradient: { dtrain_bn_input_gradient_avx512($0, $1, $2, $3, $4, $5) }))
+        check(dtrain_kernels_avx512)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(sums: { dtrain_bn_sums_lanes16_avx2($0, $1, $2) },
-                      normalize: { dtrain_bn_normalize_lanes16_avx2($0, $1, $2) },
-                      gradientSums: { dtrain_bn_gradient_sums_lanes16_avx2($0, $1, $2) },
-                      inputGradient: { dtrain_bn_input_gradient_lanes16_avx2($0, $1, $2, $3, $4, $5) }))
+        check(dtrain_kernels_lanes16_avx2)
     }
 
     /// The layer's variant is the model's kernel set: a BatchNorm built for each set this CPU
@@ -130,7 +114,7 @@ final class BatchNormKernelTests: XCTestCase {
         }
     }
 
-    private func check(_ variant: Variant) {
+    private func check(_ kernels: dtrain_kernel_table) {
         var rng = SeededRandom(seed: 7)
         for k in Self.cases {
             let c = k.channels, n = k.rows * c
@@ -196,7 +180,7 @@ final class BatchNormKernelTests: XCTestCase {
                 return (d, d * d)
             }
             var gotSums = [Double](repeating: .nan, count: 2 * c)
-            rows(xSums, bitsSums) { r in pivot.withUnsafeBufferPointer { variant.sums(r, $0.baseAddress!, &gotSums) } }
+            rows(xSums, bitsSums) { r in pivot.withUnsafeBufferPointer { kernels.bn_sums(r, $0.baseAddress!, &gotSums) } }
             XCTAssertEqual(gotSums.map(\.bitPattern), wantSums.map(\.bitPattern), "sums, \(what)")
 
             // Gradient sums.
@@ -206,7 +190,7 @@ final class BatchNormKernelTests: XCTestCase {
                 return (d, d * (v - mean[ch]))
             }
             var gotGradient = [Double](repeating: .nan, count: 2 * c)
-            rows(xSums, bitsSums) { r in dy.withUnsafeBufferPointer { variant.gradientSums(r, $0.baseAddress!, &gotGradient) } }
+            rows(xSums, bitsSums) { r in dy.withUnsafeBufferPointer { kernels.bn_gradient_sums(r, $0.baseAddress!, &gotGradient) } }
             XCTAssertEqual(gotGradient.map(\.bitPattern), wantGradient.map(\.bitPattern), "gradient sums, \(what)")
 
             // Normalize, with and without the saved bits, and as a residual block's end: with its
@@ -224,7 +208,7 @@ final class BatchNormKernelTests: XCTestCase {
                     shortcut.withUnsafeBufferPointer { pb in mask.withUnsafeMutableBufferPointer { pk in
                         if residual { r.addend = pb.baseAddress }
                         if masked { r.mask = pk.baseAddress }
-                        save.withUnsafeMutableBufferPointer { ps in variant.normalize(&r, &y, saving ? ps.baseAddress! : nil) }
+                        save.withUnsafeMutableBufferPointer { ps in kernels.bn_normalize(&r, &y, saving ? ps.baseAddress! : nil) }
                     } }
                 }
                 for i in 0..<n {
@@ -250,7 +234,7 @@ final class BatchNormKernelTests: XCTestCase {
             rows(x, bits) { r in
                 dy.withUnsafeBufferPointer { pd in a.withUnsafeBufferPointer { pa in slope.withUnsafeBufferPointer { psl in
                     offset.withUnsafeBufferPointer { po in
-                        variant.inputGradient(r, pd.baseAddress!, pa.baseAddress!, psl.baseAddress!, po.baseAddress!, &dx)
+                        kernels.bn_input_gradient(r, pd.baseAddress!, pa.baseAddress!, psl.baseAddress!, po.baseAddress!, &dx)
                     }
                 } } }
             }

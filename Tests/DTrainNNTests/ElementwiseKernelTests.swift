@@ -10,33 +10,21 @@ import CDTrainKernels
 /// cannot run is reported as skipped, naming the missing extension; its sixteen-lane source is
 /// still checked compiled for AVX2.
 final class ElementwiseKernelTests: XCTestCase {
-    typealias Pointer = UnsafePointer<Float>
-    typealias Mutable = UnsafeMutablePointer<Float>
-
-    struct Variant {
-        let add: (Pointer, Pointer, Mutable, Int) -> Void
-        let addReLU: (Pointer, Pointer, Mutable, UnsafeMutablePointer<UInt8>?, Int) -> Void
-        let reluBackward: (Pointer, Pointer?, UnsafePointer<UInt8>?, Mutable, Int) -> Void
-    }
 
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(add: { dtrain_add_avx2($0, $1, $2, $3) }, addReLU: { dtrain_add_relu_avx2($0, $1, $2, $3, $4) },
-                      reluBackward: { dtrain_relu_backward_avx2($0, $1, $2, $3, $4) }))
+        check(dtrain_kernels_avx2)
     }
 
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
-        check(Variant(add: { dtrain_add_avx512($0, $1, $2, $3) }, addReLU: { dtrain_add_relu_avx512($0, $1, $2, $3, $4) },
-                      reluBackward: { dtrain_relu_backward_avx512($0, $1, $2, $3, $4) }))
+        check(dtrain_kernels_avx512)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(add: { dtrain_add_lanes16_avx2($0, $1, $2, $3) },
-                      addReLU: { dtrain_add_relu_lanes16_avx2($0, $1, $2, $3, $4) },
-                      reluBackward: { dtrain_relu_backward_lanes16_avx2($0, $1, $2, $3, $4) }))
+        check(dtrain_kernels_lanes16_avx2)
     }
 
     private func skipUnlessSupported(_ set: KernelSet) throws {
@@ -56,7 +44,7 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
-    private func check(_ variant: Variant) {
+    private func check(_ kernels: dtrain_kernel_table) {
         var rng = SeededRandom(seed: 4)
         let sentinel = Float(-777)
         for n in [0, 1, 7, 8, 9, 15, 16, 17, 33, 100, 1029] {
@@ -64,20 +52,20 @@ final class ElementwiseKernelTests: XCTestCase {
             let sums = zip(a, b).map { $0 + $1 }
 
             var y = [Float](repeating: sentinel, count: n + 5)
-            variant.add(a, b, &y, n)
+            kernels.add(a, b, &y, n)
             XCTAssertEqual(y.prefix(n).map(\.bitPattern), sums.map(\.bitPattern), "add, n \(n)")
             XCTAssertTrue(y.suffix(5).allSatisfy { $0 == sentinel }, "add wrote past n \(n)")
 
             // In place, as the block adds the shortcut's gradient into main's dx.
             var inPlace = a
-            inPlace.withUnsafeMutableBufferPointer { p in if n > 0 { variant.add(p.baseAddress!, b, p.baseAddress!, n) } }
+            inPlace.withUnsafeMutableBufferPointer { p in if n > 0 { kernels.add(p.baseAddress!, b, p.baseAddress!, n) } }
             XCTAssertEqual(inPlace.map(\.bitPattern), sums.map(\.bitPattern), "add in place, n \(n)")
 
             let relu = sums.map { max($0, 0) }
             for masked in [false, true] {
                 var out = [Float](repeating: sentinel, count: n + 5)
                 var bits = [UInt8](repeating: 0xA5, count: (n + 7) / 8 + 2)
-                bits.withUnsafeMutableBufferPointer { pb in variant.addReLU(a, b, &out, masked ? pb.baseAddress : nil, n) }
+                bits.withUnsafeMutableBufferPointer { pb in kernels.add_relu(a, b, &out, masked ? pb.baseAddress : nil, n) }
                 XCTAssertEqual(out.prefix(n).map(\.bitPattern), relu.map(\.bitPattern), "add + ReLU, n \(n), mask \(masked)")
                 XCTAssertTrue(out.suffix(5).allSatisfy { $0 == sentinel }, "add + ReLU wrote past n \(n)")
                 guard masked else { continue }
@@ -93,7 +81,7 @@ final class ElementwiseKernelTests: XCTestCase {
                     var dx = [Float](repeating: sentinel, count: n + 5)
                     bits.withUnsafeBufferPointer { pb in
                         out.withUnsafeBufferPointer { po in
-                            variant.reluBackward(dy, fromMask ? nil : po.baseAddress, fromMask ? pb.baseAddress : nil, &dx, n)
+                            kernels.relu_backward(dy, fromMask ? nil : po.baseAddress, fromMask ? pb.baseAddress : nil, &dx, n)
                         }
                     }
                     XCTAssertEqual(dx.prefix(n).map(\.bitPattern), want.map(\.bitPattern), "ReLU backward, n \(n), from mask \(fromMask)")

@@ -14,36 +14,20 @@ final class GroupedConvPassTests: XCTestCase {
     typealias Pointer = UnsafePointer<Float>
     typealias Mutable = UnsafeMutablePointer<Float>
 
-    struct Variant {
-        let grouped: (Int, Pointer, Int, Mutable, Int, Int, Int, Int, Pointer, Int) -> Void
-        let groupedWeight: (Int, Pointer, Int, Pointer, Int, Int, Int, Int, Mutable, Int) -> Void
-        let depthwise: (Int, Pointer, Int, Mutable, Int, Pointer, Int) -> Void
-        let depthwiseWeight: (Int, Pointer, Int, Pointer, Int, Mutable, Int) -> Void
-    }
-
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(grouped: { dtrain_grouped_conv_pass_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      groupedWeight: { dtrain_grouped_conv_weight_pass_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      depthwise: { dtrain_depthwise_conv_pass_avx2($0, $1, $2, $3, $4, $5, $6) },
-                      depthwiseWeight: { dtrain_depthwise_conv_weight_pass_avx2($0, $1, $2, $3, $4, $5, $6) }))
+        check(dtrain_kernels_avx2)
     }
 
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
-        check(Variant(grouped: { dtrain_grouped_conv_pass_avx512($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      groupedWeight: { dtrain_grouped_conv_weight_pass_avx512($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      depthwise: { dtrain_depthwise_conv_pass_avx512($0, $1, $2, $3, $4, $5, $6) },
-                      depthwiseWeight: { dtrain_depthwise_conv_weight_pass_avx512($0, $1, $2, $3, $4, $5, $6) }))
+        check(dtrain_kernels_avx512)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(grouped: { dtrain_grouped_conv_pass_lanes16_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      groupedWeight: { dtrain_grouped_conv_weight_pass_lanes16_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9) },
-                      depthwise: { dtrain_depthwise_conv_pass_lanes16_avx2($0, $1, $2, $3, $4, $5, $6) },
-                      depthwiseWeight: { dtrain_depthwise_conv_weight_pass_lanes16_avx2($0, $1, $2, $3, $4, $5, $6) }))
+        check(dtrain_kernels_lanes16_avx2)
     }
 
     private func skipUnlessSupported(_ set: KernelSet) throws {
@@ -54,7 +38,7 @@ final class GroupedConvPassTests: XCTestCase {
 
     private func values(_ n: Int, _ rng: inout SeededRandom) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }
 
-    private func check(_ variant: Variant) {
+    private func check(_ kernels: dtrain_kernel_table) {
         var rng = SeededRandom(seed: 11)
         let sentinel = Float(-777)
         // (groups, inputs per group, outputs per group)
@@ -80,7 +64,7 @@ final class GroupedConvPassTests: XCTestCase {
                     want[p * outStep + g * outWidth + b] += acc
                 } } }
                 var out = start
-                variant.grouped(count, input, inStep, &out, outStep, groups, inWidth, outWidth, matrix, matrixStride)
+                kernels.grouped_conv_pass(count, input, inStep, &out, outStep, groups, inWidth, outWidth, matrix, matrixStride)
                 XCTAssertEqual(out.map(\.bitPattern), want.map(\.bitPattern), "grouped pass, \(what)")
 
                 // Weight pass: x as the input, dy as the outputs.
@@ -94,7 +78,7 @@ final class GroupedConvPassTests: XCTestCase {
                     wantPartial[j * partialStride + g * inWidth + i] += acc
                 } } }
                 var partial = partialStart
-                variant.groupedWeight(count, input, inStep, dy, outStep, groups, inWidth, outWidth, &partial, partialStride)
+                kernels.grouped_conv_weight_pass(count, input, inStep, dy, outStep, groups, inWidth, outWidth, &partial, partialStride)
                 XCTAssertEqual(partial.map(\.bitPattern), wantPartial.map(\.bitPattern), "grouped weight pass, \(what)")
             }
         }
@@ -110,7 +94,7 @@ final class GroupedConvPassTests: XCTestCase {
                 for p in 0..<count { for c in 0..<channels {
                     want[p * outStep + c].addProduct(input[p * inStep + c], weights[c])
                 } }
-                variant.depthwise(count, input, inStep, &out, outStep, weights, channels)
+                kernels.depthwise_conv_pass(count, input, inStep, &out, outStep, weights, channels)
                 XCTAssertEqual(out.map(\.bitPattern), want.map(\.bitPattern), "depthwise pass, \(what)")
 
                 let dy = values(max(1, count * outStep), &rng)
@@ -121,7 +105,7 @@ final class GroupedConvPassTests: XCTestCase {
                     for p in 0..<count { acc.addProduct(input[p * inStep + c], dy[p * outStep + c]) }
                     wantPartial[c] += acc
                 }
-                variant.depthwiseWeight(count, input, inStep, dy, outStep, &partial, channels)
+                kernels.depthwise_conv_weight_pass(count, input, inStep, dy, outStep, &partial, channels)
                 XCTAssertEqual(partial.map(\.bitPattern), wantPartial.map(\.bitPattern), "depthwise weight pass, \(what)")
             }
         }

@@ -27,7 +27,7 @@ final class SmallGEMMTests: XCTestCase {
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
         check { m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate in
-            dtrain_small_gemm_lanes16_avx2(m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate ? 1 : 0)
+            dtrain_kernels_lanes16_avx2.small_gemm(m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate ? 1 : 0)
         }
     }
 

@@ -17,15 +17,6 @@ import CDTrainKernels
 /// set this CPU cannot run is reported as skipped, naming the missing extension; its sixteen-lane
 /// source is still checked here compiled for AVX2 (`testSixteenLaneSourceCompiledForAVX2`).
 final class WinogradTransformTests: XCTestCase {
-    /// One variant's three transforms.
-    struct Variant {
-        let input: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
-        let inputBF16: (UnsafePointer<UInt16>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
-        let output: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafePointer<Float>?,
-                     UnsafeMutablePointer<Float>) -> Void
-        let outputGradient: (UnsafePointer<Float>, UnsafePointer<dtrain_winograd_tiles>, UnsafeMutablePointer<Float>) -> Void
-    }
-
     static let geometries: [(height: Int, width: Int, channels: Int)] = [
         (8, 8, 16), (7, 9, 8), (5, 5, 24), (1, 1, 16), (13, 6, 40), (32, 32, 32), (12, 4, 64), (2, 11, 8),
     ]
@@ -33,39 +24,21 @@ final class WinogradTransformTests: XCTestCase {
 
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(input: { dtrain_winograd4_input_avx2($0, $1, $2) },
-                      inputBF16: { dtrain_winograd4_input_bf16_avx2($0, $1, $2) },
-                      output: { dtrain_winograd4_output_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_avx2($0, $1, $2) }), tile: 4)
-        check(Variant(input: { dtrain_winograd2_input_avx2($0, $1, $2) },
-                      inputBF16: { dtrain_winograd2_input_bf16_avx2($0, $1, $2) },
-                      output: { dtrain_winograd2_output_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd2_output_gradient_avx2($0, $1, $2) }), tile: 2)
+        check(dtrain_kernels_avx2.winograd4, tile: 4)
+        check(dtrain_kernels_avx2.winograd2, tile: 2)
     }
 
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
-        check(Variant(input: { dtrain_winograd4_input_avx512($0, $1, $2) },
-                      inputBF16: { dtrain_winograd4_input_bf16_avx512($0, $1, $2) },
-                      output: { dtrain_winograd4_output_avx512($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_avx512($0, $1, $2) }), tile: 4)
-        check(Variant(input: { dtrain_winograd2_input_avx512($0, $1, $2) },
-                      inputBF16: { dtrain_winograd2_input_bf16_avx512($0, $1, $2) },
-                      output: { dtrain_winograd2_output_avx512($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd2_output_gradient_avx512($0, $1, $2) }), tile: 2)
+        check(dtrain_kernels_avx512.winograd4, tile: 4)
+        check(dtrain_kernels_avx512.winograd2, tile: 2)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(input: { dtrain_winograd4_input_lanes16_avx2($0, $1, $2) },
-                      inputBF16: { dtrain_winograd4_input_bf16_lanes16_avx2($0, $1, $2) },
-                      output: { dtrain_winograd4_output_lanes16_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd4_output_gradient_lanes16_avx2($0, $1, $2) }), tile: 4)
-        check(Variant(input: { dtrain_winograd2_input_lanes16_avx2($0, $1, $2) },
-                      inputBF16: { dtrain_winograd2_input_bf16_lanes16_avx2($0, $1, $2) },
-                      output: { dtrain_winograd2_output_lanes16_avx2($0, $1, $2, $3) },
-                      outputGradient: { dtrain_winograd2_output_gradient_lanes16_avx2($0, $1, $2) }), tile: 2)
+        check(dtrain_kernels_lanes16_avx2.winograd4, tile: 4)
+        check(dtrain_kernels_lanes16_avx2.winograd2, tile: 2)
     }
 
     /// The kernel's own dispatch takes the C transforms exactly for whole eight-lane blocks.
@@ -102,7 +75,7 @@ final class WinogradTransformTests: XCTestCase {
     }
 
     /// `variant` holds the transforms of `tile`×`tile` output tiles (4 or 2).
-    private func check(_ variant: Variant, tile: Int, file: StaticString = #filePath, line: UInt = #line) {
+    private func check(_ transforms: dtrain_winograd_transforms, tile: Int, file: StaticString = #filePath, line: UInt = #line) {
         let positions = (tile + 2) * (tile + 2)
         for (h, w, c) in Self.geometries {
             let geo = ConvGeometry(input: FeatureShape(height: h, width: w, channels: c), kernel: 3, stride: 1, padding: 1,
@@ -128,7 +101,7 @@ final class WinogradTransformTests: XCTestCase {
                     expected.withUnsafeMutableBufferPointer {
                         portableInput(kernel, px.baseAddress!, channels: c, tiles: tiles, into: $0.baseAddress!)
                     }
-                    got.withUnsafeMutableBufferPointer { variant.input(px.baseAddress!, &g, $0.baseAddress!) }
+                    got.withUnsafeMutableBufferPointer { transforms.input(px.baseAddress!, &g, $0.baseAddress!) }
                 }
                 XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c, positions: positions), 0,
                                "\(label): portable input transform left values unwritten or wrote the padding", file: file, line: line)
@@ -156,9 +129,9 @@ final class WinogradTransformTests: XCTestCase {
                     ties.withUnsafeBufferPointer { pt in
                         got.withUnsafeMutableBufferPointer {
                             if transform == "input" {
-                                variant.input(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
+                                transforms.input(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
                             } else {
-                                variant.outputGradient(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
+                                transforms.output_gradient(pt.baseAddress!, &roundingTiles, $0.baseAddress!)
                             }
                         }
                     }
@@ -176,7 +149,7 @@ final class WinogradTransformTests: XCTestCase {
                     }
                 }
                 halves.withUnsafeBufferPointer { ph in
-                    got.withUnsafeMutableBufferPointer { variant.inputBF16(ph.baseAddress!, &g, $0.baseAddress!) }
+                    got.withUnsafeMutableBufferPointer { transforms.input_bf16(ph.baseAddress!, &g, $0.baseAddress!) }
                 }
                 XCTAssertEqual(bits(got), bits(expected), "\(label): input transform from bf16", file: file, line: line)
 
@@ -187,7 +160,7 @@ final class WinogradTransformTests: XCTestCase {
                     expected.withUnsafeMutableBufferPointer {
                         portableOutputGradient(kernel, pdy.baseAddress!, tiles: tiles, into: $0.baseAddress!)
                     }
-                    got.withUnsafeMutableBufferPointer { variant.outputGradient(pdy.baseAddress!, &g, $0.baseAddress!) }
+                    got.withUnsafeMutableBufferPointer { transforms.output_gradient(pdy.baseAddress!, &g, $0.baseAddress!) }
                 }
                 XCTAssertEqual(unwrittenOrPadding(expected, plane: g.plane, matrix: tiles.count * c, positions: positions), 0,
                                "\(label): portable gradient transform left values unwritten or wrote the padding", file: file, line: line)
@@ -202,7 +175,7 @@ final class WinogradTransformTests: XCTestCase {
                         expectedY.withUnsafeMutableBufferPointer {
                             portableOutput(kernel, pm.baseAddress!, channels: c, tiles: tiles, bias: b, into: $0.baseAddress!)
                         }
-                        gotY.withUnsafeMutableBufferPointer { variant.output(pm.baseAddress!, &g, b, $0.baseAddress!) }
+                        gotY.withUnsafeMutableBufferPointer { transforms.output(pm.baseAddress!, &g, b, $0.baseAddress!) }
                     } }
                     XCTAssertEqual(bits(gotY), bits(expectedY), "\(label), bias \(withBias): output transform", file: file, line: line)
                     var misplaced = 0

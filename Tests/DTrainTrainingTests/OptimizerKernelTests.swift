@@ -12,28 +12,20 @@ final class OptimizerKernelTests: XCTestCase {
     typealias Mutable = UnsafeMutablePointer<Float>
     typealias Pointer = UnsafePointer<Float>
 
-    struct Variant {
-        let sgd: (Mutable, Pointer, Mutable, Pointer, Int, Float, Float, Int32, Int32) -> Void
-        let adamw: (Mutable, Pointer, Mutable, Mutable, Pointer, Int, Float, Float, Float, Float, Float, Float) -> Void
-    }
-
     func testAVX2Variant() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(sgd: { dtrain_sgd_step_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8) },
-                      adamw: { dtrain_adamw_step_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) }))
+        check(dtrain_kernels_avx2)
     }
 
     func testAVX512Variant() throws {
         try skipUnlessSupported(.avx512)
-        check(Variant(sgd: { dtrain_sgd_step_avx512($0, $1, $2, $3, $4, $5, $6, $7, $8) },
-                      adamw: { dtrain_adamw_step_avx512($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) }))
+        check(dtrain_kernels_avx512)
     }
 
     /// The avx512 variant's sixteen-lane source, compiled for AVX2: checked on every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws {
         try skipUnlessSupported(.avx2)
-        check(Variant(sgd: { dtrain_sgd_step_lanes16_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8) },
-                      adamw: { dtrain_adamw_step_lanes16_avx2($0, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) }))
+        check(dtrain_kernels_lanes16_avx2)
     }
 
     private func skipUnlessSupported(_ set: KernelSet) throws {
@@ -42,7 +34,7 @@ final class OptimizerKernelTests: XCTestCase {
         }
     }
 
-    private func check(_ variant: Variant) {
+    private func check(_ kernels: dtrain_kernel_table) {
         var rng = SeededRandom(seed: 7)
         func values(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
         let sentinel = Float(-777)
@@ -59,7 +51,7 @@ final class OptimizerKernelTests: XCTestCase {
                     wantW[i] -= lr * (nesterov ? g + mu * b : b)
                 }
                 var w = w0 + [sentinel], buf = buf0 + [sentinel]
-                variant.sgd(&w, grad, &buf, decay, n, lr, mu, first ? 1 : 0, nesterov ? 1 : 0)
+                kernels.sgd_step(&w, grad, &buf, decay, n, lr, mu, first ? 1 : 0, nesterov ? 1 : 0)
                 let what = "SGD n \(n), first \(first), nesterov \(nesterov)"
                 XCTAssertEqual(w.map(\.bitPattern), (wantW + [sentinel]).map(\.bitPattern), "\(what): w")
                 XCTAssertEqual(buf.map(\.bitPattern), (wantBuf + [sentinel]).map(\.bitPattern), "\(what): momentum buffer")
@@ -76,7 +68,7 @@ final class OptimizerKernelTests: XCTestCase {
                 wantW[i] -= lr * (wantM[i] / c1) / (wantV[i].squareRoot() / sqrtC2 + eps)
             }
             var w = w0 + [sentinel], m = m0 + [sentinel], v = v0 + [sentinel]
-            variant.adamw(&w, grad, &m, &v, decay, n, lr, b1, b2, c1, sqrtC2, eps)
+            kernels.adamw_step(&w, grad, &m, &v, decay, n, lr, b1, b2, c1, sqrtC2, eps)
             XCTAssertEqual(w.map(\.bitPattern), (wantW + [sentinel]).map(\.bitPattern), "AdamW n \(n): w")
             XCTAssertEqual(m.map(\.bitPattern), (wantM + [sentinel]).map(\.bitPattern), "AdamW n \(n): exp_avg")
             XCTAssertEqual(v.map(\.bitPattern), (wantV + [sentinel]).map(\.bitPattern), "AdamW n \(n): exp_avg_sq")

@@ -5,9 +5,8 @@
 #include <stdint.h>
 
 // The passes of a BatchNorm over NHWC activations (DTrainNN's BatchNorm2d says what they
-// compute and how the sums are combined), one variant per instruction set: _avx2, _avx512 and
-// _lanes16_avx2 (the sixteen-lane source compiled for AVX2, for tests). A variant may only be
-// called on a CPU that has its extensions (`dtrain_cpu_has`).
+// compute and how the sums are combined). Each kernel set has its variant of each, in its
+// `dtrain_kernel_table` (dtrain_kernel_table.h).
 //
 // Every variant computes the same result bit for bit: the arithmetic is per channel, in the same
 // order (nothing fused), whatever the vector width. Sums are taken in float over blocks of
@@ -46,28 +45,18 @@ typedef struct {
 } dtrain_bn_rows;
 
 /// sums[c] = Σ (x − pivot[c]), sums[channels + c] = Σ (x − pivot[c])² over the rows.
-void dtrain_bn_sums_avx2(const dtrain_bn_rows *r, const float *pivot, double *sums);
-void dtrain_bn_sums_avx512(const dtrain_bn_rows *r, const float *pivot, double *sums);
-void dtrain_bn_sums_lanes16_avx2(const dtrain_bn_rows *r, const float *pivot, double *sums);
+typedef void dtrain_bn_sums_fn(const dtrain_bn_rows *r, const float *pivot, double *sums);
 
 /// y = the normalised value (plus `addend`, clamped with `relu`, noted in `mask`), and with `save`
 /// non-NULL x's bf16 bits (the high halves of x as read; exact when x is read rounded or as bf16).
-void dtrain_bn_normalize_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);
-void dtrain_bn_normalize_avx512(const dtrain_bn_rows *r, float *y, uint16_t *save);
-void dtrain_bn_normalize_lanes16_avx2(const dtrain_bn_rows *r, float *y, uint16_t *save);
+typedef void dtrain_bn_normalize_fn(const dtrain_bn_rows *r, float *y, uint16_t *save);
 
 /// sums[c] = Σ d, sums[channels + c] = Σ d·(x − mean[c]) over the rows, d = dy masked by a fused
 /// ReLU.
-void dtrain_bn_gradient_sums_avx2(const dtrain_bn_rows *r, const float *dy, double *sums);
-void dtrain_bn_gradient_sums_avx512(const dtrain_bn_rows *r, const float *dy, double *sums);
-void dtrain_bn_gradient_sums_lanes16_avx2(const dtrain_bn_rows *r, const float *dy, double *sums);
+typedef void dtrain_bn_gradient_sums_fn(const dtrain_bn_rows *r, const float *dy, double *sums);
 
 /// dx = d·a + (x − mean)·slope + offset per channel, d = dy masked by a fused ReLU.
-void dtrain_bn_input_gradient_avx2(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
-                                   const float *offset, float *dx);
-void dtrain_bn_input_gradient_avx512(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
-                                     const float *offset, float *dx);
-void dtrain_bn_input_gradient_lanes16_avx2(const dtrain_bn_rows *r, const float *dy, const float *a,
-                                           const float *slope, const float *offset, float *dx);
+typedef void dtrain_bn_input_gradient_fn(const dtrain_bn_rows *r, const float *dy, const float *a,
+                                         const float *slope, const float *offset, float *dx);
 
 #endif

@@ -5,9 +5,8 @@
 #include <stdint.h>
 
 // The inner passes of the direct grouped and depthwise convolutions (DTrainNN's GroupedConvKernel
-// walks the taps and calls them), one variant per instruction set: _avx2, _avx512 and
-// _lanes16_avx2 (the sixteen-lane source compiled for AVX2, for tests). A variant may only be
-// called on a CPU that has its extensions (`dtrain_cpu_has`).
+// walks the taps and calls them). Each kernel set has its variant of each, in its
+// `dtrain_kernel_table` (dtrain_kernel_table.h).
 //
 // A pass covers `count` pixels, its pointers advancing by their steps (in floats) from pixel to
 // pixel. Every variant computes the same values bit for bit: each output element is one chain of
@@ -19,45 +18,24 @@
 /// For each pixel and every group g < groups, output b < out_width of the group:
 /// out[g·out_width + b] += Σ_a in[g·in_width + a] · m[a·m_stride + g·out_width + b] (a < in_width).
 /// in_width and out_width are multiples of 4.
-void dtrain_grouped_conv_pass_avx2(intptr_t count, const float *in, intptr_t in_step, float *out, intptr_t out_step,
-                                   intptr_t groups, intptr_t in_width, intptr_t out_width,
-                                   const float *m, intptr_t m_stride);
-void dtrain_grouped_conv_pass_avx512(intptr_t count, const float *in, intptr_t in_step, float *out, intptr_t out_step,
-                                     intptr_t groups, intptr_t in_width, intptr_t out_width,
-                                     const float *m, intptr_t m_stride);
-void dtrain_grouped_conv_pass_lanes16_avx2(intptr_t count, const float *in, intptr_t in_step, float *out,
-                                           intptr_t out_step, intptr_t groups, intptr_t in_width,
-                                           intptr_t out_width, const float *m, intptr_t m_stride);
+typedef void dtrain_grouped_conv_pass_fn(intptr_t count, const float *in, intptr_t in_step, float *out,
+                                         intptr_t out_step, intptr_t groups, intptr_t in_width, intptr_t out_width,
+                                         const float *m, intptr_t m_stride);
 
 /// A grouped convolution's weight gradient over the pixels: for every group g, output j <
 /// out_width and input i < in_width of the group,
 /// partial[j·partial_stride + g·in_width + i] += Σ_pixels x[g·in_width + i] · dy[g·out_width + j].
 /// in_width and out_width are multiples of 4.
-void dtrain_grouped_conv_weight_pass_avx2(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                          intptr_t dy_step, intptr_t groups, intptr_t in_width, intptr_t out_width,
-                                          float *partial, intptr_t partial_stride);
-void dtrain_grouped_conv_weight_pass_avx512(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                            intptr_t dy_step, intptr_t groups, intptr_t in_width, intptr_t out_width,
-                                            float *partial, intptr_t partial_stride);
-void dtrain_grouped_conv_weight_pass_lanes16_avx2(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                                  intptr_t dy_step, intptr_t groups, intptr_t in_width,
-                                                  intptr_t out_width, float *partial, intptr_t partial_stride);
+typedef void dtrain_grouped_conv_weight_pass_fn(intptr_t count, const float *x, intptr_t x_step, const float *dy,
+                                                intptr_t dy_step, intptr_t groups, intptr_t in_width,
+                                                intptr_t out_width, float *partial, intptr_t partial_stride);
 
 /// For each pixel: out[c] = fma(in[c], w[c], out[c]) for every channel c < channels.
-void dtrain_depthwise_conv_pass_avx2(intptr_t count, const float *in, intptr_t in_step, float *out,
-                                     intptr_t out_step, const float *w, intptr_t channels);
-void dtrain_depthwise_conv_pass_avx512(intptr_t count, const float *in, intptr_t in_step, float *out,
-                                       intptr_t out_step, const float *w, intptr_t channels);
-void dtrain_depthwise_conv_pass_lanes16_avx2(intptr_t count, const float *in, intptr_t in_step, float *out,
-                                             intptr_t out_step, const float *w, intptr_t channels);
+typedef void dtrain_depthwise_conv_pass_fn(intptr_t count, const float *in, intptr_t in_step, float *out,
+                                           intptr_t out_step, const float *w, intptr_t channels);
 
 /// A depthwise convolution's weight gradient over the pixels: partial[c] += Σ_pixels x[c] · dy[c].
-void dtrain_depthwise_conv_weight_pass_avx2(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                            intptr_t dy_step, float *partial, intptr_t channels);
-void dtrain_depthwise_conv_weight_pass_avx512(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                              intptr_t dy_step, float *partial, intptr_t channels);
-void dtrain_depthwise_conv_weight_pass_lanes16_avx2(intptr_t count, const float *x, intptr_t x_step,
-                                                    const float *dy, intptr_t dy_step, float *partial,
-                                                    intptr_t channels);
+typedef void dtrain_depthwise_conv_weight_pass_fn(intptr_t count, const float *x, intptr_t x_step, const float *dy,
+                                                  intptr_t dy_step, float *partial, intptr_t channels);
 
 #endif

@@ -5,28 +5,19 @@
 #include <stdint.h>
 
 // The optimizers' update passes over a model's flat parameter buffer (DTrainTraining's SGD and
-// AdamW), one variant per instruction set: _avx2, _avx512 and _lanes16_avx2 (the sixteen-lane
-// source compiled for AVX2, for tests). A variant may only be called on a CPU that has its
-// extensions (`dtrain_cpu_has`). Every variant computes the same values bit for bit: each element
-// is updated with the operations below, in the order written, none fused.
+// AdamW). Each kernel set has its variant of each, in its `dtrain_kernel_table`
+// (dtrain_kernel_table.h). Every variant computes the same values bit for bit: each element is
+// updated with the operations below, in the order written, none fused.
 
 /// torch.optim.SGD on elements 0 ..< n: g = grad + decay·w; buf = g on the first step, else
 /// momentum·buf + g; w −= lr·(nesterov ? g + momentum·buf : buf).
-void dtrain_sgd_step_avx2(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
-                          float momentum, int first, int nesterov);
-void dtrain_sgd_step_avx512(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
-                            float momentum, int first, int nesterov);
-void dtrain_sgd_step_lanes16_avx2(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
-                                  float momentum, int first, int nesterov);
+typedef void dtrain_sgd_step_fn(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
+                                float momentum, int first, int nesterov);
 
 /// torch.optim.AdamW on elements 0 ..< n, with c1 = 1 − β1ᵗ and sqrt_c2 = √(1 − β2ᵗ):
 /// w −= (lr·decay)·w; m = β1·m + (1 − β1)·g; v = β2·v + ((1 − β2)·g)·g;
 /// w −= (lr·(m / c1)) / (√v / sqrt_c2 + eps).
-void dtrain_adamw_step_avx2(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
-                            float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps);
-void dtrain_adamw_step_avx512(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
-                              float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps);
-void dtrain_adamw_step_lanes16_avx2(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
-                                    float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps);
+typedef void dtrain_adamw_step_fn(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
+                                  float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps);
 
 #endif

@@ -166,7 +166,7 @@ static inline __attribute__((always_inline)) void bn_input_gradient(const dtrain
         } \
     } while (0)
 
-void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double *sums) {
+static void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double *sums) {
     // The sums of x alone: no ReLU to mask by.
     switch (r->input) {
     case DTRAIN_BN_BF16: bn_block_sums(r, pivot, NULL, sums, OPERAND_BF16, 0, 0); break;
@@ -175,7 +175,7 @@ void KERNEL(dtrain_bn_sums)(const dtrain_bn_rows *r, const float *pivot, double 
     }
 }
 
-void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *save) {
+static void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *save) {
 #define BODY(source, relu) bn_normalize(r, y, save, source, relu, 0)
 #define RESIDUAL_BODY(source, relu) bn_normalize(r, y, save, source, relu, 1)
     if (r->addend) BN_VARIANTS(r, RESIDUAL_BODY);
@@ -184,14 +184,14 @@ void KERNEL(dtrain_bn_normalize)(const dtrain_bn_rows *r, float *y, uint16_t *sa
 #undef BODY
 }
 
-void KERNEL(dtrain_bn_gradient_sums)(const dtrain_bn_rows *r, const float *dy, double *sums) {
+static void KERNEL(dtrain_bn_gradient_sums)(const dtrain_bn_rows *r, const float *dy, double *sums) {
 #define BODY(source, relu) bn_block_sums(r, NULL, dy, sums, source, relu, 1)
     BN_VARIANTS(r, BODY);
 #undef BODY
 }
 
-void KERNEL(dtrain_bn_input_gradient)(const dtrain_bn_rows *r, const float *dy, const float *a, const float *slope,
-                                      const float *offset, float *dx) {
+static void KERNEL(dtrain_bn_input_gradient)(const dtrain_bn_rows *r, const float *dy, const float *a,
+                                             const float *slope, const float *offset, float *dx) {
 #define BODY(source, relu) bn_input_gradient(r, dy, a, slope, offset, dx, source, relu)
     BN_VARIANTS(r, BODY);
 #undef BODY

@@ -13,13 +13,13 @@ static inline __attribute__((always_inline)) vec elementwise_relu(vec v) {
 
 static inline __attribute__((always_inline)) float elementwise_relu_scalar(float v) { return v > 0 || v != v ? v : 0; }
 
-void KERNEL(dtrain_add)(const float *a, const float *b, float *y, intptr_t n) {
+static void KERNEL(dtrain_add)(const float *a, const float *b, float *y, intptr_t n) {
     intptr_t i = 0;
     for (; i + LANES <= n; i += LANES) store(y + i, load(a + i) + load(b + i));
     for (; i < n; i++) y[i] = a[i] + b[i];
 }
 
-void KERNEL(dtrain_add_relu)(const float *a, const float *b, float *y, uint8_t *bits, intptr_t n) {
+static void KERNEL(dtrain_add_relu)(const float *a, const float *b, float *y, uint8_t *bits, intptr_t n) {
     intptr_t i = 0;
     for (; i + LANES <= n; i += LANES) {
         const vec v = load(a + i) + load(b + i);
@@ -38,7 +38,7 @@ void KERNEL(dtrain_add_relu)(const float *a, const float *b, float *y, uint8_t *
     }
 }
 
-void KERNEL(dtrain_relu_backward)(const float *dy, const float *y, const uint8_t *bits, float *dx, intptr_t n) {
+static void KERNEL(dtrain_relu_backward)(const float *dy, const float *y, const uint8_t *bits, float *dx, intptr_t n) {
     intptr_t i = 0;
     if (bits) {
         // Lane l's bit of the LANES / 8 bytes at bits + i / 8.

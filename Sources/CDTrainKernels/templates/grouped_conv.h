@@ -116,9 +116,9 @@ static void grouped_pass_one(intptr_t count, const float *in, intptr_t in_step, 
     }
 }
 
-void KERNEL(dtrain_grouped_conv_pass)(intptr_t count, const float *in, intptr_t in_step, float *out, intptr_t out_step,
-                                      intptr_t groups, intptr_t in_width, intptr_t out_width,
-                                      const float *m, intptr_t m_stride) {
+static void KERNEL(dtrain_grouped_conv_pass)(intptr_t count, const float *in, intptr_t in_step, float *out,
+                                             intptr_t out_step, intptr_t groups, intptr_t in_width, intptr_t out_width,
+                                             const float *m, intptr_t m_stride) {
     intptr_t g = 0;
     if (grouped_packs(in_width, out_width)) {
         switch (in_width) {
@@ -202,9 +202,9 @@ static void grouped_weight_pass_one(intptr_t count, const float *x, intptr_t x_s
     }
 }
 
-void KERNEL(dtrain_grouped_conv_weight_pass)(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                             intptr_t dy_step, intptr_t groups, intptr_t in_width,
-                                             intptr_t out_width, float *partial, intptr_t partial_stride) {
+static void KERNEL(dtrain_grouped_conv_weight_pass)(intptr_t count, const float *x, intptr_t x_step, const float *dy,
+                                                    intptr_t dy_step, intptr_t groups, intptr_t in_width,
+                                                    intptr_t out_width, float *partial, intptr_t partial_stride) {
     intptr_t g = 0;
     if (grouped_packs(in_width, out_width)) {
         switch (in_width) {
@@ -220,8 +220,8 @@ void KERNEL(dtrain_grouped_conv_weight_pass)(intptr_t count, const float *x, int
                                 partial + g * in_width, partial_stride);
 }
 
-void KERNEL(dtrain_depthwise_conv_pass)(intptr_t count, const float *in, intptr_t in_step, float *out,
-                                        intptr_t out_step, const float *w, intptr_t channels) {
+static void KERNEL(dtrain_depthwise_conv_pass)(intptr_t count, const float *in, intptr_t in_step, float *out,
+                                               intptr_t out_step, const float *w, intptr_t channels) {
     intptr_t c0 = 0;
     for (; c0 + 2 * LANES <= channels; c0 += 2 * LANES) {
         const vec w0 = load(w + c0), w1 = load(w + c0 + LANES);
@@ -253,8 +253,8 @@ void KERNEL(dtrain_depthwise_conv_pass)(intptr_t count, const float *in, intptr_
     }
 }
 
-void KERNEL(dtrain_depthwise_conv_weight_pass)(intptr_t count, const float *x, intptr_t x_step, const float *dy,
-                                               intptr_t dy_step, float *partial, intptr_t channels) {
+static void KERNEL(dtrain_depthwise_conv_weight_pass)(intptr_t count, const float *x, intptr_t x_step, const float *dy,
+                                                      intptr_t dy_step, float *partial, intptr_t channels) {
     intptr_t c0 = 0;
     for (; c0 + 2 * LANES <= channels; c0 += 2 * LANES) {
         vec a0 = (vec)0.0f, a1 = (vec)0.0f;

@@ -3,8 +3,8 @@
 // the same operations in the same order, none fused, so the split changes nothing.
 #pragma clang fp contract(off)
 
-void KERNEL(dtrain_sgd_step)(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
-                             float momentum, int first, int nesterov) {
+static void KERNEL(dtrain_sgd_step)(float *w, const float *grad, float *buf, const float *decay, intptr_t n, float lr,
+                                    float momentum, int first, int nesterov) {
     intptr_t i = 0;
     const vec lr_v = broadcast(lr), mu = broadcast(momentum);
     for (; i + LANES <= n; i += LANES) {
@@ -21,8 +21,8 @@ void KERNEL(dtrain_sgd_step)(float *w, const float *grad, float *buf, const floa
     }
 }
 
-void KERNEL(dtrain_adamw_step)(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
-                               float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps) {
+static void KERNEL(dtrain_adamw_step)(float *w, const float *grad, float *m, float *v, const float *decay, intptr_t n,
+                                      float lr, float beta1, float beta2, float c1, float sqrt_c2, float eps) {
     intptr_t i = 0;
     const float k1 = 1 - beta1, k2 = 1 - beta2;
     for (; i + LANES <= n; i += LANES) {

@@ -1,4 +1,4 @@
-// dtrain_small_gemm for one instruction set (see dtrain_kernels.h); included by
+// dtrain_small_gemm for one instruction set (see dtrain_small_gemm.h); included by
 // kernels_<set>.c after vector.h.
 //
 // The result is covered in blocks of 4 rows × 2 vectors (4 × 16 floats for AVX2, 4 × 32 for
@@ -9,9 +9,9 @@
 static inline __attribute__((always_inline)) void finish(float *p, vec v, int accumulate) { store(p, accumulate ? load(p) + v : v); }
 static inline __attribute__((always_inline)) void finish8(float *p, vec8 v, int accumulate) { store8(p, accumulate ? load8(p) + v : v); }
 
-void KERNEL(dtrain_small_gemm)(intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t row_step,
-                               intptr_t depth_step, const float *b, intptr_t ldb, float *c, intptr_t ldc,
-                               int accumulate) {
+static void KERNEL(dtrain_small_gemm)(intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t row_step,
+                                      intptr_t depth_step, const float *b, intptr_t ldb, float *c, intptr_t ldc,
+                                      int accumulate) {
     intptr_t j = 0;
     for (; j + 2 * LANES <= n; j += 2 * LANES) {
         intptr_t i = 0;

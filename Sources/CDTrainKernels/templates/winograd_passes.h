@@ -21,16 +21,16 @@ static inline __attribute__((always_inline)) void WG(input)(const void *x, intpt
     }
 }
 
-void KERNEL(WG_EXPORT(input))(const float *x, const dtrain_winograd_tiles *g, float *v) {
+static void KERNEL(WG_EXPORT(input))(const float *x, const dtrain_winograd_tiles *g, float *v) {
     if (g->round_to_bf16) WG(input)(x, sizeof(float), g, v, OPERAND_ROUNDED);
     else WG(input)(x, sizeof(float), g, v, OPERAND_FLOAT);
 }
 
-void KERNEL(WG_EXPORT(input_bf16))(const uint16_t *x, const dtrain_winograd_tiles *g, float *v) {
+static void KERNEL(WG_EXPORT(input_bf16))(const uint16_t *x, const dtrain_winograd_tiles *g, float *v) {
     WG(input)(x, sizeof(uint16_t), g, v, OPERAND_BF16);
 }
 
-void KERNEL(WG_EXPORT(output))(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
+static void KERNEL(WG_EXPORT(output))(const float *m, const dtrain_winograd_tiles *g, const float *bias, float *y) {
     const intptr_t w = g->width, o = g->channels, plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t rows, cols;
@@ -44,7 +44,7 @@ void KERNEL(WG_EXPORT(output))(const float *m, const dtrain_winograd_tiles *g, c
     }
 }
 
-void KERNEL(WG_EXPORT(output_gradient))(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
+static void KERNEL(WG_EXPORT(output_gradient))(const float *dy, const dtrain_winograd_tiles *g, float *dm) {
     const intptr_t w = g->width, o = g->channels, plane = g->plane;
     for (intptr_t local = 0; local < g->tile_count; local++) {
         intptr_t rows, cols;

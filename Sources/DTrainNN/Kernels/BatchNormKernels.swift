@@ -1,7 +1,8 @@
 import CDTrainKernels
 import DTrainCore
 
-/// CDTrainKernels' BatchNorm passes (dtrain_batch_norm.h) in one kernel set's variant. Every
+/// CDTrainKernels' BatchNorm passes (dtrain_batch_norm.h) in one kernel set's variant (its
+/// `table`). Every
 /// variant computes the same values bit for bit; the set only decides the vector width.
 struct BatchNormKernels {
     let kernels: KernelSet
@@ -53,37 +54,25 @@ struct BatchNormKernels {
     /// sums[c] = Σ (x − pivot[c]), sums[C + c] = Σ (x − pivot[c])² over the rows.
     func sums(_ r: dtrain_bn_rows, pivot: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         var r = r
-        switch kernels {
-        case .avx2: dtrain_bn_sums_avx2(&r, pivot, sums)
-        case .avx512: dtrain_bn_sums_avx512(&r, pivot, sums)
-        }
+        kernels.table.bn_sums(&r, pivot, sums)
     }
 
     /// y = the normalised rows, and x's bf16 bits into `save` when given.
     func normalize(_ r: dtrain_bn_rows, into y: UnsafeMutablePointer<Float>, save: UnsafeMutablePointer<UInt16>?) {
         var r = r
-        switch kernels {
-        case .avx2: dtrain_bn_normalize_avx2(&r, y, save)
-        case .avx512: dtrain_bn_normalize_avx512(&r, y, save)
-        }
+        kernels.table.bn_normalize(&r, y, save)
     }
 
     /// sums[c] = Σ d, sums[C + c] = Σ d·(x − mean[c]), d = dy masked by a fused ReLU.
     func gradientSums(_ r: dtrain_bn_rows, dy: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         var r = r
-        switch kernels {
-        case .avx2: dtrain_bn_gradient_sums_avx2(&r, dy, sums)
-        case .avx512: dtrain_bn_gradient_sums_avx512(&r, dy, sums)
-        }
+        kernels.table.bn_gradient_sums(&r, dy, sums)
     }
 
     /// dx = d·a + (x − mean)·slope + offset, d = dy masked by a fused ReLU.
     func inputGradient(_ r: dtrain_bn_rows, dy: UnsafePointer<Float>, a: UnsafePointer<Float>, slope: UnsafePointer<Float>,
                        offset: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         var r = r
-        switch kernels {
-        case .avx2: dtrain_bn_input_gradient_avx2(&r, dy, a, slope, offset, dx)
-        case .avx512: dtrain_bn_input_gradient_avx512(&r, dy, a, slope, offset, dx)
-        }
+        kernels.table.bn_input_gradient(&r, dy, a, slope, offset, dx)
     }
 }

@@ -2,7 +2,7 @@ import CDTrainKernels
 import DTrainCore
 
 /// CDTrainKernels' elementwise passes of a residual block (dtrain_elementwise.h) in one kernel
-/// set's variant, split across the thread pool in whole bytes of a ReLU mask (eight elements).
+/// set's variant (its `table`), split across the thread pool in whole bytes of a ReLU mask (eight elements).
 /// Every variant computes the same values bit for bit; the set only decides the vector width.
 struct ElementwiseKernels {
     let kernels: KernelSet
@@ -18,40 +18,25 @@ struct ElementwiseKernels {
 
     /// y[i] = a[i] + b[i] for i < count (y may be a or b).
     func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        let set = kernels
-        chunks(count) { start, n, _ in
-            switch set {
-            case .avx2: dtrain_add_avx2(a + start, b + start, y + start, n)
-            case .avx512: dtrain_add_avx512(a + start, b + start, y + start, n)
-            }
-        }
+        let add = kernels.table.add!
+        chunks(count) { start, n, _ in add(a + start, b + start, y + start, n) }
     }
 
     /// y[i] = max(a[i] + b[i], 0) (NaN kept) for i < count, and where the sum was positive in
     /// `bits` (bit j of byte k: element 8k + j) when given.
     func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                  bits: UnsafeMutablePointer<UInt8>?, count: Int) {
-        let set = kernels
-        chunks(count) { start, n, byte in
-            let mask = bits.map { $0 + byte }
-            switch set {
-            case .avx2: dtrain_add_relu_avx2(a + start, b + start, y + start, mask, n)
-            case .avx512: dtrain_add_relu_avx512(a + start, b + start, y + start, mask, n)
-            }
-        }
+        let addReLU = kernels.table.add_relu!
+        chunks(count) { start, n, byte in addReLU(a + start, b + start, y + start, bits.map { $0 + byte }, n) }
     }
 
     /// dx[i] = dy[i] where the ReLU passed element i (its bit in `bits`, or y[i] > 0), else 0.
     func reluBackward(_ dy: UnsafePointer<Float>, output y: UnsafePointer<Float>?, bits: UnsafePointer<UInt8>?,
                       into dx: UnsafeMutablePointer<Float>, count: Int) {
         precondition(y != nil || bits != nil, "ElementwiseKernels: a ReLU's backward needs its output or its mask")
-        let set = kernels
+        let reluBackward = kernels.table.relu_backward!
         chunks(count) { start, n, byte in
-            let mask = bits.map { $0 + byte }, output = y.map { $0 + start }
-            switch set {
-            case .avx2: dtrain_relu_backward_avx2(dy + start, output, mask, dx + start, n)
-            case .avx512: dtrain_relu_backward_avx512(dy + start, output, mask, dx + start, n)
-            }
+            reluBackward(dy + start, y.map { $0 + start }, bits.map { $0 + byte }, dx + start, n)
         }
     }
 }

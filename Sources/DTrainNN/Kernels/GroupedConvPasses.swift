@@ -2,7 +2,7 @@ import CDTrainKernels
 import DTrainCore
 
 /// CDTrainKernels' direct grouped and depthwise convolution passes (dtrain_grouped_conv.h) in one
-/// kernel set's variant. Every variant computes the same values bit for bit; the set only decides
+/// kernel set's variant (its `table`). Every variant computes the same values bit for bit; the set only decides
 /// the vector width (and how many narrow groups share a vector).
 struct GroupedConvPasses {
     let kernels: KernelSet
@@ -12,39 +12,27 @@ struct GroupedConvPasses {
     @inline(__always)
     func grouped(_ count: Int, _ input: UnsafePointer<Float>, _ inStep: Int, _ output: UnsafeMutablePointer<Float>,
                  _ outStep: Int, groups: Int, inWidth: Int, outWidth: Int, matrix: UnsafePointer<Float>, stride: Int) {
-        switch kernels {
-        case .avx2: dtrain_grouped_conv_pass_avx2(count, input, inStep, output, outStep, groups, inWidth, outWidth, matrix, stride)
-        case .avx512: dtrain_grouped_conv_pass_avx512(count, input, inStep, output, outStep, groups, inWidth, outWidth, matrix, stride)
-        }
+        kernels.table.grouped_conv_pass(count, input, inStep, output, outStep, groups, inWidth, outWidth, matrix, stride)
     }
 
     /// partial[j·stride + g·inWidth + i] += Σ_pixels x[g·inWidth + i] · dy[g·outWidth + j].
     @inline(__always)
     func groupedWeight(_ count: Int, _ x: UnsafePointer<Float>, _ xStep: Int, _ dy: UnsafePointer<Float>, _ dyStep: Int,
                        groups: Int, inWidth: Int, outWidth: Int, partial: UnsafeMutablePointer<Float>, stride: Int) {
-        switch kernels {
-        case .avx2: dtrain_grouped_conv_weight_pass_avx2(count, x, xStep, dy, dyStep, groups, inWidth, outWidth, partial, stride)
-        case .avx512: dtrain_grouped_conv_weight_pass_avx512(count, x, xStep, dy, dyStep, groups, inWidth, outWidth, partial, stride)
-        }
+        kernels.table.grouped_conv_weight_pass(count, x, xStep, dy, dyStep, groups, inWidth, outWidth, partial, stride)
     }
 
     /// For `count` pixels: out[c] = fma(in[c], w[c], out[c]) for every channel c < channels.
     @inline(__always)
     func depthwise(_ count: Int, _ input: UnsafePointer<Float>, _ inStep: Int, _ output: UnsafeMutablePointer<Float>,
                    _ outStep: Int, weights: UnsafePointer<Float>, channels: Int) {
-        switch kernels {
-        case .avx2: dtrain_depthwise_conv_pass_avx2(count, input, inStep, output, outStep, weights, channels)
-        case .avx512: dtrain_depthwise_conv_pass_avx512(count, input, inStep, output, outStep, weights, channels)
-        }
+        kernels.table.depthwise_conv_pass(count, input, inStep, output, outStep, weights, channels)
     }
 
     /// partial[c] += Σ_pixels x[c] · dy[c] for every channel c < channels.
     @inline(__always)
     func depthwiseWeight(_ count: Int, _ x: UnsafePointer<Float>, _ xStep: Int, _ dy: UnsafePointer<Float>, _ dyStep: Int,
                          partial: UnsafeMutablePointer<Float>, channels: Int) {
-        switch kernels {
-        case .avx2: dtrain_depthwise_conv_weight_pass_avx2(count, x, xStep, dy, dyStep, partial, channels)
-        case .avx512: dtrain_depthwise_conv_weight_pass_avx512(count, x, xStep, dy, dyStep, partial, channels)
-        }
+        kernels.table.depthwise_conv_weight_pass(count, x, xStep, dy, dyStep, partial, channels)
     }
 }

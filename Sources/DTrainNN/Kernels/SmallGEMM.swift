@@ -7,7 +7,7 @@ import DTrainCore
 /// half of what it does on large products (measured 10–23 GFLOP/s on one core against 35–38 for
 /// these kernels, at 16 to 256 channels).
 ///
-/// The kernels are CDTrainKernels' `dtrain_small_gemm_<set>`, one per `KernelSet`: blocks of 4
+/// The kernels are CDTrainKernels' `small_gemm`, one per `KernelSet` (its `table`): blocks of 4
 /// rows × 2 vectors (4 × 16 floats with AVX2, 4 × 32 with AVX-512) in eight accumulators. The
 /// column count must be a multiple of 8.
 enum SmallGEMM {
@@ -45,12 +45,7 @@ enum SmallGEMM {
                                 rowStep: Int, depthStep: Int, b: UnsafePointer<Float>, ldb: Int,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         precondition(n % 8 == 0, "SmallGEMM: \(n) columns, expected a multiple of 8")
-        switch kernels {
-        case .avx2:
-            dtrain_small_gemm_avx2(m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate ? 1 : 0)
-        case .avx512:
-            dtrain_small_gemm_avx512(m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate ? 1 : 0)
-        }
+        kernels.table.small_gemm(m, n, k, a, rowStep, depthStep, b, ldb, c, ldc, accumulate ? 1 : 0)
     }
 }
 

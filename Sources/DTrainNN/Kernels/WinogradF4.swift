@@ -74,54 +74,18 @@ extension WinogradKernel {
                               round_to_bf16: roundsToBF16 ? 1 : 0)
     }
 
-    /// Whether the C transforms (CDTrainKernels' dtrain_winograd4_*, one variant per `KernelSet`)
-    /// take a tensor of `channels` channels: whole eight-lane blocks, as in all of the ResNets'
+    /// Whether the C transforms (`transforms`: CDTrainKernels' winograd4 and winograd2, one variant
+    /// per `KernelSet`) take a tensor of `channels` channels: whole eight-lane blocks, as in all of the ResNets'
     /// layers. Other counts (a first layer's three) take the portable Swift transforms below,
     /// which compute the same values bit for bit.
     static func transformsInC(channels: Int) -> Bool {
         channels % 8 == 0 && channels > 0 && channels <= Int(DTRAIN_WINOGRAD_MAX_CHANNELS)
     }
 
-    /// As `transformInput`, for 6×6 patches at (4·ty − 1, 4·tx − 1).
-    @inline(never)
-    func transformInput4(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
-        guard Self.transformsInC(channels: c) else { return transformInput4Portable(x, channels: c, tiles: tiles, into: v) }
-        var g = cTiles(tiles, channels: c)
-        switch kernels {
-        case .avx2: dtrain_winograd4_input_avx2(x, &g, v)
-        case .avx512: dtrain_winograd4_input_avx512(x, &g, v)
-        }
-    }
-
-    /// As `transformOutput`, for 4×4 output tiles.
-    @inline(never)
-    func transformOutput4(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
-                          into y: UnsafeMutablePointer<Float>) {
-        guard Self.transformsInC(channels: o) else {
-            return transformOutput4Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
-        }
-        var g = cTiles(tiles, channels: o)
-        switch kernels {
-        case .avx2: dtrain_winograd4_output_avx2(m, &g, bias, y)
-        case .avx512: dtrain_winograd4_output_avx512(m, &g, bias, y)
-        }
-    }
-
-    /// As `transformOutputGradient`, for 4×4 output tiles.
-    @inline(never)
-    func transformOutputGradient4(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
-        guard Self.transformsInC(channels: outChannels) else { return transformOutputGradient4Portable(dy, tiles: tiles, into: dm) }
-        var g = cTiles(tiles, channels: outChannels)
-        switch kernels {
-        case .avx2: dtrain_winograd4_output_gradient_avx2(dy, &g, dm)
-        case .avx512: dtrain_winograd4_output_gradient_avx512(dy, &g, dm)
-        }
-    }
-
     // MARK: - Portable transforms over tiles (any channel count; the C variants' definition)
 
-    /// `transformInput4` for any channel count, in Swift: element by element, with bounds and lane
-    /// checks. It does not round (`roundsToBF16` is only set where the C transforms run).
+    /// `transformInput` of F(4×4) (6×6 patches at (4·ty − 1, 4·tx − 1)) for any channel count, in
+    /// Swift: element by element, with bounds and lane checks. It does not round (`roundsToBF16` is only set where the C transforms run).
     func transformInput4Portable(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>,
                                  into v: UnsafeMutablePointer<Float>) {
         let h = height, w = width
@@ -154,7 +118,7 @@ extension WinogradKernel {
         }
     }
 
-    /// `transformOutput4` for any channel count, in Swift.
+    /// `transformOutput` of F(4×4) (4×4 output tiles) for any channel count, in Swift.
     func transformOutput4Portable(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                                   into y: UnsafeMutablePointer<Float>) {
         let h = height, w = width
@@ -185,7 +149,7 @@ extension WinogradKernel {
         }
     }
 
-    /// `transformOutputGradient4` for any channel count, in Swift.
+    /// `transformOutputGradient` of F(4×4) for any channel count, in Swift.
     func transformOutputGradient4Portable(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
         let h = height, w = width, o = outChannels
         let plane = Self.planeStride(tiles: tiles.count, channels: o)

@@ -30,8 +30,8 @@ import DTrainCore
 /// kernels, wider ones on BLAS, single-threaded in the caller's thread.
 ///
 /// The input, output and output-gradient transforms of tensors with whole eight-lane channel
-/// blocks run as CDTrainKernels' dtrain_winograd2_* (dtrain_winograd4_* for F(4×4)), one variant
-/// per `KernelSet`; the Swift transforms here (`…2Portable`) define them bit for bit and run
+/// blocks run as CDTrainKernels' C transforms (`transforms`: the kernel set's table's winograd2, or
+/// winograd4 for F(4×4)); the Swift transforms here (`…2Portable`) define them bit for bit and run
 /// the other channel counts.
 struct WinogradKernel {
     /// Output tile side m: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3) (`WinogradF4.swift`).
@@ -51,6 +51,9 @@ struct WinogradKernel {
     let roundsToBF16: Bool
 
     var tilesPerImage: Int { tilesHigh * tilesWide }
+    /// The C transforms of this tile size in the kernel set's variant (for channel counts that
+    /// `transformsInC`).
+    var transforms: dtrain_winograd_transforms { tile == 4 ? kernels.table.winograd4 : kernels.table.winograd2 }
     /// Floats of the transformed weights U: 16·O·C (also the size of a dU).
     var transformedWeightFloats: Int { positions * outChannels * inChannels }
     /// Floats one thread needs for a block: its transformed inputs and GEMM outputs, 16 (or 36)
@@ -270,13 +273,12 @@ struct WinogradKernel {
     /// tiles.count × channels matrix.
     @inline(never)
     func transformInput(_ x: UnsafePointer<Float>, channels c: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
-        if tile == 4 { return transformInput4(x, channels: c, tiles: tiles, into: v) }
-        guard Self.transformsInC(channels: c) else { return transformInput2Portable(x, channels: c, tiles: tiles, into: v) }
-        var g = cTiles(tiles, channels: c)
-        switch kernels {
-        case .avx2: dtrain_winograd2_input_avx2(x, &g, v)
-        case .avx512: dtrain_winograd2_input_avx512(x, &g, v)
+        guard Self.transformsInC(channels: c) else {
+            return tile == 4 ? transformInput4Portable(x, channels: c, tiles: tiles, into: v)
+                             : transformInput2Portable(x, channels: c, tiles: tiles, into: v)
         }
+        var g = cTiles(tiles, channels: c)
+        transforms.input(x, &g, v)
     }
 
     /// `transformInput` of x's bf16 copy (`inChannels` channels), each value widened exactly;
@@ -285,12 +287,7 @@ struct WinogradKernel {
     func transformInput(bf16 x: UnsafePointer<UInt16>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>) {
         precondition(roundsToBF16, "WinogradKernel: bf16 input without the C transforms")
         var g = cTiles(tiles, channels: inChannels)
-        switch (tile, kernels) {
-        case (4, .avx2): dtrain_winograd4_input_bf16_avx2(x, &g, v)
-        case (4, .avx512): dtrain_winograd4_input_bf16_avx512(x, &g, v)
-        case (_, .avx2): dtrain_winograd2_input_bf16_avx2(x, &g, v)
-        case (_, .avx512): dtrain_winograd2_input_bf16_avx512(x, &g, v)
-        }
+        transforms.input_bf16(x, &g, v)
     }
 
     /// The F(2×2) input transform for any channel count, in Swift (the C variants' definition):
@@ -335,15 +332,12 @@ struct WinogradKernel {
     @inline(never)
     func transformOutput(_ m: UnsafePointer<Float>, channels o: Int, tiles: Range<Int>, bias: UnsafePointer<Float>?,
                          into y: UnsafeMutablePointer<Float>) {
-        if tile == 4 { return transformOutput4(m, channels: o, tiles: tiles, bias: bias, into: y) }
         guard Self.transformsInC(channels: o) else {
-            return transformOutput2Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
+            return tile == 4 ? transformOutput4Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
+                             : transformOutput2Portable(m, channels: o, tiles: tiles, bias: bias, into: y)
         }
         var g = cTiles(tiles, channels: o)
-        switch kernels {
-        case .avx2: dtrain_winograd2_output_avx2(m, &g, bias, y)
-        case .avx512: dtrain_winograd2_output_avx512(m, &g, bias, y)
-        }
+        transforms.output(m, &g, bias, y)
     }
 
     /// The F(2×2) output transform for any channel count, in Swift (the C variants' definition).
@@ -380,13 +374,12 @@ struct WinogradKernel {
     /// outside the image count as zero) into `dm`: [ξ][tile][channel].
     @inline(never)
     func transformOutputGradient(_ dy: UnsafePointer<Float>, tiles: Range<Int>, into dm: UnsafeMutablePointer<Float>) {
-        if tile == 4 { return transformOutputGradient4(dy, tiles: tiles, into: dm) }
-        guard Self.transformsInC(channels: outChannels) else { return transformOutputGradient2Portable(dy, tiles: tiles, into: dm) }
-        var g = cTiles(tiles, channels: outChannels)
-        switch kernels {
-        case .avx2: dtrain_winograd2_output_gradient_avx2(dy, &g, dm)
-        case .avx512: dtrain_winograd2_output_gradient_avx512(dy, &g, dm)
+        guard Self.transformsInC(channels: outChannels) else {
+            return tile == 4 ? transformOutputGradient4Portable(dy, tiles: tiles, into: dm)
+                             : transformOutputGradient2Portable(dy, tiles: tiles, into: dm)
         }
+        var g = cTiles(tiles, channels: outChannels)
+        transforms.output_gradient(dy, &g, dm)
     }
 
     /// The F(2×2) output-gradient transform for any channel count, in Swift (the C variants' definition).
