@@ -35,3 +35,32 @@ func twoTrainingSteps(_ name: String, batch: Int, resolution: Int, engine: Engin
     for entry in model.state { if case .buffer(let b) = entry.kind { state += Array(b.storage.buffer) } }
     return (state, bytes)
 }
+
+/// Asserts that an engine optimisation changes no result: two training steps (`twoTrainingSteps`)
+/// with every optimisation and with all but `option` give bit-identical parameter gradients and
+/// running statistics, not all zero. `built(model, enabled)` is called on the same model built
+/// the same way with `option` on and then off, to check that the option took effect or did not.
+func assertBitIdentical(without option: EngineOptimisations, _ name: String, batch: Int, resolution: Int,
+                        precision: Precision, what: String, prepare: (Model) -> Void = { _ in },
+                        built: (Model, Bool) -> Void, file: StaticString = #filePath, line: UInt = #line) throws {
+    func run(_ engine: EngineOptimisations) throws -> [Float] {
+        let state = try twoTrainingSteps(name, batch: batch, resolution: resolution, engine: engine, precision: precision,
+                                         prepare: prepare).state
+        let model = try ModelZoo.make(name)
+        model.build(batch: batch, resolution: resolution, engine: engine, precision: precision)
+        built(model, engine.contains(option))
+        return state
+    }
+    assertSameBits(try run(.all), try run(EngineOptimisations.all.subtracting(option)), "\(name) \(precision)", with: what,
+                   file: file, line: line)
+}
+
+/// Asserts that two runs' states (`twoTrainingSteps`) are the same bit for bit and not all zero;
+/// messages say "`name`: k of n values differ with `what`".
+func assertSameBits(_ reference: [Float], _ other: [Float], _ name: String, with what: String,
+                    file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(reference.count, other.count, "\(name): states of different sizes with \(what)", file: file, line: line)
+    let differing = zip(reference, other).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+    XCTAssertEqual(differing, 0, "\(name): \(differing) of \(reference.count) values differ with \(what)", file: file, line: line)
+    XCTAssertTrue(reference.contains { $0 != 0 }, "\(name): no gradient at all", file: file, line: line)
+}

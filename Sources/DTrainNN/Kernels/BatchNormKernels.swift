@@ -11,6 +11,16 @@ struct BatchNormKernels {
     /// ReLU6 (clamped to [0, 6]).
     enum Activation: Int {
         case none = 0, relu = 1, relu6 = 2
+
+        /// The activation that clamps to [0, upper]: a ReLU (upper +∞) or a ReLU6 (6); nil for
+        /// any other bound, which the passes do not apply.
+        init?(clampingAt upper: Float) {
+            switch upper {
+            case .infinity: self = .relu
+            case 6: self = .relu6
+            default: return nil
+            }
+        }
     }
 
     /// How a pass reads a BatchNorm's input.

@@ -35,17 +35,14 @@ public final class Sequential: Layer, LayerContainer {
         for child in children { (child.layer as? ClampActivation)?.isFusedIntoPrevious = false }
         for (i, child) in children.enumerated() {
             guard let bn = child.layer as? BatchNorm2d else { continue }
-            let clamp = i + 1 < children.count ? children[i + 1].layer as? ClampActivation : nil
-            let activation: BatchNormKernels.Activation? = {
-                switch clamp?.upper {
-                case .infinity?: return .relu
-                case 6?: return .relu6
-                default: return nil
-                }
-            }()
-            let fuse = context.engine.contains(.fuseBatchNormReLU) && activation != nil
-            bn.fusedActivation = fuse ? activation ?? .none : .none
-            clamp?.isFusedIntoPrevious = fuse
+            guard context.engine.contains(.fuseBatchNormReLU), i + 1 < children.count,
+                  let clamp = children[i + 1].layer as? ClampActivation,
+                  let activation = BatchNormKernels.Activation(clampingAt: clamp.upper) else {
+                bn.fusedActivation = .none
+                continue
+            }
+            bn.fusedActivation = activation
+            clamp.isFusedIntoPrevious = true
         }
         let gradientSlots = context.gradientSlots.map(planGradientSlots)
         let activationSlots = context.activationSlots.map { planActivationSlots($0, context: context) }
