@@ -4,8 +4,9 @@
 // Channels go across the lanes: a tile's 36 values of one block of channels are whole
 // vectors, so the transforms are additions and multiplications by constants, lane by lane. Blocks
 // of LANES channels first and, in the sixteen-lane variants, a last block of eight (the channel
-// count is a multiple of 8). winograd_f4_block.h holds the per-block code and is included once per
-// vector width; winograd_passes.h walks the tiles, as it does for F(2×2).
+// count is a multiple of 8). winograd_f4_block.h holds the one-dimensional transforms and, through
+// winograd_block.h (shared with F(2×2)), the per-block code, included once per vector width;
+// winograd_passes.h walks the tiles, as it does for F(2×2).
 //
 // The arithmetic is that of DTrainNN's WinogradKernel (the portable Swift path, which the tests
 // compare these with bit for bit): the same operations in the same order, fused multiply-adds
@@ -14,10 +15,10 @@
 
 #include "winograd_tiles.h"
 
+#define WINOGRAD_M 4
+#define WG(name) DTRAIN_CONCAT(winograd4, name)
 #define PER_WIDTH_FILE "winograd_f4_block.h"
 #include "per_width.h"
 
-#define WINOGRAD_M 4
-#define WG(name) DTRAIN_CONCAT(winograd4, name)
 #define WG_EXPORT(name) DTRAIN_CONCAT(dtrain_winograd4, name)
 #include "winograd_passes.h"

@@ -1,7 +1,8 @@
 // One vector width's part of templates/winograd_f4.h: included with VT (the vector type),
 // VLOAD/VSTORE and BLOCK(name) (the width's function names) defined. Each function transforms one
-// block of channels of one tile; the one-dimensional transforms are DTrainNN's WinogradF4.swift
-// (input6, output6, gradient6), with the same operations in the same order, the same ones fused.
+// block of channels of one tile (winograd_block.h, after the one-dimensional transforms); those are
+// DTrainNN's WinogradF4.swift (input6, output6, gradient6), with the same operations in the same
+// order, the same ones fused.
 
 /// x + a·y, fused (one rounding), with the constant a.
 #define FMA_C(a, y, x) __builtin_elementwise_fma((VT)(a), (y), (x))
@@ -38,83 +39,7 @@ static inline __attribute__((always_inline)) void BLOCK(winograd4_gradient6)(con
     r[5] = e[3];
 }
 
-/// V = Bᵀ d B of channels ch ..< ch + VLANES: patch element (i, j) at p[6i + j], read as `source`
-/// says; position ξ = 6i + j to dst + ξ·plane + ch.
-static inline __attribute__((always_inline)) void BLOCK(winograd4_block_input)(const void *const p[36], intptr_t ch,
-                                                                              float *dst, intptr_t plane, int source) {
-    VT t[6][6];
-    for (int j = 0; j < 6; j++) {
-        VT d[6], r[6];
-        for (int i = 0; i < 6; i++) d[i] = BLOCK(operand)(p[i * 6 + j], ch, source);
-        BLOCK(winograd4_input6)(d, r);
-        for (int i = 0; i < 6; i++) t[i][j] = r[i];
-    }
-    for (int i = 0; i < 6; i++) {
-        VT r[6];
-        BLOCK(winograd4_input6)(t[i], r);
-        float *at = dst + i * 6 * plane + ch;
-        for (int j = 0; j < 6; j++) VSTORE(at + j * plane, r[j]);
-    }
-}
-
-/// Y = Aᵀ M A (+ bias) of channels ch ..< ch + VLANES: M at position ξ at src + ξ·plane + ch;
-/// output (i, j) of the tile to corner + i·row_stride + j·o + ch, for i < rows and j < cols.
-static inline __attribute__((always_inline)) void BLOCK(winograd4_block_output)(
-    const float *src, intptr_t plane, const float *bias, intptr_t ch, float *corner, intptr_t row_stride,
-    intptr_t o, intptr_t rows, intptr_t cols) {
-    VT t[4][6];
-    for (int j = 0; j < 6; j++) {
-        VT m[6], r[4];
-        for (int i = 0; i < 6; i++) m[i] = VLOAD(src + (i * 6 + j) * plane + ch);
-        BLOCK(winograd4_output6)(m, r);
-        for (int i = 0; i < 4; i++) t[i][j] = r[i];
-    }
-    const VT b = bias ? VLOAD(bias + ch) : (VT)0.0f;
-    if (rows == 4 && cols == 4) {
-        for (int i = 0; i < 4; i++) {
-            VT r[4];
-            BLOCK(winograd4_output6)(t[i], r);
-            for (int j = 0; j < 4; j++) VSTORE(corner + i * row_stride + j * o + ch, r[j] + b);
-        }
-    } else {
-        for (int i = 0; i < 4; i++) {
-            if (i >= rows) break;
-            VT r[4];
-            BLOCK(winograd4_output6)(t[i], r);
-            for (int j = 0; j < 4; j++)
-                if (j < cols) VSTORE(corner + i * row_stride + j * o + ch, r[j] + b);
-        }
-    }
-}
-
-/// dM = A dY Aᵀ of channels ch ..< ch + VLANES: dY (i, j) at corner + i·row_stride + j·o + ch for
-/// i < rows and j < cols (rounded to bf16 when `round`), zero beyond; position ξ to
-/// dst + ξ·plane + ch.
-static inline __attribute__((always_inline)) void BLOCK(winograd4_block_gradient)(
-    const float *corner, intptr_t row_stride, intptr_t o, intptr_t rows, intptr_t cols, intptr_t ch,
-    float *dst, intptr_t plane, int round) {
-    VT t[6][4];
-    if (rows == 4 && cols == 4) {
-        for (int j = 0; j < 4; j++) {
-            VT e[4], r[6];
-            for (int i = 0; i < 4; i++) e[i] = BLOCK(operand)(corner + i * row_stride + j * o, ch, round);
-            BLOCK(winograd4_gradient6)(e, r);
-            for (int i = 0; i < 6; i++) t[i][j] = r[i];
-        }
-    } else {
-        for (int j = 0; j < 4; j++) {
-            VT e[4], r[6];
-            for (int i = 0; i < 4; i++)
-                e[i] = i < rows && j < cols ? BLOCK(operand)(corner + i * row_stride + j * o, ch, round)
-                                            : (VT)0.0f;
-            BLOCK(winograd4_gradient6)(e, r);
-            for (int i = 0; i < 6; i++) t[i][j] = r[i];
-        }
-    }
-    for (int i = 0; i < 6; i++) {
-        VT r[6];
-        BLOCK(winograd4_gradient6)(t[i], r);
-        float *at = dst + i * 6 * plane + ch;
-        for (int j = 0; j < 6; j++) VSTORE(at + j * plane, r[j]);
-    }
-}
+#define LINE_INPUT BLOCK(winograd4_input6)
+#define LINE_OUTPUT BLOCK(winograd4_output6)
+#define LINE_GRADIENT BLOCK(winograd4_gradient6)
+#include "winograd_block.h"
