@@ -149,11 +149,13 @@ public final class Conv2d: Layer {
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
         // Rounding on read needs no rounded x or dy, nor a widened copy of x's bf16 copy (the
-        // algorithm reads that itself).
+        // algorithm reads that itself). The bf16 GEMM kernels round as they pack: they only need
+        // x's bf16 copy widened.
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch,
                               input: roundsActivationsOnRead ? 0 : input.count * maxBatch,
-                              weight: weight.count, outputGradient: roundsActivationsOnRead ? 0 : out.count * maxBatch)
+                              weight: roundsOperands ? weight.count : 0,
+                              outputGradient: roundsOperands && !roundsActivationsOnRead ? out.count * maxBatch : 0)
             : nil
         context.workspace.reserve(roundedOperands?.workspaceFloats ?? scratch)
         biasPartials = bias != nil ? Storage(count: Conv2d.reductionChunks * outChannels) : nil
