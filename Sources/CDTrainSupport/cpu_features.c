@@ -30,6 +30,7 @@ static const dtrain_extension extensions[] = {
     {"avx512dq", 7, 0, 1, 17, STATE_AVX512},
     {"avx512bw", 7, 0, 1, 30, STATE_AVX512},
     {"avx512vl", 7, 0, 1, 31, STATE_AVX512},
+    {"avx512cd", 7, 0, 1, 28, STATE_AVX512},
     {"avx512_bf16", 7, 1, 0, 5, STATE_AVX512},
 };
 

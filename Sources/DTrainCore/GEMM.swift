@@ -1,3 +1,4 @@
+import CDTrainSupport
 import COpenBLAS
 
 /// Row-major single-precision matrix products through OpenBLAS.
@@ -8,6 +9,19 @@ import COpenBLAS
 /// runs on that chunk's thread alone (the pool supplies the parallelism). `withSingleThreaded`
 /// does the same for a stretch of code that is not a parallel region.
 public enum BLAS {
+    /// OpenBLAS's kernel set ("SkylakeX", "Haswell"), after dtrain's correction for CPUs the
+    /// library does not know (`dtrain_blas_core`: it falls back to SSE3 kernels on them); "" when
+    /// the library does not say.
+    public static var core: String { String(cString: dtrain_blas_core()) }
+
+    /// What start-up lines print: "OpenBLAS SkylakeX", and what OpenBLAS had chosen itself where
+    /// dtrain chose again ("OpenBLAS SkylakeX (it took this CPU for Prescott)").
+    public static var coreSummary: String {
+        let name = core.isEmpty ? "OpenBLAS" : "OpenBLAS \(core)"
+        guard let replaced = dtrain_blas_core_replaced() else { return name }
+        return "\(name) (it took this CPU for \(String(cString: replaced)))"
+    }
+
     nonisolated(unsafe) private static var configured = 0
     nonisolated(unsafe) private static var library = 0
 

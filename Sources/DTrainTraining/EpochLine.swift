@@ -30,7 +30,7 @@ extension TrainingPlan {
         let allreduceText = ranks > 1 && config.allreduceDtype == .bf16 ? ", bf16 gradient allreduce" : ""
         let trainable = model.trainableParameterCount
         let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"
-        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, \(precisionText)\(allreduceText), batch \(config.batchSize) per rank, \(config.epochs) epochs"
+        return "dtrain: \(config.model) (\(parameters)) on \(data.trainCount) training images, \(data.classNames.count) classes, \(ranks) rank(s) × \(Compute.threads) thread(s), \(model.builtKernels.summary) kernels, \(BLAS.coreSummary), \(precisionText)\(allreduceText), batch \(config.batchSize) per rank, \(config.epochs) epochs"
     }
 }
 

@@ -30,6 +30,9 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var threads: Int
     /// The kernel set the model ran (`KernelSet` name: avx2, avx512).
     public var kernels = KernelSet.best.rawValue
+    /// OpenBLAS's kernel set (`BLAS.core`: SkylakeX, Haswell, ...), which runs the im2col and
+    /// pointwise convolutions at fp32.
+    public var blasCore = BLAS.core
     /// Convolution and linear-layer arithmetic: fp32 or bf16.
     public var precision = Precision.fp32.rawValue
     public var steps: Int
@@ -78,7 +81,8 @@ public struct StepBenchmarkResult: Codable, Sendable {
 
     /// snake_case in JSON, as metrics.jsonl and `eval --json`.
     enum CodingKeys: String, CodingKey {
-        case model, batchSize = "batch_size", resolution, threads, kernels, precision, steps, medianStepSeconds = "median_step_seconds"
+        case model, batchSize = "batch_size", resolution, threads, kernels, blasCore = "blas_core", precision, steps
+        case medianStepSeconds = "median_step_seconds"
         case meanStepSeconds = "mean_step_seconds", imagesPerSecond = "images_per_second"
         case gflopsPerSecond = "gflops_per_second", parameters, gmacsPerImage = "gmacs_per_image"
         case peakRSSBytes = "peak_rss_bytes", profile, sgemmPeakGFLOPS = "sgemm_peak_gflops"

@@ -36,7 +36,8 @@ static inline void dtrain_cpu_relax(void) {
 
 /// Whether this CPU has the named instruction-set extension and the operating system saves its
 /// registers (CPUID and XGETBV): one of avx, fma, f16c, movbe, avx2, bmi, bmi2, avx512f,
-/// avx512dq, avx512bw, avx512vl, avx512_bf16 (x86-64, named as /proc/cpuinfo does, bmi for bmi1).
+/// avx512dq, avx512bw, avx512vl, avx512cd, avx512_bf16 (x86-64, named as /proc/cpuinfo does, bmi
+/// for bmi1).
 /// Returns 1 or 0, and -1 for a name it does not know; on other architectures 1 for every name.
 int dtrain_cpu_has(const char *feature);
 
@@ -46,6 +47,19 @@ int dtrain_cpu_has(const char *feature);
 /// program starts, before any such instruction runs: dtrain then exits with a one-line error
 /// instead of dying of an illegal instruction.
 const char *dtrain_missing_cpu_feature(void);
+
+/// OpenBLAS's kernels for this CPU. OpenBLAS built for every x86-64 (DYNAMIC_ARCH, as Debian's
+/// is) picks its kernels when it loads, by CPU model; a model newer than the library (an Intel
+/// Xeon of family 6 model 207 with OpenBLAS 0.3.21) falls back to its SSE3 "Prescott" kernels,
+/// at a third of the speed or less. Before `main`, and unless OPENBLAS_CORETYPE says otherwise,
+/// dtrain then has OpenBLAS choose again by the CPU's extensions: SkylakeX's kernels where the
+/// CPU has AVX-512 F/CD/DQ/BW/VL, Haswell's where it has AVX2 and FMA. A library it does not
+/// recognise as OpenBLAS with run-time dispatch is left alone.
+///
+/// The core OpenBLAS now uses ("SkylakeX"; "" when the library does not say), for start-up lines.
+const char *dtrain_blas_core(void);
+/// The core OpenBLAS had chosen itself, when dtrain chose again ("Prescott"); NULL otherwise.
+const char *dtrain_blas_core_replaced(void);
 
 /// Stop requests by signal (preemption): `dtrain_stop_signals_install` makes SIGTERM, SIGINT and
 /// SIGUSR1 set a flag that the training loop polls between steps; a second such signal ends the
