@@ -4,15 +4,16 @@ import CDTrainKernels
 @testable import DTrainNN
 
 /// SmallGEMM's register-blocked kernels, every variant, against a Double-precision product, on
-/// shapes that exercise their whole 4 × 2-vector blocks, the one-vector blocks (sixteen lanes),
-/// the leftover rows and the last eight columns, with leading dimensions wider than the matrices.
+/// shapes that exercise their whole 4- and 8-row blocks of two vectors, the one-vector blocks
+/// (sixteen lanes), the leftover rows and the last eight columns, with leading dimensions wider
+/// than the matrices.
 ///
 /// A kernel set this CPU cannot run is reported as skipped, naming the missing extension; its
 /// source is still checked here compiled for AVX2 (`testSixteenLaneSourceCompiledForAVX2`).
 final class SmallGEMMTests: XCTestCase {
     static let shapes: [(rows: Int, n: Int, k: Int)] = [
         (4, 16, 1), (7, 24, 5), (13, 8, 16), (64, 32, 32), (1, 40, 3), (9, 16, 64),
-        (5, 48, 7), (6, 56, 9), (3, 72, 2), (8, 64, 4),
+        (5, 48, 7), (6, 56, 9), (3, 72, 2), (8, 64, 4), (15, 32, 3), (12, 16, 5), (17, 48, 6),
     ]
 
     /// c = A · b (+ c) with A's element (i, p) at a[i·rowStep + p·depthStep]: one variant.

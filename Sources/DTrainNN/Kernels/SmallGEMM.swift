@@ -8,8 +8,8 @@ import DTrainCore
 /// these kernels, at 16 to 256 channels).
 ///
 /// The kernels are CDTrainKernels' `small_gemm`, one per `KernelSet` (its `table`): blocks of 4
-/// rows × 2 vectors (4 × 16 floats with AVX2, 4 × 32 with AVX-512) in eight accumulators. The
-/// column count must be a multiple of 8.
+/// rows × 2 vectors (4 × 16 floats) in eight accumulators with AVX2, 8 rows × 2 vectors (8 × 32
+/// floats) or 8 × 1 in sixteen or eight with AVX-512. The column count must be a multiple of 8.
 enum SmallGEMM {
     /// Whether `multiply` takes a product with `columns` result columns and inner dimension
     /// `depth` (beyond 512 channels BLAS's packing pays again).
