@@ -47,6 +47,28 @@ public enum KernelSet: String, CaseIterable, Sendable {
     /// Whether this CPU has AVX512_BF16 (bf16 dot products with float accumulation).
     public static let cpuHasBF16: Bool = dtrain_cpu_has("avx512_bf16") == 1
 
+    /// VDPBF16PS's float operations per second over float32 fused multiply-adds' on this CPU
+    /// (`dtrain_bf16_dot_speed_ratio`, about a millisecond, measured when first read); 0 without
+    /// AVX512_BF16. AMD Zen 4 runs VDPBF16PS at twice the FMAs' rate; an Intel Xeon of family 6
+    /// model 207 at half of it, where sgemm on bf16-rounded operands outruns the bf16 kernels.
+    public static let bf16DotSpeedRatio: Double = cpuHasBF16 ? dtrain_bf16_dot_speed_ratio() : 0
+
+    /// Whether bf16 convolutions and linear layers on the GEMM path multiply with VDPBF16PS (it
+    /// outruns the FMAs here) rather than with sgemm on operands rounded to bf16. Both compute
+    /// autocast's arithmetic: bf16 operands, exact products, float sums (in another order).
+    public static var bf16DotProductsPayOff: Bool { bf16DotSpeedRatio > 1 }
+
+    /// Whether a model built with this set multiplies bf16 GEMM operands with VDPBF16PS.
+    public var multipliesBF16WithDotProducts: Bool { self == .avx512 && KernelSet.bf16DotProductsPayOff }
+
+    /// What start-up lines and `dtrain bench` say of bf16 products with this set on this CPU.
+    public var bf16ProductsSummary: String {
+        if !KernelSet.cpuHasBF16 { return "bf16 products emulated in float32 kernels" }
+        let rate = String(format: "%.2f× the FMAs' rate", KernelSet.bf16DotSpeedRatio)
+        return multipliesBF16WithDotProducts ? "VDPBF16PS products, \(rate)"
+            : "float32 products of bf16 operands; VDPBF16PS: \(rate)"
+    }
+
     /// What start-up lines and `dtrain bench` print: "avx512 (16 lanes)".
     public var summary: String { "\(rawValue) (\(lanes) lanes)" }
 

@@ -26,7 +26,7 @@ extension TrainingPlan {
     func startLine(model: Model, ranks: Int) -> String {
         let precisionText = config.precision == .bf16 && config.bf16Emulated && !KernelSet.cpuHasBF16
             ? "bf16 precision (emulated in float32 kernels: this CPU lacks \(Precision.bf16Extension))"
-            : "\(config.precision.rawValue) precision"
+            : config.precision == .bf16 ? "bf16 precision (\(model.builtKernels.bf16ProductsSummary))" : "\(config.precision.rawValue) precision"
         let allreduceText = ranks > 1 && config.allreduceDtype == .bf16 ? ", bf16 gradient allreduce" : ""
         let trainable = model.trainableParameterCount
         let parameters = trainable == model.parameterCount ? "\(trainable) parameters" : "\(model.parameterCount) parameters, \(trainable) trainable"

@@ -35,6 +35,9 @@ public struct StepBenchmarkResult: Codable, Sendable {
     public var blasCore = BLAS.core
     /// Convolution and linear-layer arithmetic: fp32 or bf16.
     public var precision = Precision.fp32.rawValue
+    /// At bf16, how the GEMM-path layers multiply (`KernelSet.bf16DotProductsPayOff`): vdpbf16ps,
+    /// or fma (sgemm on bf16-rounded operands); nil at fp32.
+    public var bf16Products: String?
     public var steps: Int
     /// Median seconds of one `TrainingStep` (zeroing gradients, forward, loss, backward, gradient
     /// averaging across ranks, SGD update).
@@ -81,7 +84,7 @@ public struct StepBenchmarkResult: Codable, Sendable {
 
     /// snake_case in JSON, as metrics.jsonl and `eval --json`.
     enum CodingKeys: String, CodingKey {
-        case model, batchSize = "batch_size", resolution, threads, kernels, blasCore = "blas_core", precision, steps
+        case model, batchSize = "batch_size", resolution, threads, kernels, blasCore = "blas_core", precision, bf16Products = "bf16_products", steps
         case medianStepSeconds = "median_step_seconds"
         case meanStepSeconds = "mean_step_seconds", imagesPerSecond = "images_per_second"
         case gflopsPerSecond = "gflops_per_second", parameters, gmacsPerImage = "gmacs_per_image"
@@ -161,6 +164,7 @@ public enum StepBenchmark {
             gflopsPerSecond: gflops, parameters: model.parameterCount, gmacsPerImage: Double(macs) / 1e9,
             peakRSSBytes: peakRSS(), freeze: freeze.description, trainableParameters: model.trainableParameterCount)
         result.kernels = kernels.rawValue
+        if precision == .bf16 { result.bf16Products = kernels.multipliesBF16WithDotProducts ? "vdpbf16ps" : "fma" }
         result.precision = precision.rawValue
         result.allreduceDType = allreduceDType.rawValue
         if profile { result.profile = entries(kinds, steps: steps, meanStep: mean) }

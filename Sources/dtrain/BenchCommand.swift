@@ -110,7 +110,7 @@ struct BenchCommand: ParsableCommand {
         }
         let frozen = result.freeze == "none" ? "" : String(format: ", --freeze %@ (%d of %d parameters train)", result.freeze, result.trainableParameters, result.parameters)
         print(String(format: "%@ batch %d at %dpx, %d threads, %@ kernels, %@, %@%@: %.2f img/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, peak RSS %.0f MiB",
-                     result.model, result.batchSize, result.resolution, result.threads, result.kernels, BLAS.coreSummary, result.precision, frozen, result.imagesPerSecond,
+                     result.model, result.batchSize, result.resolution, result.threads, result.kernels, BLAS.coreSummary, result.precision == "bf16" ? "bf16 (\((KernelSet(rawValue: result.kernels) ?? .best).bf16ProductsSummary))" : result.precision, frozen, result.imagesPerSecond,
                      result.steps, result.medianStepSeconds, result.gflopsPerSecond, Double(result.peakRSSBytes) / 1048576))
         if result.ranks > 1, let global = result.globalImagesPerSecond, let allreduce = result.allreduceSeconds,
            let exposed = result.exposedAllreduceSeconds, let hidden = result.hiddenAllreduceFraction {

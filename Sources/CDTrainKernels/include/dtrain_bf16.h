@@ -89,6 +89,12 @@ void dtrain_gemm_bf16_avx512(int trans_a, int trans_b, intptr_t m, intptr_t n, i
 void dtrain_gemm_bf16_avx512bf16(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
                                  const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
                                  float *c, intptr_t ldc, uint16_t *pack);
+/// Float operations per second of VDPBF16PS (two multiply-adds per lane) over those of float32
+/// fused multiply-adds (one per lane), both on 512-bit registers with sixteen independent
+/// accumulators, measured on this core for about a millisecond (best of five rounds each). Above
+/// 1 the bf16 GEMM kernels outrun sgemm on rounded operands: AMD Zen 4 runs VDPBF16PS at twice
+/// the FMAs' rate; some Intel Xeons at half of it. Only on a CPU with AVX512_BF16.
+double dtrain_bf16_dot_speed_ratio(void);
 /// The sixteen-lane emulated source compiled for AVX2: tests only.
 void dtrain_gemm_bf16_lanes16_avx2(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
                                    const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,

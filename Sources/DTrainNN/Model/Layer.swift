@@ -26,7 +26,8 @@ public final class BuildContext {
     public let precision: Precision
     /// With bf16 precision, the bf16 GEMM kernels that GEMM-based layers multiply with (nil: they
     /// round their operands and use sgemm): VDPBF16PS with the avx512 set on a CPU with
-    /// AVX512_BF16. Tests set an emulated variant to run the same path on any CPU.
+    /// AVX512_BF16 that runs it faster than float32 FMAs (`KernelSet.bf16DotProductsPayOff`).
+    /// Tests set an emulated variant to run the same path on any CPU.
     var bf16GEMM: BF16GEMM.Variant?
 
     /// - Parameters:
@@ -42,9 +43,10 @@ public final class BuildContext {
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
                 kernels: KernelSet = .best, precision: Precision = .fp32, storesActivationsInBF16: Bool = false) {
         self.precision = precision
-        // Only the VDPBF16PS variant beats rounding copies for sgemm; the emulated ones are for tests.
+        // Only the VDPBF16PS variant can beat rounding copies for sgemm, and only where it
+        // outruns the FMAs; the emulated ones are for tests.
         let variant = BF16GEMM.Variant(kernels)
-        bf16GEMM = precision == .bf16 && variant == .avx512bf16 ? variant : nil
+        bf16GEMM = precision == .bf16 && variant == .avx512bf16 && KernelSet.bf16DotProductsPayOff ? variant : nil
         self.workspace = workspace
         self.seed = seed
         self.engine = engine
