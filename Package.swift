@@ -8,7 +8,7 @@ import PackageDescription
 //   COpenBLAS, CTurboJPEG, CPNG,
 //   COpenMPI                         system libraries found with pkg-config (Debian -dev packages)
 //   CMPI                             C shim: Open MPI's handles are macros Swift cannot import
-//   CDTrainSupport                   C helpers: thread pool hand-off, CPU features, stop signals
+//   CDTrainSupport                   C helpers: thread pool hand-off, CPU features, OpenBLAS kernel choice, stop signals
 //   CDTrainKernels                   kernels with one variant per instruction set (AVX2, AVX-512)
 //   DTrainCore                       tensors, memory, thread pool, GEMM, RNG, atomic file writes
 //   DTrainNN                         layers (forward + backward side by side) and the model zoo
