@@ -140,7 +140,7 @@ final class BatchNormKernelTests: XCTestCase {
                         let pointer = k.input == DTRAIN_BN_BF16 ? UnsafeRawPointer(ph.baseAddress!) : UnsafeRawPointer(px.baseAddress!)
                         var r = dtrain_bn_rows(x: pointer, input: k.input, channels: c, first_row: k.first, row_count: k.count,
                                                mean: pm.baseAddress!, scale: ps.baseAddress!, shift: pt.baseAddress!, relu: k.activation.rawValue,
-                                               addend: nil, mask: nil)
+                                               addend: nil, mask: nil, rounds_dx: 0)
                         body(&r)
                     } }
                 } } }
@@ -230,23 +230,29 @@ final class BatchNormKernelTests: XCTestCase {
                     }
                 }
             }
-            var dx = [Float](repeating: sentinel, count: n)
-            rows(x, bits) { r in
-                dy.withUnsafeBufferPointer { pd in a.withUnsafeBufferPointer { pa in slope.withUnsafeBufferPointer { psl in
-                    offset.withUnsafeBufferPointer { po in
-                        kernels.bn_input_gradient(r, pd.baseAddress!, pa.baseAddress!, psl.baseAddress!, po.baseAddress!, &dx)
-                    }
-                } } }
-            }
-            for i in 0..<n {
-                let row = i / c, ch = i % c
-                guard range.contains(row) else {
-                    XCTAssertEqual(dx[i], sentinel, "input gradient wrote outside its rows at \(i), \(what)")
-                    continue
+            // dx, and dx rounded to bf16 as it is written (the dy of a bf16 convolution before).
+            for roundsDX in [false, true] {
+                var dx = [Float](repeating: sentinel, count: n)
+                rows(x, bits) { r in
+                    var r = r.pointee
+                    r.rounds_dx = roundsDX ? 1 : 0
+                    dy.withUnsafeBufferPointer { pd in a.withUnsafeBufferPointer { pa in slope.withUnsafeBufferPointer { psl in
+                        offset.withUnsafeBufferPointer { po in
+                            kernels.bn_input_gradient(&r, pd.baseAddress!, pa.baseAddress!, psl.baseAddress!, po.baseAddress!, &dx)
+                        }
+                    } } }
                 }
-                let v = Self.read(x, bits, i, input: k.input)
-                let want = masked(dy[i], v, ch) * a[ch] + (v - mean[ch]) * slope[ch] + offset[ch]
-                XCTAssertEqual(dx[i].bitPattern, want.bitPattern, "input gradient at \(i), \(what)")
+                for i in 0..<n {
+                    let row = i / c, ch = i % c
+                    guard range.contains(row) else {
+                        XCTAssertEqual(dx[i], sentinel, "input gradient wrote outside its rows at \(i), \(what)")
+                        continue
+                    }
+                    let v = Self.read(x, bits, i, input: k.input)
+                    let exact = masked(dy[i], v, ch) * a[ch] + (v - mean[ch]) * slope[ch] + offset[ch]
+                    let want = roundsDX ? roundedToBFloat16(exact) : exact
+                    XCTAssertEqual(dx[i].bitPattern, want.bitPattern, "input gradient at \(i), \(what), rounded \(roundsDX)")
+                }
             }
         }
     }

@@ -34,6 +34,9 @@ enum { DTRAIN_BN_NO_ACTIVATION = 0, DTRAIN_BN_RELU = 1, DTRAIN_BN_RELU6 = 2 };
 /// into the BatchNorm that ends its main branch. With `addend` (indexed like y), the output is the
 /// normalised value plus addend, then clamped with `relu` (a ReLU); with `mask` (channels a multiple of 8),
 /// bit j of mask[k] says whether output element 8k + j was > 0 (the block's ReLU for backward).
+///
+/// Only input_gradient reads `rounds_dx`: nonzero writes dx rounded to bf16 (to nearest even, a
+/// NaN kept), the dy of a bf16 convolution before the BatchNorm that would round it anyway.
 typedef struct {
     const void *x;
     intptr_t input;
@@ -42,6 +45,7 @@ typedef struct {
     intptr_t relu;
     const float *addend;
     uint8_t *mask;
+    intptr_t rounds_dx;
 } dtrain_bn_rows;
 
 /// sums[c] = Σ (x − pivot[c]), sums[channels + c] = Σ (x − pivot[c])² over the rows.
@@ -55,7 +59,8 @@ typedef void dtrain_bn_normalize_fn(const dtrain_bn_rows *r, float *y, uint16_t 
 /// ReLU.
 typedef void dtrain_bn_gradient_sums_fn(const dtrain_bn_rows *r, const float *dy, double *sums);
 
-/// dx = d·a + (x − mean)·slope + offset per channel, d = dy masked by a fused ReLU.
+/// dx = d·a + (x − mean)·slope + offset per channel, d = dy masked by a fused ReLU; rounded to bf16
+/// with `rounds_dx`.
 typedef void dtrain_bn_input_gradient_fn(const dtrain_bn_rows *r, const float *dy, const float *a,
                                          const float *slope, const float *offset, float *dx);
 

@@ -129,18 +129,19 @@ static inline __attribute__((always_inline)) void bn_normalize(const dtrain_bn_r
 static inline __attribute__((always_inline)) void bn_input_gradient(const dtrain_bn_rows *r, const float *dy,
                                                                     const float *a, const float *slope,
                                                                     const float *offset, float *dx, int source,
-                                                                    int relu) {
+                                                                    int relu, int round) {
     const intptr_t c = r->channels, element = operand_size(source);
     for (intptr_t row = r->first_row; row < r->first_row + r->row_count; row++) {
         const char *x = (const char *)r->x + row * c * element;
         const float *dy_row = dy + row * c;
         float *dx_row = dx + row * c;
-#define DX_WIDE(ch) bn_input_gradient_wide(x, dy_row, dx_row, r, a, slope, offset, source, relu, ch)
-#define DX_EIGHT(ch) bn_input_gradient_eight(x, dy_row, dx_row, r, a, slope, offset, source, relu, ch)
+#define DX_WIDE(ch) bn_input_gradient_wide(x, dy_row, dx_row, r, a, slope, offset, source, relu, round, ch)
+#define DX_EIGHT(ch) bn_input_gradient_eight(x, dy_row, dx_row, r, a, slope, offset, source, relu, round, ch)
 #define DX_SINGLE(ch) do { \
             const float v = operand_scalar(x, ch, source); \
             const float d = bn_masked(dy_row[ch], v, r, ch, relu); \
-            dx_row[ch] = d * a[ch] + (v - r->mean[ch]) * slope[ch] + offset[ch]; } while (0)
+            const float g = d * a[ch] + (v - r->mean[ch]) * slope[ch] + offset[ch]; \
+            dx_row[ch] = round ? operand_scalar(&g, 0, OPERAND_ROUNDED) : g; } while (0)
         FOR_BN_CHANNELS(c, DX_WIDE, DX_EIGHT, DX_SINGLE);
 #undef DX_WIDE
 #undef DX_EIGHT
@@ -192,8 +193,11 @@ static void KERNEL(dtrain_bn_gradient_sums)(const dtrain_bn_rows *r, const float
 
 static void KERNEL(dtrain_bn_input_gradient)(const dtrain_bn_rows *r, const float *dy, const float *a,
                                              const float *slope, const float *offset, float *dx) {
-#define BODY(source, relu) bn_input_gradient(r, dy, a, slope, offset, dx, source, relu)
-    BN_VARIANTS(r, BODY);
+#define BODY(source, relu) bn_input_gradient(r, dy, a, slope, offset, dx, source, relu, 0)
+#define ROUNDED_BODY(source, relu) bn_input_gradient(r, dy, a, slope, offset, dx, source, relu, 1)
+    if (r->rounds_dx) BN_VARIANTS(r, ROUNDED_BODY);
+    else BN_VARIANTS(r, BODY);
+#undef ROUNDED_BODY
 #undef BODY
 }
 

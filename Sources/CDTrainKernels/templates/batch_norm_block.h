@@ -86,8 +86,10 @@ static inline __attribute__((always_inline)) void BLOCK(bn_normalize)(const void
 static inline __attribute__((always_inline)) void BLOCK(bn_input_gradient)(const void *x, const float *dy, float *dx,
                                                                            const dtrain_bn_rows *r, const float *a,
                                                                            const float *slope, const float *offset,
-                                                                           int source, int relu, intptr_t ch) {
+                                                                           int source, int relu, int round,
+                                                                           intptr_t ch) {
     const VT v = BLOCK(operand)(x, ch, source);
     const VT d = BLOCK(bn_masked)(VLOAD(dy + ch), v, r, ch, relu);
-    VSTORE(dx + ch, d * VLOAD(a + ch) + (v - VLOAD(r->mean + ch)) * VLOAD(slope + ch) + VLOAD(offset + ch));
+    const VT g = d * VLOAD(a + ch) + (v - VLOAD(r->mean + ch)) * VLOAD(slope + ch) + VLOAD(offset + ch);
+    VSTORE(dx + ch, round ? BLOCK(bf16)(g) : g);
 }

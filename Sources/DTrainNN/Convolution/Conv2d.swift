@@ -70,6 +70,10 @@ public final class Conv2d: Layer {
     /// Whether, of those, the algorithm rounds x and dy itself as it reads them
     /// (`ConvolutionAlgorithm.roundsActivationsToBF16`), leaving only the weight to round here.
     private var roundsActivationsOnRead = false
+    /// Whether dy reaches backward already rounded to bf16, so that backward skips its rounding
+    /// pass: the BatchNorm after it writes its input gradient rounded (set by `Sequential`, only
+    /// where `roundsOutputGradientInPass`).
+    var outputGradientArrivesRounded = false
     /// With bf16 activation storage: x of the last train-mode forward, which backward widens into
     /// the rounded input's region (or hands to an algorithm that rounds on read, which reads it
     /// itself), since x itself may be overwritten once the next layer has run.
@@ -164,6 +168,11 @@ public final class Conv2d: Layer {
         return out
     }
 
+    /// Whether the last build rounds dy to bf16 in a pass of its own in backward, which the layer
+    /// after it could do as it writes dy instead: bf16 operands for the float32 kernels, not
+    /// rounded as the transforms read them, and no bias (its gradient sums the float32 dy).
+    var roundsOutputGradientInPass: Bool { roundsOperands && !roundsActivationsOnRead && bias == nil }
+
     /// Threads a pass uses: those in force, at most those the workspace was reserved for.
     private var passThreads: Int { max(1, min(Compute.threads, plannedThreads)) }
 
@@ -219,7 +228,9 @@ public final class Conv2d: Layer {
                 px = rounded.rounded(.input, px, count: x.count, workspace: workspace)
             }
             if roundsOperands {
-                if !roundsActivationsOnRead { pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace) }
+                if !roundsActivationsOnRead && !outputGradientArrivesRounded {
+                    pdy = rounded.rounded(.outputGradient, pdy, count: dy.count, workspace: workspace)
+                }
                 pw = rounded.rounded(.weight, pw, count: weight.count, workspace: workspace)
             }
         }

@@ -45,10 +45,12 @@ struct BatchNormKernels {
 
     /// Rows `rows` of `input`, `channels` per row, with per-channel normalisation
     /// (x − mean)·scale + shift and a fused `activation`; for `normalize`, a residual block's
-    /// shortcut added before the ReLU and the ReLU's mask (channels a multiple of 8), when given.
+    /// shortcut added before the ReLU and the ReLU's mask (channels a multiple of 8), when given;
+    /// for `inputGradient`, whether dx is written rounded to bf16.
     static func rows(_ input: Input, channels: Int, rows: Range<Int>, mean: UnsafePointer<Float>,
                      scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, activation: Activation,
-                     addend: UnsafePointer<Float>? = nil, mask: UnsafeMutablePointer<UInt8>? = nil) -> dtrain_bn_rows {
+                     addend: UnsafePointer<Float>? = nil, mask: UnsafeMutablePointer<UInt8>? = nil,
+                     roundsInputGradient: Bool = false) -> dtrain_bn_rows {
         let (pointer, kind): (UnsafeRawPointer, Int) = {
             switch input {
             case .float32(let p): return (UnsafeRawPointer(p), DTRAIN_BN_FLOAT32)
@@ -58,7 +60,7 @@ struct BatchNormKernels {
         }()
         return dtrain_bn_rows(x: pointer, input: kind, channels: channels, first_row: rows.lowerBound,
                               row_count: rows.count, mean: mean, scale: scale, shift: shift, relu: activation.rawValue,
-                              addend: addend, mask: mask)
+                              addend: addend, mask: mask, rounds_dx: roundsInputGradient ? 1 : 0)
     }
 
     /// sums[c] = Σ (x − pivot[c]), sums[C + c] = Σ (x − pivot[c])² over the rows.

@@ -45,6 +45,10 @@ public final class BatchNorm2d: Layer {
     /// The clamp of a following ReLU (max(·, 0)) or ReLU6 (then min(·, 6)) applied to the output,
     /// the gradient masked accordingly: that layer fused in. `.none`: the plain normalisation.
     var fusedActivation: BatchNormKernels.Activation = .none
+    /// Whether backward writes dx rounded to bf16: the dy of a bf16 convolution before it, which
+    /// would round it in a pass of its own (`Conv2d.outputGradientArrivesRounded`). Set by
+    /// `Sequential` when it builds.
+    var roundsInputGradientToBF16 = false
 
     /// A residual block's add and ReLU, done by the BatchNorm that ends the block's main branch as
     /// it normalises: y = act(BN(x) + shortcut), written into the block's output (which may be the
@@ -163,7 +167,7 @@ public final class BatchNorm2d: Layer {
                             epilogue: ResidualEpilogue? = nil) -> dtrain_bn_rows {
         BatchNormKernels.rows(input, channels: channels, rows: rows, mean: mean.pointer, scale: scale.pointer,
                               shift: shift.pointer, activation: epilogue?.relu == true ? .relu : activation,
-                              addend: epilogue?.shortcut, mask: epilogue?.mask)
+                              addend: epilogue?.shortcut, mask: epilogue?.mask, roundsInputGradient: roundsInputGradientToBF16)
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {

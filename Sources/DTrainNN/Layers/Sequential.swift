@@ -67,6 +67,17 @@ public final class Sequential: Layer, LayerContainer {
             }
             needsGradient = needsGradient || trainable
         }
+        // At bf16 on the float32 kernels, a convolution followed by a BatchNorm has the BatchNorm
+        // write its input gradient (the convolution's dy) rounded to bf16, and skips its own
+        // rounding pass over dy: the same values, one pass less.
+        for child in children { (child.layer as? BatchNorm2d)?.roundsInputGradientToBF16 = false }
+        for (i, child) in children.enumerated() {
+            guard let conv = child.layer as? Conv2d else { continue }
+            let bn = i + 1 < children.count ? children[i + 1].layer as? BatchNorm2d : nil
+            let folds = bn != nil && context.engine.contains(.bf16RoundingInBatchNorm) && conv.roundsOutputGradientInPass
+            conv.outputGradientArrivesRounded = folds
+            bn?.roundsInputGradientToBF16 = folds
+        }
         return shape
     }
 

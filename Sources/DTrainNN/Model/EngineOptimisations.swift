@@ -28,9 +28,14 @@ public struct EngineOptimisations: OptionSet, Sendable {
     /// block's output (`BatchNorm2d.ResidualEpilogue`): one pass less forward. Off, the BatchNorm
     /// writes its own output and the block adds in a pass of its own.
     public static let fuseResidualAdd = EngineOptimisations(rawValue: 1 << 5)
+    /// With bf16 precision on the float32 kernels, a BatchNorm2d after a convolution writes its
+    /// input gradient (the convolution's dy) rounded to bf16, and the convolution skips its own
+    /// rounding pass over dy (`Conv2d.outputGradientArrivesRounded`). Off, the convolution rounds
+    /// dy itself. The same values either way; no effect at fp32.
+    public static let bf16RoundingInBatchNorm = EngineOptimisations(rawValue: 1 << 6)
 
     public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory,
-                                                  .bf16ActivationStorage, .fuseResidualAdd]
+                                                  .bf16ActivationStorage, .fuseResidualAdd, .bf16RoundingInBatchNorm]
 
     /// The names `dtrain bench --without` takes.
     public static let names: [(name: String, option: EngineOptimisations)] = [
@@ -40,5 +45,6 @@ public struct EngineOptimisations: OptionSet, Sendable {
         ("shared-gradients", .sharedGradientMemory),
         ("bf16-activations", .bf16ActivationStorage),
         ("fuse-residual-add", .fuseResidualAdd),
+        ("bf16-dy-in-batchnorm", .bf16RoundingInBatchNorm),
     ]
 }
