@@ -12,7 +12,12 @@ static intptr_t round_up(intptr_t x, intptr_t step) { return (x + step - 1) / st
 
 intptr_t dtrain_gemm_bf16_pack_elements(intptr_t m, intptr_t n, intptr_t k) {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    return 2 * ((k + 1) / 2) * (round_up(m, DTRAIN_GEMM_BF16_ROWS_MAX) + round_up(n, DTRAIN_GEMM_BF16_COLUMNS_MAX));
+    return 4 * ((k + 1) / 2) * (round_up(m, DTRAIN_GEMM_BF16_ROWS_MAX) + round_up(n, DTRAIN_GEMM_BF16_COLUMNS_MAX));
+}
+
+intptr_t dtrain_gemm_bf16_widened_packed_b_floats(intptr_t n, intptr_t k) {
+    if (n <= 0 || k <= 0) return 0;
+    return (k + 1) / 2 * 2 * round_up(n, 32);
 }
 
 static float rounded(float x) { return dtrain_float_from_bf16(dtrain_bf16_from_float(x)); }

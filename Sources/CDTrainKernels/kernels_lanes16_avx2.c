@@ -19,6 +19,7 @@
 #include "templates/vector.h"
 #include "templates/small_gemm.h"
 #include "templates/gemm_bf16.h"
+#include "templates/gemm_bf16_widened.h"
 #include "templates/elementwise.h"
 #include "templates/operand.h"
 #include "templates/batch_norm.h"

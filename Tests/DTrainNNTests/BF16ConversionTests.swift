@@ -96,11 +96,16 @@ final class BF16ConversionTests: XCTestCase {
                     } } }
                     let what = "\(variant.rawValue) \(transA ? "T" : "N")\(transB ? "T" : "N")"
                     // Element (line, p) of a panel set: word (panel·pairs + p / 2)·width + line % width,
-                    // half p % 2.
+                    // half p % 2. The widened variants hold floats instead, element p ^ 1 of the
+                    // panel's row, whose high half is the bf16 and whose low half must be zero.
+                    let widened = variant.widensWhilePacking, scale = widened ? 2 : 1
                     func packed(_ base: Int, width: Int, line: Int, _ p: Int) -> UInt16 {
-                        pack[base + 2 * ((line / width * pairs + p / 2) * width + line % width) + p % 2]
+                        guard widened else { return pack[base + 2 * ((line / width * pairs + p / 2) * width + line % width) + p % 2] }
+                        let float = base + 2 * ((line / width * 2 * pairs + (p ^ 1)) * width + line % width)
+                        XCTAssertEqual(pack[float], 0, "\(what) low half of a widened bf16 (\(line), \(p))")
+                        return pack[float + 1]
                     }
-                    let aLines = (m + rows - 1) / rows * rows, bBase = 2 * pairs * aLines
+                    let aLines = (m + rows - 1) / rows * rows, bBase = scale * 2 * pairs * aLines
                     for i in 0..<aLines {
                         for p in 0..<(2 * pairs) {
                             let got = packed(0, width: rows, line: i, p)

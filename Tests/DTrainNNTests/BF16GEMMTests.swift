@@ -15,6 +15,8 @@ final class BF16GEMMTests: XCTestCase {
         (1, 1, 1), (1, 1, 2), (2, 3, 1), (4, 16, 8), (5, 17, 3), (8, 32, 16), (9, 33, 17), (13, 40, 9),
         (3, 70, 65), (70, 3, 64), (31, 47, 33), (64, 64, 64), (65, 63, 69), (7, 8, 70), (17, 31, 2),
         (1, 70, 70), (70, 1, 70), (33, 64, 15), (3, 5, 0), (12, 48, 7),
+        // k past one or two of the widened variants' 256-element slices, odd and even.
+        (9, 33, 300), (13, 65, 517), (3, 5, 257),
     ]
     static let betas: [Float] = [0, 1, -0.5]
 
@@ -25,6 +27,9 @@ final class BF16GEMMTests: XCTestCase {
     /// The sixteen-lane source of the avx512 and avx512bf16 variants, compiled for AVX2: checked on
     /// every machine.
     func testSixteenLaneSourceCompiledForAVX2() throws { try check(.lanes16AVX2) }
+    func testWidenedAVX512() throws { try check(.widenedAVX512) }
+    /// The widened source compiled for AVX2: checked on every machine.
+    func testWidenedSourceCompiledForAVX2() throws { try check(.widenedLanes16AVX2) }
 
     func testVariantChoice() {
         XCTAssertEqual(BF16GEMM.Variant(.avx2, cpuHasBF16: false), .avx2)
@@ -110,12 +115,58 @@ final class BF16GEMMTests: XCTestCase {
             let pairs = (k + 1) / 2
             for variant in BF16GEMM.Variant.allCases where variant != .reference {
                 let (rows, columns) = variant.panel
-                let needed = 2 * pairs * ((m + rows - 1) / rows * rows + (n + columns - 1) / columns * columns)
+                let needed = (variant.widensWhilePacking ? 4 : 2) * pairs * ((m + rows - 1) / rows * rows + (n + columns - 1) / columns * columns)
                 XCTAssertLessThanOrEqual(needed, BF16GEMM.packElements(m: m, n: n, k: k), "\(variant) \(m)x\(n)x\(k)")
             }
         }
         XCTAssertEqual(BF16GEMM.packElements(m: 0, n: 5, k: 5), 0)
         XCTAssertEqual(BF16GEMM.packElements(m: 5, n: 5, k: 0), 0)
+    }
+
+    /// A widened variant's product with op(B) packed ahead (`packB`, in two column ranges where n
+    /// spans two panels, then `gemm(packedB:)`) is its product from the operands, bit for bit, over
+    /// the shapes above (beta 0, all four storage orders).
+    func testWidenedProductsWithBPackedAhead() throws {
+        var ran = 0
+        for variant in [BF16GEMM.Variant.widenedAVX512, .widenedLanes16AVX2] where variant.missingExtension == nil {
+            ran += 1
+            var seed: UInt64 = 900
+            for shape in Self.shapes where shape.m > 0 && shape.n > 0 {
+                for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                    seed += 1
+                    let problem = Problem(shape, transA: transA, transB: transB, beta: 0, seed: seed)
+                    let expected = problem.run(variant)
+                    var got = problem.c
+                    var packedB = [Float](repeating: .nan, count: BF16GEMM.packedBFloats(n: shape.n, k: shape.k))
+                    var pack = [UInt16](repeating: 0x7FC1, count: BF16GEMM.packElements(m: shape.m, n: 1, k: shape.k))
+                    problem.b.withUnsafeBufferPointer { pb in packedB.withUnsafeMutableBufferPointer { pp in
+                        // In two calls where there are two panels of columns, as threads split it.
+                        let cut = shape.n > BF16GEMM.widenedPanelColumns ? BF16GEMM.widenedPanelColumns : shape.n
+                        for columns in [0..<cut, cut..<shape.n] where !columns.isEmpty {
+                            BF16GEMM.packB(variant, transB: transB, n: shape.n, k: shape.k, b: pb.baseAddress!, ldb: problem.ldb,
+                                           into: pp.baseAddress!, columns: columns)
+                        }
+                    } }
+                    problem.a.withUnsafeBufferPointer { pa in packedB.withUnsafeBufferPointer { pp in
+                        got.withUnsafeMutableBufferPointer { pc in pack.withUnsafeMutableBufferPointer { ps in
+                            BF16GEMM.gemm(variant, transA: transA, m: shape.m, n: shape.n, k: shape.k, a: pa.baseAddress!,
+                                          lda: problem.lda, packedB: pp.baseAddress!, c: pc.baseAddress!, ldc: problem.ldc,
+                                          pack: ps.baseAddress!)
+                        } }
+                    } }
+                    let what = "\(variant.rawValue) \(problem)"
+                    for i in 0..<shape.m {
+                        for j in 0..<shape.n {
+                            XCTAssertEqual(got[i * problem.ldc + j].bitPattern, expected[i * problem.ldc + j].bitPattern,
+                                           "\(what) at (\(i), \(j))")
+                        }
+                        // Past n, C is untouched (NaN with beta 0).
+                        for j in shape.n..<problem.ldc { XCTAssertTrue(got[i * problem.ldc + j].isNaN, "\(what) wrote C(\(i), \(j))") }
+                    }
+                }
+            }
+        }
+        if ran == 0 { throw XCTSkip("no widened bf16 GEMM variant runs on this CPU (it lacks avx2)") }
     }
 
     // MARK: - Variants against the reference

@@ -87,7 +87,7 @@ final class MixedPrecisionTests: XCTestCase {
             ("linear", FeatureShape(features: 40), { Linear(inFeatures: 40, outFeatures: 12) }),
         ]
         var ran = 0
-        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16] where variant.missingExtension == nil {
+        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16, .widenedLanes16AVX2, .widenedAVX512] where variant.missingExtension == nil {
             for (name, input, make) in cases {
                 try checkBF16Kernels("\(name), \(variant.rawValue)", input: input, batch: 3, variant: variant, make: make)
             }
@@ -107,7 +107,7 @@ final class MixedPrecisionTests: XCTestCase {
              { Conv2d(inChannels: 24, outChannels: 16, kernelSize: 1, bias: true) }),
         ]
         var ran = 0
-        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16] where variant.missingExtension == nil {
+        for variant in [BF16GEMM.Variant.avx2, .lanes16AVX2, .avx512, .avx512bf16, .widenedLanes16AVX2, .widenedAVX512] where variant.missingExtension == nil {
             for (name, input, make) in cases {
                 var rng = SeededRandom(seed: 17)
                 func randoms(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.normal()) } }

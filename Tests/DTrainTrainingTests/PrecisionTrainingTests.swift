@@ -60,28 +60,37 @@ final class PrecisionTrainingTests: XCTestCase {
         XCTAssertEqual(lines.map { $0["precision"] as? String }, precisions)
     }
 
-    /// The digits, 8 epochs of resnet20 at each precision from the same seed: bf16 ends within
+    /// The digits, 8 epochs of resnet20 at each precision from the same seeds: bf16 ends within
     /// 0.5 points of fp32's validation top-1. The end is the mean of the last three epochs' top-1
-    /// (learning rates 0.0074 to 0 of the cosine schedule): one epoch's top-1 on the 364
-    /// validation images moves by a point between neighbouring epochs of one run (measured
-    /// 98.63, 98.63, 98.08 for fp32 on this seed), more than the difference the test is after.
+    /// (learning rates 0.0074 to 0 of the cosine schedule), averaged over three seeds. One run is
+    /// too noisy a measure for half a point: one epoch's top-1 on the 364 validation images moves
+    /// by a point between neighbouring epochs of one run, and the fp32 runs of seeds 0, 1 and 2
+    /// end 0.7 points apart (98.08, 98.81, 98.81; bf16 98.63, 99.18, 98.90, measured with the
+    /// widened bf16 GEMM kernels on an Intel Xeon with AVX512_BF16).
     func testBF16DigitsRunEndsWithinHalfAPointOfFP32() throws {
         let dir = temporaryDirectory(self)
         var top1: [String: Double] = [:]
+        let seeds = [0, 1, 2]
         for precision in ["fp32", "bf16"] {
-            let output = dir.appendingPathComponent(precision)
-            let run = try dtrain(["resnet20", "--epochs", "8", "--batch-size", "16", "--lr", "0.05", "--lr-schedule", "cosine",
-                                  "--workers", "1", "--output", output.path, "--precision", precision], environment: Self.emulation)
-            XCTAssertEqual(run.status, 0, run.transcript)
-            let epochs = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-                .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
-            XCTAssertEqual(epochs.count, 8, run.transcript)
-            XCTAssertEqual(Set(epochs.compactMap { $0["precision"] as? String }), [precision])
-            let last = try epochs.suffix(3).map { try XCTUnwrap($0["val_top1"] as? Double) }
-            top1[precision] = last.reduce(0, +) / Double(last.count)
+            var ends: [Double] = []
+            for seed in seeds {
+                let output = dir.appendingPathComponent("\(precision)-\(seed)")
+                let run = try dtrain(["resnet20", "--epochs", "8", "--batch-size", "16", "--lr", "0.05", "--lr-schedule", "cosine",
+                                      "--workers", "1", "--seed", String(seed), "--output", output.path, "--precision", precision],
+                                     environment: Self.emulation)
+                XCTAssertEqual(run.status, 0, run.transcript)
+                let epochs = try String(contentsOf: output.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+                    .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+                XCTAssertEqual(epochs.count, 8, run.transcript)
+                XCTAssertEqual(Set(epochs.compactMap { $0["precision"] as? String }), [precision])
+                let last = try epochs.suffix(3).map { try XCTUnwrap($0["val_top1"] as? Double) }
+                ends.append(last.reduce(0, +) / Double(last.count))
+                if precision == "fp32" { XCTAssertGreaterThan(ends.last!, 0.95, "the fp32 run of seed \(seed) did not learn the digits") }
+            }
+            top1[precision] = ends.reduce(0, +) / Double(ends.count)
         }
         let fp32 = try XCTUnwrap(top1["fp32"]), bf16 = try XCTUnwrap(top1["bf16"])
-        XCTAssertGreaterThan(fp32, 0.95, "the fp32 run did not learn the digits")
-        XCTAssertLessThanOrEqual(abs(bf16 - fp32), 0.005, "bf16 top-1 \(bf16) against fp32 \(fp32) (mean of the last 3 epochs)")
+        XCTAssertLessThanOrEqual(abs(bf16 - fp32), 0.005,
+                                 "bf16 top-1 \(bf16) against fp32 \(fp32) (mean of the last 3 epochs over seeds \(seeds))")
     }
 }

@@ -36,7 +36,9 @@
 // by a shift and a mask, and two fused multiply-adds), `avx512` (the same with sixteen lanes,
 // AVX-512F), `avx512bf16` (sixteen lanes, VDPBF16PS on the same packing and blocking), and
 // `lanes16_avx2` (the sixteen-lane emulated source compiled for AVX2: only for tests, so CPUs
-// without AVX-512 check the blocking that `avx512` and `avx512bf16` run). A variant may only be
+// without AVX-512 check the blocking that `avx512` and `avx512bf16` run), and `widened_avx512`
+// (float panels, full-rate FMAs; its own layout, below) with its AVX2 build
+// `widened_lanes16_avx2` for tests. A variant may only be
 // called on a CPU that has its extensions (`dtrain_cpu_has`): avx2 + fma; avx512f/dq/bw/vl;
 // those and avx512_bf16.
 
@@ -69,8 +71,9 @@ void dtrain_bf16_unpack(const uint16_t *h, float *out, intptr_t n);
 void dtrain_bf16_sum(const uint16_t *in, uint16_t *inout, intptr_t n);
 
 /// uint16 elements of `pack` that every variant needs for an m × n × k product:
-/// 2 · ceil(k / 2) · (m rounded up to DTRAIN_GEMM_BF16_ROWS_MAX + n rounded up to
-/// DTRAIN_GEMM_BF16_COLUMNS_MAX). 0 for an empty product.
+/// 4 · ceil(k / 2) · (m rounded up to DTRAIN_GEMM_BF16_ROWS_MAX + n rounded up to
+/// DTRAIN_GEMM_BF16_COLUMNS_MAX), what the `widened` variants' float panels take (the others use
+/// half of it). 0 for an empty product.
 intptr_t dtrain_gemm_bf16_pack_elements(intptr_t m, intptr_t n, intptr_t k);
 
 /// The definition of the numerics: plain scalar C, portable; does not use `pack`.
@@ -95,6 +98,39 @@ void dtrain_gemm_bf16_avx512bf16(int trans_a, int trans_b, intptr_t m, intptr_t 
 /// 1 the bf16 GEMM kernels outrun sgemm on rounded operands: AMD Zen 4 runs VDPBF16PS at twice
 /// the FMAs' rate; some Intel Xeons at half of it. Only on a CPU with AVX512_BF16.
 double dtrain_bf16_dot_speed_ratio(void);
+/// Sixteen lanes (AVX-512F) at the float32 FMAs' rate: A and B rounded to bf16 and widened back
+/// to floats as they are packed (k in pairs, odd element first, into float panels of 8 rows and
+/// of 32 columns: templates/gemm_bf16_widened.h), then a float32 GEMM over the panels. The
+/// reference's results bit for bit. For CPUs whose VDPBF16PS is not faster than their FMAs.
+void dtrain_gemm_bf16_widened_avx512(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                                     const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                                     float *c, intptr_t ldc, uint16_t *pack);
+/// Columns first ..< end of op(B) (k × n, B is n × k when trans_b) packed for
+/// dtrain_gemm_bf16_widened_packed_avx512 into `packed`, dtrain_gemm_bf16_widened_packed_b_floats(n, k)
+/// floats for all n columns: rounded to bf16 once for every product that multiplies by it (a
+/// layer's weight, across its threads' row blocks). `first` is a multiple of 32 (threads pack
+/// ranges of columns side by side); nothing is packed otherwise.
+void dtrain_gemm_bf16_widened_pack_b_avx512(int trans_b, intptr_t n, intptr_t k, const float *b, intptr_t ldb,
+                                            float *packed, intptr_t first, intptr_t end);
+/// C = op(A) · op(B) (beta 0) with op(B) packed by dtrain_gemm_bf16_widened_pack_b_avx512: the
+/// results of dtrain_gemm_bf16_widened_avx512, bit for bit. `pack` is scratch for op(A), at least
+/// dtrain_gemm_bf16_pack_elements(m, 1, k) elements.
+void dtrain_gemm_bf16_widened_packed_avx512(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a,
+                                            intptr_t lda, const float *packed_b, float *c, intptr_t ldc,
+                                            uint16_t *pack);
+/// Floats of op(B) packed for the widened variants' `packed` calls: 2·ceil(k / 2) · (n rounded up
+/// to 32). 0 for an empty product.
+intptr_t dtrain_gemm_bf16_widened_packed_b_floats(intptr_t n, intptr_t k);
+/// The same source compiled for AVX2: tests only, as below.
+void dtrain_gemm_bf16_widened_pack_b_lanes16_avx2(int trans_b, intptr_t n, intptr_t k, const float *b, intptr_t ldb,
+                                                  float *packed, intptr_t first, intptr_t end);
+void dtrain_gemm_bf16_widened_packed_lanes16_avx2(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a,
+                                                  intptr_t lda, const float *packed_b, float *c, intptr_t ldc,
+                                                  uint16_t *pack);
+/// The same source compiled for AVX2: tests only, as below.
+void dtrain_gemm_bf16_widened_lanes16_avx2(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
+                                           const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,
+                                           float *c, intptr_t ldc, uint16_t *pack);
 /// The sixteen-lane emulated source compiled for AVX2: tests only.
 void dtrain_gemm_bf16_lanes16_avx2(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k,
                                    const float *a, intptr_t lda, const float *b, intptr_t ldb, float beta,

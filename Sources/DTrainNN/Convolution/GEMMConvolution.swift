@@ -54,13 +54,44 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         let og = outChannels / geo.groups, kc = geo.groupColumns
         let blockRows = pointwise ? min(max(1, maxBatch * geo.outPixels), LayerGEMM.bf16RowBlock) : tileRows
         products = LayerGEMM(bf16: bf16, products: [(blockRows, og, kc), (og, kc, blockRows), (blockRows, kc, og)])
+        // Every group's weight as forward (og × kc, transposed) and backward-data (kc × og) take it.
+        packedWeightSlice = max(products.packedBFloats(n: og, k: kc), products.packedBFloats(n: kc, k: og))
+        packedWeightFloats = geo.groups * packedWeightSlice
+    }
+
+    /// Floats of one group's weight packed once per pass (`LayerGEMM.packsSharedOperand`), and of
+    /// all groups'; 0 otherwise.
+    let packedWeightSlice: Int
+    let packedWeightFloats: Int
+
+    /// The packed weights' region, after the threads' slices.
+    private func packedWeights(_ ws: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<Float> {
+        ws + threads * (columnSlice + products.packFloats) + (threads - 1) * partialSlice
+    }
+
+    /// Packs every group's op(B) = the weight (og × kc, transposed for forward; kc × og for
+    /// backward data) once, its panels of columns split across threads (groups, when there are
+    /// as many as threads).
+    private func packWeights(_ w: UnsafePointer<Float>, forward: Bool, into packed: UnsafeMutablePointer<Float>, threads: Int) {
+        let og = outChannels / geo.groups, kc = geo.groupColumns, slice = packedWeightSlice, products = products
+        let n = forward ? og : kc, k = forward ? kc : og, step = BF16GEMM.widenedPanelColumns
+        let panels = (n + step - 1) / step, groups = geo.groups
+        let byGroup = groups >= threads
+        parallelChunks(byGroup ? groups : panels, chunks: max(1, min(threads, byGroup ? groups : panels))) { _, range in
+            for g in byGroup ? range : 0..<groups {
+                let columns = byGroup ? 0..<n : (range.lowerBound * step)..<min(n, range.upperBound * step)
+                products.packB(transB: forward, n: n, k: k, b: w + g * og * kc, ldb: kc, into: packed + g * slice, columns: columns)
+            }
+        }
     }
 
     var multipliesInBF16: Bool { products.bf16 != nil }
 
     /// A column slice per thread, a partial dW for every thread but the first, and a bf16 packing
     /// slice per thread.
-    func workspaceFloats(threads: Int) -> Int { threads * (columnSlice + products.packFloats) + (threads - 1) * partialSlice }
+    func workspaceFloats(threads: Int) -> Int {
+        threads * (columnSlice + products.packFloats) + (threads - 1) * partialSlice + packedWeightFloats
+    }
 
     /// Thread `chunk`'s bf16 packing slice (nil for sgemm).
     private func packSlice(_ ws: UnsafeMutablePointer<Float>?, chunk: Int, threads: Int) -> UnsafeMutablePointer<Float>? {
@@ -77,6 +108,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         let pointwise = pointwise, tile = tileRows, slice = columnSlice, products = products
         let ws = pointwise && !multipliesInBF16 ? nil : workspace.pointer(count: workspaceFloats(threads: threads))
         let chunks = max(1, min(threads, rows / 16))
+        let packed = products.packsSharedOperand && rows > 0 ? packedWeights(ws!, threads: threads) : nil
+        if let packed { packWeights(w, forward: true, into: packed, threads: threads) }
+        let packedSlice = packedWeightSlice
 
         BLAS.singleThreaded {
             parallelChunks(rows, chunks: chunks) { chunk, range in
@@ -87,6 +121,11 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                     while m0 < range.upperBound {
                         let r = min(block, range.upperBound - m0)
                         for g in 0..<groups {
+                            if let packed {
+                                products.gemm(m: r, n: og, k: cg, a: px + m0 * c + g * cg, lda: c, packedB: packed + g * packedSlice,
+                                              c: py + m0 * o + g * og, ldc: o, pack: pack!)
+                                continue
+                            }
                             products.gemm(transB: true, m: r, n: og, k: cg,
                                           a: px + m0 * c + g * cg, lda: c, b: w + g * og * cg, ldb: cg,
                                           c: py + m0 * o + g * og, ldc: o, pack: pack)
@@ -102,6 +141,11 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                     let r = min(tile, range.upperBound - m0)
                     geo.im2col(px, rows: m0..<(m0 + r), into: col)
                     for g in 0..<groups {
+                        if let packed {
+                            products.gemm(m: r, n: og, k: kc, a: col + g * kc, lda: ld, packedB: packed + g * packedSlice,
+                                          c: py + m0 * o + g * og, ldc: o, pack: pack!)
+                            continue
+                        }
                         products.gemm(transB: true, m: r, n: og, k: kc,
                                       a: col + g * kc, lda: ld, b: w + g * og * kc, ldb: kc,
                                       c: py + m0 * o + g * og, ldc: o, pack: pack)
@@ -133,6 +177,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
         let chunks = pointwise ? max(1, min(threads, rows / 16)) : min(threads, batch)
         let units = pointwise ? rows : batch
         let imageFloats = geo.inPixels * c
+        let packed = products.packsSharedOperand && pdx != nil ? packedWeights(ws, threads: threads) : nil
+        if let packed { packWeights(w, forward: false, into: packed, threads: threads) }
+        let packedSlice = packedWeightSlice
 
         // With the profiler on, each thread times its weight-gradient and data-gradient parts, and
         // the pass's wall time is split between the two kinds in that proportion.
@@ -165,6 +212,11 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                         while m0 < unitRange.upperBound {
                             let r = min(block, unitRange.upperBound - m0)
                             for g in 0..<groups {
+                                if let packed {
+                                    products.gemm(m: r, n: cg, k: og, a: pdy + m0 * o + g * og, lda: o,
+                                                  packedB: packed + g * packedSlice, c: pdx + m0 * c + g * cg, ldc: c, pack: pack!)
+                                    continue
+                                }
                                 products.gemm(m: r, n: cg, k: og,
                                               a: pdy + m0 * o + g * og, lda: o, b: w + g * og * cg, ldb: cg,
                                               c: pdx + m0 * c + g * cg, ldc: c, pack: pack)
@@ -201,6 +253,11 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                         }
                         // The column gradient overwrites the columns (every group's block is written).
                         for g in 0..<groups {
+                            if let packed {
+                                products.gemm(m: r, n: kc, k: og, a: dyTile + g * og, lda: o, packedB: packed + g * packedSlice,
+                                              c: col + g * kc, ldc: ld, pack: pack!)
+                                continue
+                            }
                             products.gemm(m: r, n: kc, k: og,
                                           a: dyTile + g * og, lda: o, b: w + g * og * kc, ldb: kc,
                                           c: col + g * kc, ldc: ld, pack: pack)

@@ -46,6 +46,28 @@ struct LayerGEMM {
         }
     }
 
+    /// Whether a shared operand (a layer's weight) is packed once per pass (`packB`) for the
+    /// products that multiply by it: the widened bf16 kernels.
+    var packsSharedOperand: Bool { bf16?.widensWhilePacking ?? false }
+
+    /// Floats of a shared op(B) (k × n) packed by `packB` (0 unless `packsSharedOperand`).
+    func packedBFloats(n: Int, k: Int) -> Int { packsSharedOperand ? workspaceAligned(BF16GEMM.packedBFloats(n: n, k: k)) : 0 }
+
+    /// Packs op(B) for `gemm(transA:m:n:k:a:lda:packedB:c:ldc:pack:)`; only where `packsSharedOperand`.
+    func packB(transB: Bool, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int, into packed: UnsafeMutablePointer<Float>,
+               columns: Range<Int>? = nil) {
+        BF16GEMM.packB(bf16!, transB: transB, n: n, k: k, b: b, ldb: ldb, into: packed, columns: columns)
+    }
+
+    /// C[m×n] = op(A) · op(B) with op(B) from `packB` (beta 0). `pack`: this thread's `packFloats` floats.
+    @inline(__always)
+    func gemm(transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+              packedB: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, pack: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pack).withMemoryRebound(to: UInt16.self, capacity: packElements) { p in
+            BF16GEMM.gemm(bf16!, transA: transA, m: m, n: n, k: k, a: a, lda: lda, packedB: packedB, c: c, ldc: ldc, pack: p)
+        }
+    }
+
     /// `gemm` for a product called outside the layer's own parallel split (linear layers): with
     /// sgemm its columns are cut across dtrain's threads, one single-threaded sgemm per slice,
     /// since OpenBLAS's own threading allocates on every call and a training step allocates

@@ -34,8 +34,15 @@ public struct EngineOptimisations: OptionSet, Sendable {
     /// dy itself. The same values either way; no effect at fp32.
     public static let bf16RoundingInBatchNorm = EngineOptimisations(rawValue: 1 << 6)
 
+    /// With bf16 precision on a CPU whose VDPBF16PS does not outrun its FMAs, GEMM-based layers
+    /// multiply with `BF16GEMM.Variant.widenedAVX512`, which rounds the operands as it packs them
+    /// and runs float32 FMAs at their full rate. Off, they round their operands in passes of
+    /// their own and call sgemm. The same values up to summation order; no effect at fp32.
+    public static let bf16WidenedGEMM = EngineOptimisations(rawValue: 1 << 7)
+
     public static let all: EngineOptimisations = [.fuseBatchNormReLU, .directGroupedConvolution, .winograd, .sharedGradientMemory,
-                                                  .bf16ActivationStorage, .fuseResidualAdd, .bf16RoundingInBatchNorm]
+                                                  .bf16ActivationStorage, .fuseResidualAdd, .bf16RoundingInBatchNorm,
+                                                  .bf16WidenedGEMM]
 
     /// The names `dtrain bench --without` takes.
     public static let names: [(name: String, option: EngineOptimisations)] = [
@@ -46,5 +53,6 @@ public struct EngineOptimisations: OptionSet, Sendable {
         ("bf16-activations", .bf16ActivationStorage),
         ("fuse-residual-add", .fuseResidualAdd),
         ("bf16-dy-in-batchnorm", .bf16RoundingInBatchNorm),
+        ("bf16-widened-gemm", .bf16WidenedGEMM),
     ]
 }

@@ -25,9 +25,10 @@ public final class BuildContext {
     /// The arithmetic of convolutions and linear layers (bf16: `RoundedOperands`).
     public let precision: Precision
     /// With bf16 precision, the bf16 GEMM kernels that GEMM-based layers multiply with (nil: they
-    /// round their operands and use sgemm): VDPBF16PS with the avx512 set on a CPU with
-    /// AVX512_BF16 that runs it faster than float32 FMAs (`KernelSet.bf16DotProductsPayOff`).
-    /// Tests set an emulated variant to run the same path on any CPU.
+    /// round their operands and use sgemm): with the avx512 set, VDPBF16PS on a CPU with
+    /// AVX512_BF16 that runs it faster than float32 FMAs (`KernelSet.bf16DotProductsPayOff`),
+    /// otherwise the widened kernels (`EngineOptimisations.bf16WidenedGEMM`). Tests set an
+    /// emulated variant to run the same path on any CPU.
     var bf16GEMM: BF16GEMM.Variant?
 
     /// - Parameters:
@@ -43,10 +44,17 @@ public final class BuildContext {
     public init(workspace: Workspace, seed: UInt64 = 0, engine: EngineOptimisations = .all, sharesGradients: Bool = false,
                 kernels: KernelSet = .best, precision: Precision = .fp32, storesActivationsInBF16: Bool = false) {
         self.precision = precision
-        // Only the VDPBF16PS variant can beat rounding copies for sgemm, and only where it
-        // outruns the FMAs; the emulated ones are for tests.
+        // VDPBF16PS where it outruns the FMAs; otherwise, with AVX-512, the widened kernels (the
+        // FMAs at full rate, rounding while packing) unless switched off; else rounding copies for
+        // sgemm. The emulated variants are for tests.
         let variant = BF16GEMM.Variant(kernels)
-        bf16GEMM = precision == .bf16 && variant == .avx512bf16 && KernelSet.bf16DotProductsPayOff ? variant : nil
+        if precision != .bf16 || kernels != .avx512 {
+            bf16GEMM = nil
+        } else if variant == .avx512bf16 && KernelSet.bf16DotProductsPayOff {
+            bf16GEMM = variant
+        } else {
+            bf16GEMM = engine.contains(.bf16WidenedGEMM) ? .widenedAVX512 : nil
+        }
         self.workspace = workspace
         self.seed = seed
         self.engine = engine
