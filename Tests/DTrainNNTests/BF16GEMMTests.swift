@@ -169,6 +169,40 @@ final class BF16GEMMTests: XCTestCase {
         if ran == 0 { throw XCTSkip("no widened bf16 GEMM variant runs on this CPU (it lacks avx2)") }
     }
 
+    /// A widened variant's product with B given as bf16 values (`gemm(bBF16:)`, B not transposed,
+    /// as a layer's bf16 copy of its input) is its product with those values as floats, bit for
+    /// bit, for every beta.
+    func testWidenedProductsWithBF16B() throws {
+        var ran = 0
+        for variant in [BF16GEMM.Variant.widenedAVX512, .widenedLanes16AVX2] where variant.missingExtension == nil {
+            ran += 1
+            var seed: UInt64 = 1700
+            for shape in Self.shapes where shape.m > 0 && shape.n > 0 {
+                for transA in [false, true] {
+                    for beta in Self.betas {
+                        seed += 1
+                        let problem = Problem(shape, transA: transA, transB: false, beta: beta, seed: seed)
+                        let bits = problem.b.map { BF16GEMM.bf16($0) }
+                        let expected = problem.run(variant)
+                        var got = problem.c
+                        var pack = [UInt16](repeating: 0x7FC1, count: BF16GEMM.packElements(m: shape.m, n: shape.n, k: shape.k))
+                        problem.a.withUnsafeBufferPointer { pa in bits.withUnsafeBufferPointer { pb in
+                            got.withUnsafeMutableBufferPointer { pc in pack.withUnsafeMutableBufferPointer { ps in
+                                BF16GEMM.gemm(variant, transA: transA, m: shape.m, n: shape.n, k: shape.k, a: pa.baseAddress!,
+                                              lda: problem.lda, bBF16: pb.baseAddress!, ldb: problem.ldb, beta: beta,
+                                              c: pc.baseAddress!, ldc: problem.ldc, pack: ps.baseAddress!)
+                            } }
+                        } }
+                        for i in 0..<(shape.m * problem.ldc) {
+                            XCTAssertEqual(got[i].bitPattern, expected[i].bitPattern, "\(variant.rawValue) \(problem) element \(i)")
+                        }
+                    }
+                }
+            }
+        }
+        if ran == 0 { throw XCTSkip("no widened bf16 GEMM variant runs on this CPU (it lacks avx2)") }
+    }
+
     // MARK: - Variants against the reference
 
     private func skipUnlessSupported(_ variant: BF16GEMM.Variant) throws {

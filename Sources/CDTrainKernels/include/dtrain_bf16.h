@@ -118,6 +118,15 @@ void dtrain_gemm_bf16_widened_pack_b_avx512(int trans_b, intptr_t n, intptr_t k,
 void dtrain_gemm_bf16_widened_packed_avx512(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a,
                                             intptr_t lda, const float *packed_b, float *c, intptr_t ldc,
                                             uint16_t *pack);
+/// dtrain_gemm_bf16_widened_avx512 with B (k × n, not transposed) given as bf16 values (a layer's
+/// bf16 copy of its input, `ldb` elements a row), widened as they are packed: the same results
+/// as passing those values as floats.
+void dtrain_gemm_bf16_widened_bf16_b_avx512(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a,
+                                            intptr_t lda, const uint16_t *b, intptr_t ldb, float beta, float *c,
+                                            intptr_t ldc, uint16_t *pack);
+void dtrain_gemm_bf16_widened_bf16_b_lanes16_avx2(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a,
+                                                  intptr_t lda, const uint16_t *b, intptr_t ldb, float beta, float *c,
+                                                  intptr_t ldc, uint16_t *pack);
 /// Floats of op(B) packed for the widened variants' `packed` calls: 2·ceil(k / 2) · (n rounded up
 /// to 32). 0 for an empty product.
 intptr_t dtrain_gemm_bf16_widened_packed_b_floats(intptr_t n, intptr_t k);

@@ -101,6 +101,27 @@ static void widened_pack_across(float *dst, intptr_t width, intptr_t panel, cons
     }
 }
 
+/// widened_pack_across from bf16 values (a layer's bf16 copy of its input): each widened exactly.
+static void widened_pack_across_bf16(float *dst, intptr_t width, intptr_t panel, const uint16_t *src,
+                                     intptr_t depth_step, intptr_t lines, intptr_t k) {
+    intptr_t kk = (k + 1) / 2 * 2, padded = (lines + width - 1) / width * width;
+    for (intptr_t e = 0; e < kk; e++) {
+        intptr_t p = e ^ 1, l = 0;
+        float *row = dst + e * width;
+        if (p < k) {
+            const uint16_t *s = src + p * depth_step;
+            for (; l + 8 <= lines; l += 8) {
+                typedef uint16_t half8 __attribute__((ext_vector_type(8)));
+                half8 h;
+                memcpy(&h, s + l, sizeof h);
+                store8(row + l / width * panel + l % width, (vec8)(__builtin_convertvector(h, widened_ivec8) << 16));
+            }
+            for (; l < lines; l++) widened_set(row + l / width * panel + l % width, bf16_widened(s[l]));
+        }
+        for (; l < padded; l++) widened_set(row + l / width * panel + l % width, 0);
+    }
+}
+
 /// c = v, or beta·c + v (one rounding).
 static inline __attribute__((always_inline)) void widened_finish(float *p, vec v, float beta) {
     store(p, beta == 0 ? v : __builtin_elementwise_fma((vec)beta, load(p), v));
@@ -160,10 +181,14 @@ static inline __attribute__((always_inline)) void widened_block(const float *ap,
     }
 }
 
-/// Packs op(B) (k × n) whole into panels of WIDENED_COLUMNS columns at dst.
-static void widened_pack_b(int trans_b, intptr_t n, intptr_t k, const float *b, intptr_t ldb, float *dst) {
+/// Packs op(B) (k × n) whole into panels of WIDENED_COLUMNS columns at dst: from floats `b`, or
+/// from bf16 values `b16` (not transposed) when given.
+static void widened_pack_b(int trans_b, intptr_t n, intptr_t k, const float *b, const uint16_t *b16, intptr_t ldb,
+                           float *dst) {
     intptr_t b_panel = (k + 1) / 2 * 2 * WIDENED_COLUMNS;
-    if (trans_b) {
+    if (b16) {
+        widened_pack_across_bf16(dst, WIDENED_COLUMNS, b_panel, b16, ldb, n, k);
+    } else if (trans_b) {
         for (intptr_t j = 0; j < n; j += WIDENED_COLUMNS) {
             widened_pack_lines(dst + j / WIDENED_COLUMNS * b_panel, WIDENED_COLUMNS, b + j * ldb, ldb,
                                n - j < WIDENED_COLUMNS ? n - j : WIDENED_COLUMNS, k);
@@ -183,8 +208,8 @@ static void widened_pack_b(int trans_b, intptr_t n, intptr_t k, const float *b, 
 /// in one pass. With `packed_b`, op(B) comes packed by widened_pack_b_sliced (its slices one after
 /// the other); otherwise each slice of it is packed into `pack` after A's.
 static void widened_sliced(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t lda,
-                           const float *b, intptr_t ldb, const float *packed_b, float beta, float *c, intptr_t ldc,
-                           float *pack) {
+                           const float *b, const uint16_t *b16, intptr_t ldb, const float *packed_b, float beta, float *c,
+                           intptr_t ldc, float *pack) {
     intptr_t panels_a = (m + WIDENED_ROWS - 1) / WIDENED_ROWS;
     intptr_t columns_padded = (n + WIDENED_COLUMNS - 1) / WIDENED_COLUMNS * WIDENED_COLUMNS;
     for (intptr_t p0 = 0; p0 < k; p0 += WIDENED_SLICE) {
@@ -205,7 +230,7 @@ static void widened_sliced(int trans_a, int trans_b, intptr_t m, intptr_t n, int
             slice_b = packed_b + columns_padded * p0;
         } else {
             float *into = pack + panels_a * a_panel;
-            widened_pack_b(trans_b, n, kc, trans_b ? b + p0 : b + p0 * ldb, ldb, into);
+            widened_pack_b(trans_b, n, kc, b16 ? NULL : trans_b ? b + p0 : b + p0 * ldb, b16 ? b16 + p0 * ldb : NULL, ldb, into);
             slice_b = into;
         }
         for (intptr_t j = 0; j < n; j += WIDENED_COLUMNS) {
@@ -229,7 +254,7 @@ void KERNEL(dtrain_gemm_bf16_widened_pack_b)(int trans_b, intptr_t n, intptr_t k
     const float *bj = trans_b ? b + first * ldb : b + first;
     for (intptr_t p0 = 0; p0 < k; p0 += WIDENED_SLICE) {
         intptr_t kc = k - p0 < WIDENED_SLICE ? k - p0 : WIDENED_SLICE, kk = (kc + 1) / 2 * 2;
-        widened_pack_b(trans_b, end - first, kc, trans_b ? bj + p0 : bj + p0 * ldb, ldb,
+        widened_pack_b(trans_b, end - first, kc, trans_b ? bj + p0 : bj + p0 * ldb, NULL, ldb,
                        packed + columns_padded * p0 + first * kk);
     }
 }
@@ -244,16 +269,17 @@ void KERNEL(dtrain_gemm_bf16_widened_packed)(int trans_a, intptr_t m, intptr_t n
         }
         return;
     }
-    widened_sliced(trans_a, 0, m, n, k, a, lda, NULL, 0, packed_b, 0, c, ldc, (float *)(void *)pack);
+    widened_sliced(trans_a, 0, m, n, k, a, lda, NULL, NULL, 0, packed_b, 0, c, ldc, (float *)(void *)pack);
 }
 
 _Static_assert(LANES == 16, "the widened bf16 GEMM is a sixteen-lane kernel");
 _Static_assert(2 * DTRAIN_GEMM_BF16_ROWS_MAX % WIDENED_ROWS == 0 && 2 * DTRAIN_GEMM_BF16_COLUMNS_MAX % WIDENED_COLUMNS == 0,
                "dtrain_gemm_bf16_pack_elements must cover the widened panels");
 
-void KERNEL(dtrain_gemm_bf16_widened)(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k, const float *a,
-                                      intptr_t lda, const float *b, intptr_t ldb, float beta, float *c, intptr_t ldc,
-                                      uint16_t *pack) {
+/// The product with B from floats `b`, or from bf16 values `b16` (not transposed).
+static void widened_gemm(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t lda,
+                         const float *b, const uint16_t *b16, intptr_t ldb, float beta, float *c, intptr_t ldc,
+                         uint16_t *pack) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (intptr_t i = 0; i < m; i++) {
@@ -262,14 +288,14 @@ void KERNEL(dtrain_gemm_bf16_widened)(int trans_a, int trans_b, intptr_t m, intp
         return;
     }
     if (beta == 0 || k <= WIDENED_SLICE) {
-        widened_sliced(trans_a, trans_b, m, n, k, a, lda, b, ldb, NULL, beta, c, ldc, (float *)(void *)pack);
+        widened_sliced(trans_a, trans_b, m, n, k, a, lda, b, b16, ldb, NULL, beta, c, ldc, (float *)(void *)pack);
         return;
     }
     // beta ≠ 0 over several slices: one pass over the whole of k, so that beta·C is added once.
     intptr_t kk = (k + 1) / 2 * 2;
     intptr_t a_panel = kk * WIDENED_ROWS, b_panel = kk * WIDENED_COLUMNS;  // floats
     float *packed_a = (float *)(void *)pack, *packed_b = packed_a + (m + WIDENED_ROWS - 1) / WIDENED_ROWS * a_panel;
-    widened_pack_b(trans_b, n, k, b, ldb, packed_b);
+    widened_pack_b(trans_b, n, k, b, b16, ldb, packed_b);
     if (trans_a) widened_pack_across(packed_a, WIDENED_ROWS, a_panel, a, lda, m, k);
     intptr_t most = 256 * 1024 / (4 * kk), blocks = (n + most - 1) / most;
     intptr_t block_columns = ((n + blocks - 1) / blocks + WIDENED_COLUMNS - 1) / WIDENED_COLUMNS * WIDENED_COLUMNS;
@@ -285,4 +311,16 @@ void KERNEL(dtrain_gemm_bf16_widened)(int trans_a, int trans_b, intptr_t m, intp
             }
         }
     }
+}
+
+void KERNEL(dtrain_gemm_bf16_widened)(int trans_a, int trans_b, intptr_t m, intptr_t n, intptr_t k, const float *a,
+                                      intptr_t lda, const float *b, intptr_t ldb, float beta, float *c, intptr_t ldc,
+                                      uint16_t *pack) {
+    widened_gemm(trans_a, trans_b, m, n, k, a, lda, b, NULL, ldb, beta, c, ldc, pack);
+}
+
+void KERNEL(dtrain_gemm_bf16_widened_bf16_b)(int trans_a, intptr_t m, intptr_t n, intptr_t k, const float *a, intptr_t lda,
+                                             const uint16_t *b, intptr_t ldb, float beta, float *c, intptr_t ldc,
+                                             uint16_t *pack) {
+    widened_gemm(trans_a, 0, m, n, k, a, lda, NULL, b, ldb, beta, c, ldc, pack);
 }

@@ -153,11 +153,12 @@ public final class Conv2d: Layer {
         savedInput = context.storesActivationsInBF16 ? BF16Copy(capacity: input.count * maxBatch) : nil
         roundsOutput = context.precision == .bf16 && (roundsOutputToBF16 ?? false)
         // Rounding on read needs no rounded x or dy, nor a widened copy of x's bf16 copy (the
-        // algorithm reads that itself). The bf16 GEMM kernels round as they pack: they only need
-        // x's bf16 copy widened.
+        // algorithm reads that itself, as the widened kernels' pointwise products do). The bf16
+        // GEMM kernels round as they pack: they only need x's bf16 copy widened.
+        let widensInput = roundsActivationsOnRead || (savedInput != nil && algorithm.readsInputCopyInBackward && !roundsOperands)
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch,
-                              input: roundsActivationsOnRead ? 0 : input.count * maxBatch,
+                              input: widensInput ? 0 : input.count * maxBatch,
                               weight: roundsOperands ? weight.count : 0,
                               outputGradient: roundsOperands && !roundsActivationsOnRead ? out.count * maxBatch : 0)
             : nil
@@ -220,7 +221,7 @@ public final class Conv2d: Layer {
         var xBF16: UnsafePointer<UInt16>? = nil
         let rows = dy.rows
         if let rounded = roundedOperands, rows > 0 {
-            if let savedInput, roundsActivationsOnRead {
+            if let savedInput, algorithm.readsInputCopyInBackward {
                 xBF16 = savedInput.saved
             } else if let savedInput {
                 px = savedInput.restore(into: rounded.region(.input, count: x.count, workspace: workspace))

@@ -21,13 +21,18 @@ protocol ConvolutionAlgorithm {
     /// are, and backward reads x from its bf16 copy when given one (`xBF16`).
     var roundsActivationsToBF16: Bool { get }
 
+    /// Whether backward reads x from its bf16 copy (`xBF16`) when the layer keeps one, instead of
+    /// x widened back into float32 scratch: those that round on read, and the pointwise products
+    /// of the widened bf16 GEMM kernels, which widen it as they pack it.
+    var readsInputCopyInBackward: Bool { get }
+
     /// x: [N, H, W, C] → y: [N, OH, OW, O] = conv(x, w) (+ bias).
     func forward(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  into y: UnsafeMutablePointer<Float>, batch: Int, workspace: Workspace, threads: Int)
 
     /// dy: [N, OH, OW, O] → dW added into `weightGradient` [O, K, K, C/groups] (when given) and
     /// dx: [N, H, W, C] written to `dx` (when given), for the x of the last forward. `xBF16`: that
-    /// x as its bf16 copy, for an algorithm that `roundsActivationsToBF16`, which then does not read `x`.
+    /// x as its bf16 copy, for an algorithm that `readsInputCopyInBackward`, which then does not read `x`.
     func backward(x: UnsafePointer<Float>, xBF16: UnsafePointer<UInt16>?, dy: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   weightGradient: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
                   batch: Int, workspace: Workspace, threads: Int)
@@ -36,6 +41,7 @@ protocol ConvolutionAlgorithm {
 extension ConvolutionAlgorithm {
     var multipliesInBF16: Bool { false }
     var roundsActivationsToBF16: Bool { false }
+    var readsInputCopyInBackward: Bool { roundsActivationsToBF16 }
 }
 
 /// Rounds a float count up to a whole number of 64-byte lines, so workspace slices stay aligned.

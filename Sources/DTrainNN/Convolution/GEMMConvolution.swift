@@ -87,6 +87,9 @@ struct GEMMConvolution: ConvolutionAlgorithm {
 
     var multipliesInBF16: Bool { products.bf16 != nil }
 
+    /// The widened kernels read a pointwise layer's bf16 copy of x for the weight gradient.
+    var readsInputCopyInBackward: Bool { pointwise && products.packsSharedOperand }
+
     /// A column slice per thread, a partial dW for every thread but the first, and a bf16 packing
     /// slice per thread.
     func workspaceFloats(threads: Int) -> Int {
@@ -198,6 +201,12 @@ struct GEMMConvolution: ConvolutionAlgorithm {
                         while m0 < unitRange.upperBound {
                             let r = min(block, unitRange.upperBound - m0)
                             for g in 0..<groups {
+                                if let xBF16 {
+                                    products.gemm(transA: true, m: og, n: cg, k: r, a: pdy + m0 * o + g * og, lda: o,
+                                                  bBF16: xBF16 + m0 * c + g * cg, ldb: c, beta: beta,
+                                                  c: target + g * og * cg, ldc: cg, pack: pack!)
+                                    continue
+                                }
                                 products.gemm(transA: true, m: og, n: cg, k: r,
                                               a: pdy + m0 * o + g * og, lda: o, b: px + m0 * c + g * cg, ldb: c,
                                               beta: beta, c: target + g * og * cg, ldc: cg, pack: pack)

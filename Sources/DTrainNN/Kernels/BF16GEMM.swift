@@ -146,6 +146,20 @@ enum BF16GEMM {
         }
     }
 
+    /// C[m×n] = op(A) · B + beta · C with B (k × n, not transposed) given as bf16 values, `ldb`
+    /// a row: the same values as `gemm` with those values as floats. Widened variants only.
+    @inline(__always)
+    static func gemm(_ variant: Variant, transA: Bool = false, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, bBF16 b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, pack: UnsafeMutablePointer<UInt16>) {
+        let ta: Int32 = transA ? 1 : 0
+        switch variant {
+        case .widenedAVX512: dtrain_gemm_bf16_widened_bf16_b_avx512(ta, m, n, k, a, lda, b, ldb, beta, c, ldc, pack)
+        case .widenedLanes16AVX2: dtrain_gemm_bf16_widened_bf16_b_lanes16_avx2(ta, m, n, k, a, lda, b, ldb, beta, c, ldc, pack)
+        default: preconditionFailure("BF16GEMM: \(variant.rawValue) does not read bf16 operands")
+        }
+    }
+
     /// float → bf16 bits, round to nearest even; a NaN stays a NaN (quiet, sign and high payload
     /// kept). What the kernels apply to every operand.
     static func bf16(_ x: Float) -> UInt16 { dtrain_bf16_from_float(x) }

@@ -68,6 +68,18 @@ struct LayerGEMM {
         }
     }
 
+    /// C[m×n] = op(A) · B + beta · C with B (k × n) as bf16 values; only where `packsSharedOperand`
+    /// (the widened kernels read bf16 operands as they pack them). `pack`: this thread's `packFloats` floats.
+    @inline(__always)
+    func gemm(transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+              bBF16: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+              pack: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pack).withMemoryRebound(to: UInt16.self, capacity: packElements) { p in
+            BF16GEMM.gemm(bf16!, transA: transA, m: m, n: n, k: k, a: a, lda: lda, bBF16: bBF16, ldb: ldb, beta: beta,
+                          c: c, ldc: ldc, pack: p)
+        }
+    }
+
     /// `gemm` for a product called outside the layer's own parallel split (linear layers): with
     /// sgemm its columns are cut across dtrain's threads, one single-threaded sgemm per slice,
     /// since OpenBLAS's own threading allocates on every call and a training step allocates
