@@ -184,9 +184,9 @@ extension WinogradKernel {
     func transformWeights4(_ w: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, outputs: Range<Int>,
                            dataGradient: Bool) {
         let c = inChannels, o = outChannels, plane = o * c
-        for oi in outputs {
+        forEachWeightBlock(outputs, inChannels: c) { oi, ch, lanes in
             let g = w + oi * 9 * c
-            forEachLaneBlock(c) { ch, lanes in
+            do {
                 @inline(__always) func tap(_ i: Int, _ j: Int) -> Float8 {
                     let (ti, tj) = dataGradient ? (2 - i, 2 - j) : (i, j)
                     return load8(g + (ti * 3 + tj) * c + ch, count: lanes)

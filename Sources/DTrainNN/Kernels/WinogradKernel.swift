@@ -206,9 +206,9 @@ struct WinogradKernel {
                           dataGradient: Bool) {
         if tile == 4 { return transformWeights4(w, into: u, outputs: outputs, dataGradient: dataGradient) }
         let c = inChannels, o = outChannels, plane = o * c
-        for oi in outputs {
+        forEachWeightBlock(outputs, inChannels: c) { oi, ch, lanes in
             let g = w + oi * 9 * c
-            forEachLaneBlock(c) { ch, lanes in
+            do {
                 @inline(__always) func tap(_ i: Int, _ j: Int) -> Float8 { load8(g + (i * 3 + j) * c + ch, count: lanes) }
                 // Columns of G g (4×3), then rows of (G g) Gᵀ.
                 let c0 = Self.weightRow(tap(0, 0), tap(1, 0), tap(2, 0))
@@ -446,6 +446,26 @@ struct WinogradKernel {
         return (u0 + sum, 0.5 * (u1 - u2), sum + u3)
     }
 }
+
+/// (output channel, first input channel, lanes) over `outputs` × blocks of eight input channels,
+/// outputs in blocks of `weightOutputBlock` and, within one, every output for each channel block:
+/// the weight transforms store forward's U transposed ([position][input][output]), and this order
+/// fills each cache line of it while the line is in cache, where one output at a time touched
+/// every line of U once per output.
+@inline(__always)
+func forEachWeightBlock(_ outputs: Range<Int>, inChannels: Int, _ body: (Int, Int, Int) -> Void) {
+    var o0 = outputs.lowerBound
+    while o0 < outputs.upperBound {
+        let o1 = min(o0 + weightOutputBlock, outputs.upperBound)
+        forEachLaneBlock(inChannels) { ch, lanes in
+            for oi in o0..<o1 { body(oi, ch, lanes) }
+        }
+        o0 = o1
+    }
+}
+
+/// Output channels per block of `forEachWeightBlock`: a cache line of floats.
+let weightOutputBlock = 16
 
 /// Calls `body(channel, lanes)` for each block of eight channels of `count`, the last block
 /// possibly narrower (`lanes` < 8).
