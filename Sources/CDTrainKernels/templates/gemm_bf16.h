@@ -135,6 +135,37 @@ static inline __attribute__((always_inline)) void finish_bf16(float *p, vec v, f
     store(p, beta == 0 ? v : __builtin_elementwise_fma((vec)beta, load(p), v));
 }
 
+/// C = beta·C + 0 (m × n), the product of an empty k; C is only written when beta is 0.
+static void scale_bf16(intptr_t m, intptr_t n, float beta, float *c, intptr_t ldc) {
+    for (intptr_t i = 0; i < m; i++) {
+        for (intptr_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : __builtin_fmaf(beta, c[i * ldc + j], 0);
+    }
+}
+
+/// Stores the first `rows` × `columns` of a block of `block_rows` (at most
+/// DTRAIN_GEMM_BF16_ROWS_MAX) rows × 2 vectors of sums, held in acc, into C at c: c = v, or
+/// beta·c + v.
+static inline __attribute__((always_inline)) void store_block_bf16(vec (*acc)[2], int block_rows, float beta, float *c,
+                                                                   intptr_t ldc, intptr_t rows, intptr_t columns) {
+    if (rows == block_rows && columns == 2 * LANES) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < block_rows; r++) {
+            finish_bf16(c + r * ldc, acc[r][0], beta);
+            finish_bf16(c + r * ldc + LANES, acc[r][1], beta);
+        }
+        return;
+    }
+    float part[DTRAIN_GEMM_BF16_ROWS_MAX][2 * LANES];
+    for (int r = 0; r < block_rows; r++) {
+        store(part[r], acc[r][0]);
+        store(part[r] + LANES, acc[r][1]);
+    }
+    for (intptr_t r = 0; r < rows; r++) {
+        float *out = c + r * ldc;
+        for (intptr_t j = 0; j < columns; j++) out[j] = beta == 0 ? part[r][j] : __builtin_fmaf(beta, out[j], part[r][j]);
+    }
+}
+
 /// The ROWS × COLUMNS block of C at c from a packed A panel and a packed B panel; only its first
 /// `rows` × `columns` are stored.
 static inline __attribute__((always_inline)) void block(const uint16_t *ap, const uint16_t *bp, intptr_t pairs,
@@ -154,23 +185,7 @@ static inline __attribute__((always_inline)) void block(const uint16_t *ap, cons
         ap += 2 * ROWS;
         bp += 2 * COLUMNS;
     }
-    if (rows == ROWS && columns == COLUMNS) {
-#pragma clang loop unroll(full)
-        for (int r = 0; r < ROWS; r++) {
-            finish_bf16(c + r * ldc, acc[r][0], beta);
-            finish_bf16(c + r * ldc + LANES, acc[r][1], beta);
-        }
-        return;
-    }
-    float part[ROWS][COLUMNS];
-    for (int r = 0; r < ROWS; r++) {
-        store(part[r], acc[r][0]);
-        store(part[r] + LANES, acc[r][1]);
-    }
-    for (intptr_t r = 0; r < rows; r++) {
-        float *out = c + r * ldc;
-        for (intptr_t j = 0; j < columns; j++) out[j] = beta == 0 ? part[r][j] : __builtin_fmaf(beta, out[j], part[r][j]);
-    }
+    store_block_bf16(acc, ROWS, beta, c, ldc, rows, columns);
 }
 
 _Static_assert(DTRAIN_GEMM_BF16_ROWS_MAX % ROWS == 0 && DTRAIN_GEMM_BF16_COLUMNS_MAX % COLUMNS == 0,
@@ -181,9 +196,7 @@ void KERNEL(dtrain_gemm_bf16)(int trans_a, int trans_b, intptr_t m, intptr_t n, 
                               uint16_t *pack) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (intptr_t i = 0; i < m; i++) {
-            for (intptr_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : __builtin_fmaf(beta, c[i * ldc + j], 0);
-        }
+        scale_bf16(m, n, beta, c, ldc);
         return;
     }
     // op(A)[i, p] = a[i·a_row + p·a_depth]; op(B)[p, j] = b[p·b_depth + j·b_column].

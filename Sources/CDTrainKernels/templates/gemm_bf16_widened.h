@@ -85,46 +85,30 @@ static void widened_pack_lines(float *dst, intptr_t width, const float *src, int
 
 /// Packs all ceil(lines / width) panels of lines whose elements at one depth are consecutive
 /// (x(r, p) = src[r + p·depth_step]) into panels `panel` floats apart, a row of the source at a
-/// time, eight lines per step (`width` is a multiple of 8, so a step stays in its panel).
-static void widened_pack_across(float *dst, intptr_t width, intptr_t panel, const float *src, intptr_t depth_step,
-                                intptr_t lines, intptr_t k) {
+/// time, eight lines per step (`width` is a multiple of 8, so a step stays in its panel): floats
+/// `src` rounded, or with `src16` bf16 values (a layer's bf16 copy of its input) widened exactly.
+static void widened_pack_across(float *dst, intptr_t width, intptr_t panel, const float *src, const uint16_t *src16,
+                                intptr_t depth_step, intptr_t lines, intptr_t k) {
+    typedef uint16_t half8 __attribute__((ext_vector_type(8)));
     intptr_t kk = (k + 1) / 2 * 2, padded = (lines + width - 1) / width * width;
     for (intptr_t e = 0; e < kk; e++) {
         intptr_t p = e ^ 1, l = 0;
         float *row = dst + e * width;
-        if (p < k) {
+        if (p < k && src16) {
+            const uint16_t *s = src16 + p * depth_step;
+            for (; l + 8 <= lines; l += 8) {
+                half8 h;
+                memcpy(&h, s + l, sizeof h);
+                store8(row + l / width * panel + l % width, (vec8)(__builtin_convertvector(h, widened_ivec8) << 16));
+            }
+            for (; l < lines; l++) widened_set(row + l / width * panel + l % width, bf16_widened(s[l]));
+        } else if (p < k) {
             const float *s = src + p * depth_step;
             for (; l + 8 <= lines; l += 8) store8(row + l / width * panel + l % width, widened_round8(load8(s + l)));
             for (; l < lines; l++) widened_set(row + l / width * panel + l % width, widened_round(s[l]));
         }
         for (; l < padded; l++) widened_set(row + l / width * panel + l % width, 0);
     }
-}
-
-/// widened_pack_across from bf16 values (a layer's bf16 copy of its input): each widened exactly.
-static void widened_pack_across_bf16(float *dst, intptr_t width, intptr_t panel, const uint16_t *src,
-                                     intptr_t depth_step, intptr_t lines, intptr_t k) {
-    intptr_t kk = (k + 1) / 2 * 2, padded = (lines + width - 1) / width * width;
-    for (intptr_t e = 0; e < kk; e++) {
-        intptr_t p = e ^ 1, l = 0;
-        float *row = dst + e * width;
-        if (p < k) {
-            const uint16_t *s = src + p * depth_step;
-            for (; l + 8 <= lines; l += 8) {
-                typedef uint16_t half8 __attribute__((ext_vector_type(8)));
-                half8 h;
-                memcpy(&h, s + l, sizeof h);
-                store8(row + l / width * panel + l % width, (vec8)(__builtin_convertvector(h, widened_ivec8) << 16));
-            }
-            for (; l < lines; l++) widened_set(row + l / width * panel + l % width, bf16_widened(s[l]));
-        }
-        for (; l < padded; l++) widened_set(row + l / width * panel + l % width, 0);
-    }
-}
-
-/// c = v, or beta·c + v (one rounding).
-static inline __attribute__((always_inline)) void widened_finish(float *p, vec v, float beta) {
-    store(p, beta == 0 ? v : __builtin_elementwise_fma((vec)beta, load(p), v));
 }
 
 /// The WIDENED_ROWS × WIDENED_COLUMNS block of C at c from a packed A panel and a packed B panel;
@@ -162,23 +146,7 @@ static inline __attribute__((always_inline)) void widened_block(const float *ap,
         ap += WIDENED_ROWS;
         bp += WIDENED_COLUMNS;
     }
-    if (rows == WIDENED_ROWS && columns == WIDENED_COLUMNS) {
-#pragma clang loop unroll(full)
-        for (int r = 0; r < WIDENED_ROWS; r++) {
-            widened_finish(c + r * ldc, acc[r][0], beta);
-            widened_finish(c + r * ldc + LANES, acc[r][1], beta);
-        }
-        return;
-    }
-    float part[WIDENED_ROWS][WIDENED_COLUMNS];
-    for (int r = 0; r < WIDENED_ROWS; r++) {
-        store(part[r], acc[r][0]);
-        store(part[r] + LANES, acc[r][1]);
-    }
-    for (intptr_t r = 0; r < rows; r++) {
-        float *out = c + r * ldc;
-        for (intptr_t j = 0; j < columns; j++) out[j] = beta == 0 ? part[r][j] : __builtin_fmaf(beta, out[j], part[r][j]);
-    }
+    store_block_bf16(acc, WIDENED_ROWS, beta, c, ldc, rows, columns);
 }
 
 /// Packs op(B) (k × n) whole into panels of WIDENED_COLUMNS columns at dst: from floats `b`, or
@@ -187,14 +155,14 @@ static void widened_pack_b(int trans_b, intptr_t n, intptr_t k, const float *b, 
                            float *dst) {
     intptr_t b_panel = (k + 1) / 2 * 2 * WIDENED_COLUMNS;
     if (b16) {
-        widened_pack_across_bf16(dst, WIDENED_COLUMNS, b_panel, b16, ldb, n, k);
+        widened_pack_across(dst, WIDENED_COLUMNS, b_panel, NULL, b16, ldb, n, k);
     } else if (trans_b) {
         for (intptr_t j = 0; j < n; j += WIDENED_COLUMNS) {
             widened_pack_lines(dst + j / WIDENED_COLUMNS * b_panel, WIDENED_COLUMNS, b + j * ldb, ldb,
                                n - j < WIDENED_COLUMNS ? n - j : WIDENED_COLUMNS, k);
         }
     } else {
-        widened_pack_across(dst, WIDENED_COLUMNS, b_panel, b, ldb, n, k);
+        widened_pack_across(dst, WIDENED_COLUMNS, b_panel, b, NULL, ldb, n, k);
     }
 }
 
@@ -218,7 +186,7 @@ static void widened_sliced(int trans_a, int trans_b, intptr_t m, intptr_t n, int
         float *packed_a = pack;
         const float *as = trans_a ? a + p0 * lda : a + p0;  // the slice's first element of op(A) row 0
         if (trans_a) {
-            widened_pack_across(packed_a, WIDENED_ROWS, a_panel, as, lda, m, kc);
+            widened_pack_across(packed_a, WIDENED_ROWS, a_panel, as, NULL, lda, m, kc);
         } else {
             for (intptr_t i = 0; i < m; i += WIDENED_ROWS) {
                 widened_pack_lines(packed_a + i / WIDENED_ROWS * a_panel, WIDENED_ROWS, as + i * lda, lda,
@@ -264,9 +232,7 @@ void KERNEL(dtrain_gemm_bf16_widened_packed)(int trans_a, intptr_t m, intptr_t n
                                              uint16_t *pack) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (intptr_t i = 0; i < m; i++) {
-            for (intptr_t j = 0; j < n; j++) c[i * ldc + j] = 0;
-        }
+        scale_bf16(m, n, 0, c, ldc);
         return;
     }
     widened_sliced(trans_a, 0, m, n, k, a, lda, NULL, NULL, 0, packed_b, 0, c, ldc, (float *)(void *)pack);
@@ -282,9 +248,7 @@ static void widened_gemm(int trans_a, int trans_b, intptr_t m, intptr_t n, intpt
                          uint16_t *pack) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        for (intptr_t i = 0; i < m; i++) {
-            for (intptr_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0 ? 0 : __builtin_fmaf(beta, c[i * ldc + j], 0);
-        }
+        scale_bf16(m, n, beta, c, ldc);
         return;
     }
     if (beta == 0 || k <= WIDENED_SLICE) {
@@ -296,7 +260,7 @@ static void widened_gemm(int trans_a, int trans_b, intptr_t m, intptr_t n, intpt
     intptr_t a_panel = kk * WIDENED_ROWS, b_panel = kk * WIDENED_COLUMNS;  // floats
     float *packed_a = (float *)(void *)pack, *packed_b = packed_a + (m + WIDENED_ROWS - 1) / WIDENED_ROWS * a_panel;
     widened_pack_b(trans_b, n, k, b, b16, ldb, packed_b);
-    if (trans_a) widened_pack_across(packed_a, WIDENED_ROWS, a_panel, a, lda, m, k);
+    if (trans_a) widened_pack_across(packed_a, WIDENED_ROWS, a_panel, a, NULL, lda, m, k);
     intptr_t most = 256 * 1024 / (4 * kk), blocks = (n + most - 1) / most;
     intptr_t block_columns = ((n + blocks - 1) / blocks + WIDENED_COLUMNS - 1) / WIDENED_COLUMNS * WIDENED_COLUMNS;
     for (intptr_t jc = 0; jc < n; jc += block_columns) {
