@@ -17,7 +17,10 @@ import DTrainCore
 ///
 /// With bf16 products (`LayerGEMM`), the GEMMs are `BF16GEMM`'s, which round x, the weight and dy
 /// to bf16 as they pack them, each thread packing into its own slice after the partial dWs; the
-/// pointwise products then go in blocks of rows so that the packing stays small.
+/// pointwise products then go in blocks of rows so that the packing stays small. On the widened
+/// kernels (`LayerGEMM.packsSharedOperand`) every group's weight is packed once per pass, its
+/// columns split across threads, into a region after those slices, and the pointwise weight
+/// gradient reads the layer's bf16 copy of x (`readsInputCopyInBackward`).
 struct GEMMConvolution: ConvolutionAlgorithm {
     let geo: ConvGeometry
     let outChannels: Int
