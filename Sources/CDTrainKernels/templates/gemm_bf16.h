@@ -135,6 +135,15 @@ static inline __attribute__((always_inline)) void finish_bf16(float *p, vec v, f
     store(p, beta == 0 ? v : __builtin_elementwise_fma((vec)beta, load(p), v));
 }
 
+/// Columns per block of n whose packed B (`column_bytes` a column) stays within about 256 KiB
+/// (L2), the blocks equal up to a panel of `panel_columns` (a last block of a few columns would
+/// stream all of packed A again for little work).
+static inline __attribute__((always_inline)) intptr_t column_block_bf16(intptr_t n, intptr_t column_bytes,
+                                                                        intptr_t panel_columns) {
+    intptr_t most = 256 * 1024 / column_bytes, blocks = (n + most - 1) / most;
+    return ((n + blocks - 1) / blocks + panel_columns - 1) / panel_columns * panel_columns;
+}
+
 /// C = beta·C + 0 (m × n), the product of an empty k; C is only written when beta is 0.
 static void scale_bf16(intptr_t m, intptr_t n, float beta, float *c, intptr_t ldc) {
     for (intptr_t i = 0; i < m; i++) {
@@ -216,10 +225,7 @@ void KERNEL(dtrain_gemm_bf16)(int trans_a, int trans_b, intptr_t m, intptr_t n, 
     // A row-major op(A) is packed a panel at a time just before its first use; a transposed one
     // all at once.
     if (a_row == 1) pack_across(packed_a, ROWS, a_panel, a, a_depth, m, k);
-    // Column blocks of at most about 256 KiB of packed B, equal up to a panel (a last block of a
-    // few columns would stream all of packed A again for little work).
-    intptr_t most = 256 * 1024 / (4 * pairs), blocks = (n + most - 1) / most;
-    intptr_t block_columns = ((n + blocks - 1) / blocks + COLUMNS - 1) / COLUMNS * COLUMNS;
+    intptr_t block_columns = column_block_bf16(n, 4 * pairs, COLUMNS);
     for (intptr_t jc = 0; jc < n; jc += block_columns) {
         intptr_t jend = n - jc < block_columns ? n : jc + block_columns;
         for (intptr_t i = 0; i < m; i += ROWS) {

@@ -261,8 +261,7 @@ static void widened_gemm(int trans_a, int trans_b, intptr_t m, intptr_t n, intpt
     float *packed_a = (float *)(void *)pack, *packed_b = packed_a + (m + WIDENED_ROWS - 1) / WIDENED_ROWS * a_panel;
     widened_pack_b(trans_b, n, k, b, b16, ldb, packed_b);
     if (trans_a) widened_pack_across(packed_a, WIDENED_ROWS, a_panel, a, NULL, lda, m, k);
-    intptr_t most = 256 * 1024 / (4 * kk), blocks = (n + most - 1) / most;
-    intptr_t block_columns = ((n + blocks - 1) / blocks + WIDENED_COLUMNS - 1) / WIDENED_COLUMNS * WIDENED_COLUMNS;
+    intptr_t block_columns = column_block_bf16(n, 4 * kk, WIDENED_COLUMNS);
     for (intptr_t jc = 0; jc < n; jc += block_columns) {
         intptr_t jend = n - jc < block_columns ? n : jc + block_columns;
         for (intptr_t i = 0; i < m; i += WIDENED_ROWS) {

@@ -155,10 +155,10 @@ public final class Conv2d: Layer {
         // Rounding on read needs no rounded x or dy, nor a widened copy of x's bf16 copy (the
         // algorithm reads that itself, as the widened kernels' pointwise products do). The bf16
         // GEMM kernels round as they pack: they only need x's bf16 copy widened.
-        let widensInput = roundsActivationsOnRead || (savedInput != nil && algorithm.readsInputCopyInBackward && !roundsOperands)
+        let readsInputItself = roundsActivationsOnRead || (savedInput != nil && algorithm.readsInputCopyInBackward)
         roundedOperands = roundsOperands || savedInput != nil
             ? RoundedOperands(offset: scratch,
-                              input: widensInput ? 0 : input.count * maxBatch,
+                              input: readsInputItself ? 0 : input.count * maxBatch,
                               weight: roundsOperands ? weight.count : 0,
                               outputGradient: roundsOperands && !roundsActivationsOnRead ? out.count * maxBatch : 0)
             : nil
